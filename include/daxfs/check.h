@@ -1,0 +1,32 @@
+// Full verification of an image (the library behind `daxfs check` / fsck).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "daxfs/image.h"
+
+namespace daxfs {
+
+struct CheckOptions {
+  bool verify_data = true;  // also checksum the file data area
+  // Called once per problem found, with a message naming inode and offset.
+  std::function<void(const std::string&)> report;
+  // Called for non-fatal observations (e.g. unaligned upstream file data).
+  std::function<void(const std::string&)> warn;
+};
+
+struct CheckResult {
+  uint64_t problems = 0;
+  uint64_t warnings = 0;
+  uint64_t inodes_reached = 0;
+  uint64_t entries = 0;
+};
+
+// Walks the whole image: checksums, every directory entry, every inode, link
+// counts, reachability, name order, overlapping extents, xattrs. Never fails
+// on a bad image; the problems are counted and reported.
+CheckResult CheckImage(const Image& image, const CheckOptions& options);
+
+}  // namespace daxfs

@@ -1,0 +1,71 @@
+// Region: the one seam between daxfs and the memory that holds an image.
+//
+// A region is a contiguous range of bytes mapped into this process: a file on
+// tmpfs or hugetlbfs, a memfd, a device-DAX character device, a physical range,
+// a dma-buf, or memory somebody else mapped. Everything above this layer (the
+// image reader, mkdaxfs's loader, the mount, branches) sees only bytes().
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "daxfs/status.h"
+
+namespace daxfs {
+
+enum class Access { kReadOnly, kReadWrite };
+
+class Region {
+ public:
+  virtual ~Region() = default;
+  Region(const Region&) = delete;
+  Region& operator=(const Region&) = delete;
+
+  // The mapped bytes. Valid for the lifetime of the Region.
+  std::span<const std::byte> bytes() const { return {data_, size_}; }
+  // Writable view; REQUIRES: access() == Access::kReadWrite.
+  std::span<std::byte> writable_bytes() const { return {data_, size_}; }
+  Access access() const { return access_; }
+  // Human-readable name used in error messages ("/dev/shm/img", "memfd:x").
+  const std::string& name() const { return name_; }
+  // A file descriptor that refers to the region, or -1. Lets the mount splice
+  // data and lets `daxfs serve` hand the region to other processes.
+  virtual int fd() const { return -1; }
+  // Offset of the region inside fd() (non-zero for phys:/BAR ranges).
+  virtual uint64_t fd_offset() const { return 0; }
+
+  // Maps a whole file (regular file, block or DAX character device).
+  static Result<std::shared_ptr<Region>> OpenFile(const std::string& path, Access access);
+  // Maps `size` bytes of `fd` at `offset` (size 0 = to the end of the file).
+  // Takes ownership of fd.
+  static Result<std::shared_ptr<Region>> MapFd(int fd, Access access, std::string name,
+                                               uint64_t offset = 0, uint64_t size = 0);
+  // Wraps memory mapped by someone else. The caller keeps it alive and
+  // unchanged in size for the Region's lifetime.
+  static std::shared_ptr<Region> FromMemory(const void* data, size_t size, std::string name);
+  // Opens a region descriptor:
+  //   PATH | file:PATH             a file on any filesystem
+  //   shm:/NAME                    /dev/shm/NAME (POSIX shared memory)
+  //   hugetlbfs:PATH               a file on a hugetlbfs mount
+  //   dax:/dev/daxX.Y              device DAX, mapped at its alignment
+  //   phys:0xADDR+SIZE             a physical range of /dev/mem
+  //   resource:PATH[+SIZE]         a PCI BAR resource file (e.g. ivshmem)
+  //   fd:N                         an inherited file descriptor (memfd, dma-buf)
+  //   memfd:SOCKET                 a memfd received from `daxfs serve`
+  static Result<std::shared_ptr<Region>> Open(const std::string& spec, Access access);
+
+ protected:
+  Region(std::byte* data, size_t size, Access access, std::string name)
+      : data_(data), size_(size), access_(access), name_(std::move(name)) {}
+
+ private:
+  std::byte* data_;
+  size_t size_;
+  Access access_;
+  std::string name_;
+};
+
+}  // namespace daxfs

@@ -1,0 +1,34 @@
+// Layout: where every inode, directory, symlink, xattr and file goes.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "build/tree.h"
+#include "daxfs/builder.h"
+#include "daxfs/status.h"
+
+namespace daxfs::build {
+
+struct Layout {
+  std::vector<uint32_t> by_ino;      // inode index for ino 1..n (by_ino[ino-1])
+  std::vector<uint32_t> dir_node;    // directory inode index -> its node
+  std::vector<uint32_t> data_order;  // regular files with data, in data order
+  std::vector<std::byte> xattr_area; // serialized xattr area (empty if none)
+  uint64_t inode_table = 4096;       // base-relative
+  uint64_t meta_start = 0;           // base-relative start of dirents etc.
+  uint64_t xattr_offset = 0;         // base-relative
+  uint64_t meta_size = 0;            // base-relative, 4 KiB aligned
+  uint64_t base_size = 0;
+  uint64_t total_size = 0;           // superblock block + base
+  uint64_t dirent_count = 0;
+  BuildStats stats;
+};
+
+// Assigns inode numbers (depth-first, names sorted), link counts and offsets.
+// `data_key` gives each inode's position in the source's data order.
+Result<Layout> ComputeLayout(Tree* tree, const BuildOptions& options,
+                             const std::vector<uint64_t>& data_key);
+
+}  // namespace daxfs::build

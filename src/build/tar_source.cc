@@ -1,0 +1,243 @@
+// Source: a tar archive (any format/compression libarchive understands).
+// Pass 1 reads headers into the tree; pass 2 streams file contents in
+// archive order, so the archive is read sequentially twice and never held
+// in memory.
+#include <archive.h>
+#include <archive_entry.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstring>
+#include <unordered_map>
+
+#include "build/source.h"
+#include "daxfs/format.h"
+
+namespace daxfs::build {
+namespace {
+
+struct ArchiveCloser {
+  archive* a;
+  ~ArchiveCloser() { archive_read_free(a); }
+};
+
+// "./usr//lib/" -> "usr/lib"; returns false for paths escaping the root.
+bool NormalizePath(std::string_view in, std::string* out) {
+  out->clear();
+  size_t pos = 0;
+  while (pos <= in.size()) {
+    size_t slash = in.find('/', pos);
+    if (slash == std::string_view::npos) slash = in.size();
+    std::string_view comp = in.substr(pos, slash - pos);
+    pos = slash + 1;
+    if (comp.empty() || comp == ".") continue;
+    if (comp == "..") return false;
+    if (!out->empty()) *out += '/';
+    out->append(comp);
+  }
+  return true;
+}
+
+class TarSource final : public Source {
+ public:
+  explicit TarSource(std::string path) : path_(std::move(path)) {}
+
+  Status Scan(Tree* tree, const BuildOptions& options) override {
+    tree_ = tree;
+    options_ = &options;
+    InodeRec root;
+    root.mode = S_IFDIR | 0755;
+    ApplyMetadataOptions(&root, options);
+    tree->AddNode(0, "", tree->AddInode(std::move(root)));
+    paths_.emplace("", 0);
+
+    archive* a = nullptr;
+    DAXFS_RETURN_IF_ERROR(OpenArchive(&a));
+    ArchiveCloser closer{a};
+    archive_entry* e;
+    uint64_t index = 0;
+    for (;; ++index) {
+      int r = archive_read_next_header(a, &e);
+      if (r == ARCHIVE_EOF) break;
+      if (r < ARCHIVE_WARN) return ArchiveError(a, "reading header");
+      DAXFS_RETURN_IF_ERROR(AddEntry(e, index));
+      if (options.progress && (index & 1023) == 0) {
+        BuildProgress p;
+        p.phase = "scanning";
+        p.items_done = index;
+        options.progress(p);
+      }
+    }
+    return Status::OK();
+  }
+
+  uint64_t DataOrderKey(const InodeRec& inode) const override { return inode.source_index; }
+
+  Status EmitData(const Tree& tree, const std::vector<uint32_t>& order,
+                  DataSink* sink) override {
+    archive* a = nullptr;
+    DAXFS_RETURN_IF_ERROR(OpenArchive(&a));
+    ArchiveCloser closer{a};
+    archive_entry* e;
+    uint64_t index = 0;
+    for (uint32_t idx : order) {
+      const InodeRec& inode = tree.inodes[idx];
+      for (;; ++index) {  // skip to the entry holding this inode's data
+        if (archive_read_next_header(a, &e) < ARCHIVE_WARN) return ArchiveError(a, "rereading header");
+        if (index == inode.source_index) break;
+      }
+      ++index;
+      DAXFS_RETURN_IF_ERROR(sink->BeginFile(inode));
+      uint64_t pos = 0;
+      for (;;) {
+        const void* buf;
+        size_t len;
+        la_int64_t off;
+        int r = archive_read_data_block(a, &buf, &len, &off);
+        if (r == ARCHIVE_EOF) break;
+        if (r < ARCHIVE_WARN) return ArchiveError(a, std::string(archive_entry_pathname(e)) + ": reading data");
+        const uint64_t at = static_cast<uint64_t>(off);
+        if (at < pos || at > inode.size) return Status::Corruption(path_ + ": " + archive_entry_pathname(e) + ": bad sparse map");
+        if (at > pos) DAXFS_RETURN_IF_ERROR(sink->AppendZeros(at - pos));
+        len = static_cast<size_t>(std::min<uint64_t>(len, inode.size - at));
+        DAXFS_RETURN_IF_ERROR(sink->Append({static_cast<const std::byte*>(buf), len}));
+        pos = at + len;
+      }
+      if (pos < inode.size) DAXFS_RETURN_IF_ERROR(sink->AppendZeros(inode.size - pos));
+      DAXFS_RETURN_IF_ERROR(sink->EndFile());
+    }
+    return Status::OK();
+  }
+
+ private:
+  Status OpenArchive(archive** out) {
+    archive* a = archive_read_new();
+    archive_read_support_filter_all(a);
+    archive_read_support_format_all(a);
+    if (archive_read_open_filename(a, path_.c_str(), 1 << 20) != ARCHIVE_OK) {
+      Status s = ArchiveError(a, "opening");
+      archive_read_free(a);
+      return s;
+    }
+    *out = a;
+    return Status::OK();
+  }
+
+  Status ArchiveError(archive* a, const std::string& what) {
+    const char* msg = archive_error_string(a);
+    return Status::InvalidArgument(path_ + ": " + what + ": " + (msg ? msg : "unknown error"));
+  }
+
+  // The node for directory `path`, creating missing parents like tar does.
+  Result<uint32_t> DirNode(const std::string& path) {
+    if (auto it = paths_.find(path); it != paths_.end()) {
+      if (!S_ISDIR(tree_->inodes[tree_->nodes[it->second].inode].mode))
+        return Status::NotDirectory(path_ + ": '" + path + "' is used as a directory but is not one");
+      return it->second;
+    }
+    const auto slash = path.rfind('/');
+    const std::string parent_path = slash == std::string::npos ? "" : path.substr(0, slash);
+    DAXFS_ASSIGN_OR_RETURN(uint32_t parent, DirNode(parent_path));
+    InodeRec rec;
+    rec.mode = S_IFDIR | 0755;
+    ApplyMetadataOptions(&rec, *options_);
+    const uint32_t node = tree_->AddNode(parent, path.substr(slash + 1), tree_->AddInode(std::move(rec)));
+    paths_.emplace(path, node);
+    return node;
+  }
+
+  Status AddEntry(archive_entry* e, uint64_t index) {
+    std::string path;
+    const char* raw = archive_entry_pathname(e);
+    if (raw == nullptr || !NormalizePath(raw, &path))
+      return Status::InvalidArgument(path_ + ": entry " + std::to_string(index) + ": unsafe path '" +
+                                     (raw ? raw : "") + "'");
+    const auto slash = path.rfind('/');
+    const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+    if (!path.empty() && name.size() > format::kNameMax)
+      return Status::InvalidArgument(path_ + ": " + path + ": name longer than 255 bytes");
+
+    if (const char* link = archive_entry_hardlink(e)) {
+      std::string target;
+      auto it = NormalizePath(link, &target) ? paths_.find(target) : paths_.end();
+      if (it == paths_.end())
+        return Status::InvalidArgument(path_ + ": " + path + ": hard link to unknown '" + link + "'");
+      const uint32_t inode = tree_->nodes[it->second].inode;
+      if (S_ISDIR(tree_->inodes[inode].mode))
+        return Status::InvalidArgument(path_ + ": " + path + ": hard link to a directory");
+      return Place(path, name, inode);
+    }
+
+    InodeRec rec;
+    rec.mode = archive_entry_mode(e);
+    if ((rec.mode & S_IFMT) == 0) rec.mode |= S_IFREG;
+    rec.uid = static_cast<uint32_t>(archive_entry_uid(e));
+    rec.gid = static_cast<uint32_t>(archive_entry_gid(e));
+    rec.mtime_sec = archive_entry_mtime(e);
+    rec.mtime_nsec = static_cast<uint32_t>(archive_entry_mtime_nsec(e));
+    rec.source_index = index;
+    switch (rec.mode & S_IFMT) {
+      case S_IFREG: rec.size = static_cast<uint64_t>(archive_entry_size(e)); break;
+      case S_IFLNK: {
+        const char* t = archive_entry_symlink(e);
+        rec.target = t ? t : "";
+        if (rec.target.empty() || rec.target.size() > format::kSymlinkMax)
+          return Status::InvalidArgument(path_ + ": " + path + ": symlink target length not in [1, 4095]");
+        break;
+      }
+      case S_IFCHR: case S_IFBLK:
+        rec.rdev = format::EncodeDev(static_cast<uint32_t>(archive_entry_rdevmajor(e)),
+                                     static_cast<uint32_t>(archive_entry_rdevminor(e)));
+        break;
+      default: break;
+    }
+    if (options_->xattrs && !options_->upstream_only) {
+      const char* xname;
+      const void* xval;
+      size_t xlen;
+      archive_entry_xattr_reset(e);
+      while (archive_entry_xattr_next(e, &xname, &xval, &xlen) == ARCHIVE_OK) {
+        rec.xattrs.emplace_back(xname, std::string(static_cast<const char*>(xval), xlen));
+      }
+      std::sort(rec.xattrs.begin(), rec.xattrs.end());
+    }
+    ApplyMetadataOptions(&rec, *options_);
+    if (path.empty()) {  // "./" entry: the root's own metadata
+      if (!S_ISDIR(rec.mode)) return Status::InvalidArgument(path_ + ": root entry is not a directory");
+      tree_->inodes[0] = std::move(rec);
+      return Status::OK();
+    }
+    return Place(path, name, tree_->AddInode(std::move(rec)));
+  }
+
+  // Puts inode at path; a later entry for an existing path replaces it, as
+  // extracting the archive would (directories keep their children).
+  Status Place(const std::string& path, const std::string& name, uint32_t inode) {
+    if (auto it = paths_.find(path); it != paths_.end()) {
+      Node& node = tree_->nodes[it->second];
+      const bool old_dir = S_ISDIR(tree_->inodes[node.inode].mode);
+      const bool new_dir = S_ISDIR(tree_->inodes[inode].mode);
+      if (old_dir && !new_dir && !node.children.empty())
+        return Status::InvalidArgument(path_ + ": " + path + ": replaces a non-empty directory");
+      node.inode = inode;
+      return Status::OK();
+    }
+    const auto slash = path.rfind('/');
+    DAXFS_ASSIGN_OR_RETURN(uint32_t parent, DirNode(slash == std::string::npos ? "" : path.substr(0, slash)));
+    paths_.emplace(path, tree_->AddNode(parent, name, inode));
+    return Status::OK();
+  }
+
+  std::string path_;
+  Tree* tree_ = nullptr;
+  const BuildOptions* options_ = nullptr;
+  std::unordered_map<std::string, uint32_t> paths_;
+};
+
+}  // namespace
+
+std::unique_ptr<Source> NewTarSource(std::string path) {
+  return std::make_unique<TarSource>(std::move(path));
+}
+
+}  // namespace daxfs::build

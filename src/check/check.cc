@@ -1,0 +1,146 @@
+#include "daxfs/check.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <unordered_set>
+#include <vector>
+
+namespace daxfs {
+namespace {
+
+class Checker {
+ public:
+  Checker(const Image& image, const CheckOptions& options) : image_(image), options_(options) {}
+
+  CheckResult Run() {
+    const ImageInfo& info = image_.info();
+    Note(image_.VerifyMetadataChecksum());
+    if (options_.verify_data) Note(image_.VerifyDataChecksum());
+    refs_.assign(size_t{info.inode_count} + 1, 0);
+    subdirs_.assign(size_t{info.inode_count} + 1, 0);
+    Walk();
+    CheckInodes();
+    CheckExtents();
+    return result_;
+  }
+
+ private:
+  void Problem(const std::string& msg) {
+    ++result_.problems;
+    if (options_.report) options_.report(msg);
+  }
+  void Warn(const std::string& msg) {
+    ++result_.warnings;
+    if (options_.warn) options_.warn(msg);
+  }
+  bool Note(const Status& s) {
+    if (!s.ok()) Problem(s.message());
+    return s.ok();
+  }
+
+  // Breadth-first over directories; each directory is entered only once, so
+  // a corrupt image with cycles cannot loop.
+  void Walk() {
+    std::vector<Ino> queue{image_.root()};
+    std::vector<bool> entered(refs_.size(), false);
+    entered[image_.root()] = true;
+    for (size_t qi = 0; qi < queue.size(); ++qi) {
+      const Ino dir = queue[qi];
+      auto d = image_.opendir(dir);
+      if (!Note(d.status())) continue;
+      std::string_view prev;
+      std::unordered_set<std::string_view> names;
+      for (size_t i = 0; i < d->size(); ++i) {
+        auto e = d->entry(i);
+        if (!Note(e.status())) continue;
+        ++result_.entries;
+        const std::string where = "directory inode " + std::to_string(dir) + ", entry '" +
+                                  std::string(e->name) + "'";
+        if (d->sorted() && i > 0 && !(prev < e->name))
+          Problem(where + ": not in sorted order (lookups may miss it)");
+        if (!names.insert(e->name).second) Problem(where + ": duplicate name");
+        prev = e->name;
+        ++refs_[e->ino];
+        if (S_ISDIR(e->mode)) {
+          ++subdirs_[dir];
+          if (entered[e->ino]) {
+            Problem(where + ": directory inode " + std::to_string(e->ino) +
+                    " is linked more than once (cycle or hard-linked directory)");
+            continue;
+          }
+          entered[e->ino] = true;
+          queue.push_back(e->ino);
+        }
+      }
+    }
+  }
+
+  void CheckInodes() {
+    const ImageInfo& info = image_.info();
+    for (Ino ino = 1; ino <= info.inode_count; ++ino) {
+      const bool reached = ino == image_.root() || refs_[ino] > 0;
+      if (!reached) {
+        Problem("inode " + std::to_string(ino) + " is not reachable from the root");
+        continue;
+      }
+      ++result_.inodes_reached;
+      auto a = image_.stat(ino);
+      if (!Note(a.status())) continue;
+      const std::string who = "inode " + std::to_string(ino);
+      if (info.daxfs_extensions) {
+        const uint64_t want = S_ISDIR(a->mode) ? 2 + subdirs_[ino] : refs_[ino];
+        if (a->nlink != want)
+          Problem(who + ": link count " + std::to_string(a->nlink) + ", expected " +
+                  std::to_string(want));
+      }
+      if (S_ISDIR(a->mode)) {
+        auto p = image_.parent(ino);
+        Note(p.status());
+      }
+      if (S_ISLNK(a->mode)) Note(image_.readlink(ino).status());
+      Note(image_.list_xattrs(ino, [](std::string_view, std::span<const std::byte>) {}));
+      auto ext = image_.extent(ino);
+      if (!Note(ext.status()) || ext->length == 0) continue;
+      if (S_ISREG(a->mode) && ext->offset % 4096 != 0)
+        Warn(who + ": file data at offset " + std::to_string(ext->offset) +
+             " is not page aligned (cannot be mapped in place)");
+      if (ext->offset < info.inode_table_end)
+        Problem(who + ": data at offset " + std::to_string(ext->offset) +
+                " overlaps the superblocks or the inode table");
+      extents_.push_back({ext->offset, ext->length, ino});
+    }
+  }
+
+  void CheckExtents() {
+    std::sort(extents_.begin(), extents_.end(),
+              [](const Span& a, const Span& b) { return a.offset < b.offset; });
+    for (size_t i = 1; i < extents_.size(); ++i) {
+      const Span& a = extents_[i - 1];
+      const Span& b = extents_[i];
+      if (a.offset + a.length > b.offset)
+        Problem("inode " + std::to_string(a.ino) + " [" + std::to_string(a.offset) + ", +" +
+                std::to_string(a.length) + ") overlaps inode " + std::to_string(b.ino) +
+                " at offset " + std::to_string(b.offset));
+    }
+  }
+
+  struct Span {
+    uint64_t offset, length;
+    Ino ino;
+  };
+  const Image& image_;
+  const CheckOptions& options_;
+  CheckResult result_;
+  std::vector<uint32_t> refs_;
+  std::vector<uint32_t> subdirs_;
+  std::vector<Span> extents_;
+};
+
+}  // namespace
+
+CheckResult CheckImage(const Image& image, const CheckOptions& options) {
+  return Checker(image, options).Run();
+}
+
+}  // namespace daxfs

@@ -1,0 +1,110 @@
+// Directory entry access: validated entries, binary-search lookup.
+#include <sys/stat.h>
+
+#include <algorithm>
+
+#include "daxfs/format.h"
+#include "daxfs/image.h"
+#include "format/names.h"
+
+namespace daxfs {
+
+namespace fmt = daxfs::format;
+
+Result<Directory> Image::opendir(Ino dir) const {
+  DAXFS_ASSIGN_OR_RETURN(format::Inode r, inode(dir));
+  if (!S_ISDIR(r.mode))
+    return Status::NotDirectory("inode " + std::to_string(dir) + " is not a directory");
+  return Directory(this, dir, r.data_offset, r.size / fmt::kDirentSizeUnit,
+                   info_.sorted_dirs);
+}
+
+// Reads entry `index` of the array at `data_offset`, checking its bounds and
+// its name. The caller has bounded index by the directory's entry count.
+Result<DirEntry> Image::dirent_at(Ino dir, uint64_t data_offset, size_t index) const {
+  const uint64_t off = data_offset + uint64_t{index} * fmt::kDirentStride;
+  auto bad = [&](const std::string& what) {
+    return Status::Corruption(region_->name() + ": directory inode " + std::to_string(dir) +
+                              ", entry " + std::to_string(index) + " (offset " +
+                              std::to_string(info_.base_offset + off) + "): " + what);
+  };
+  if (off > base_size_ || base_size_ - off < offsetof(fmt::Dirent, name))
+    return bad("entry lies outside the base image");
+  const std::byte* p = base_ + off;
+  const uint16_t name_len = fmt::Load<uint16_t>(p + offsetof(fmt::Dirent, name_len));
+  if (name_len > fmt::kNameMax || base_size_ - off - offsetof(fmt::Dirent, name) < name_len)
+    return bad("name length " + std::to_string(name_len) + " out of bounds");
+  DirEntry e;
+  e.ino = fmt::Load<uint32_t>(p);
+  e.mode = fmt::Load<uint32_t>(p + offsetof(fmt::Dirent, mode));
+  e.name = std::string_view(reinterpret_cast<const char*>(p + offsetof(fmt::Dirent, name)), name_len);
+  if (const char* why = fmt::InvalidNameReason(e.name)) return bad(why);
+  if (e.ino == 0 || e.ino > inode_count_)
+    return bad("inode number " + std::to_string(e.ino) + " out of range");
+  if (e.ino == root_) return bad("entry refers to the root directory");
+  return e;
+}
+
+// A child is consistent with its inode, and a child directory must name this
+// directory as its parent: with one parent per directory, nothing reachable
+// from the root can form a cycle.
+Status Image::CheckChild(Ino dir, const DirEntry& e) const {
+  DAXFS_ASSIGN_OR_RETURN(format::Inode child, inode(e.ino));
+  if ((child.mode & S_IFMT) != (e.mode & S_IFMT))
+    return Status::Corruption(region_->name() + ": directory inode " + std::to_string(dir) +
+                              ": entry '" + std::string(e.name) + "' says " +
+                              FileTypeName(e.mode) + " but inode " + std::to_string(e.ino) +
+                              " is a " + FileTypeName(child.mode));
+  if (S_ISDIR(child.mode)) {
+    const Ino p = inode_ext_ ? child.parent : legacy_parent_[e.ino];
+    if (p != dir)
+      return Status::Corruption(region_->name() + ": directory inode " + std::to_string(e.ino) +
+                                " ('" + std::string(e.name) + "') is linked from inode " +
+                                std::to_string(dir) + " but its parent is " + std::to_string(p) +
+                                " (hard-linked directory or cycle)");
+  }
+  return Status::OK();
+}
+
+Result<DirEntry> Directory::entry(size_t i) const {
+  if (i >= count_)
+    return Status::InvalidArgument("entry index " + std::to_string(i) + " past the end of directory " +
+                                   std::to_string(ino_));
+  DAXFS_ASSIGN_OR_RETURN(DirEntry e, image_->dirent_at(ino_, data_offset_, i));
+  DAXFS_RETURN_IF_ERROR(image_->CheckChild(ino_, e));
+  return e;
+}
+
+Result<DirEntry> Directory::find(std::string_view name) const {
+  if (fmt::InvalidNameReason(name) != nullptr)
+    return Status::NotFound("'" + std::string(name) + "' is not a valid name");
+  size_t found = count_;
+  if (sorted_) {
+    size_t lo = 0, hi = count_;
+    while (lo < hi) {
+      const size_t mid = lo + (hi - lo) / 2;
+      auto e = image_->dirent_at(ino_, data_offset_, mid);
+      if (!e.ok()) return e.status();
+      const int c = e->name.compare(name);
+      if (c == 0) {
+        found = mid;
+        break;
+      }
+      if (c < 0) lo = mid + 1;
+      else hi = mid;
+    }
+  } else {
+    for (size_t i = 0; i < count_; ++i) {
+      auto e = image_->dirent_at(ino_, data_offset_, i);
+      if (!e.ok()) return e.status();
+      if (e->name == name) {
+        found = i;
+        break;
+      }
+    }
+  }
+  if (found == count_) return Status::NotFound("'" + std::string(name) + "' not found in directory inode " + std::to_string(ino_));
+  return entry(found);
+}
+
+}  // namespace daxfs

@@ -1,0 +1,16 @@
+// Handing a region's file descriptor between processes over a Unix socket
+// (SCM_RIGHTS). Used by `daxfs serve` and by memfd: region descriptors.
+#pragma once
+
+#include <string>
+
+#include "daxfs/status.h"
+
+namespace daxfs {
+
+// Connects to the Unix socket at `path` and receives one file descriptor.
+Result<int> ReceiveRegionFd(const std::string& path);
+// Sends `fd` over the connected socket `sock`.
+Status SendRegionFd(int sock, int fd);
+
+}  // namespace daxfs

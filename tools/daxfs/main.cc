@@ -1,0 +1,224 @@
+// daxfs: inspect, verify, extract and load daxfs images.
+// Also installed as daxfs-inspect and fsck.daxfs (argv[0] picks the default).
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cinttypes>
+#include <cstdio>
+#include <ctime>
+#include <vector>
+
+#include "daxfs/check.h"
+#include "daxfs/extract.h"
+#include "daxfs/image.h"
+
+namespace {
+
+using daxfs::Attr;
+using daxfs::Image;
+using daxfs::Ino;
+
+int Fail(const daxfs::Status& s) {
+  std::fprintf(stderr, "daxfs: %s\n", s.ToString().c_str());
+  return 1;
+}
+
+std::string ModeString(uint32_t mode) {
+  static const char* kTypes = "?pc?d?b?-?l?s???";
+  std::string s(10, '-');
+  s[0] = kTypes[(mode >> 12) & 0xf];
+  const char* rwx = "rwxrwxrwx";
+  for (int i = 0; i < 9; ++i)
+    if (mode & (0400 >> i)) s[1 + i] = rwx[i];
+  if (mode & S_ISUID) s[3] = (mode & S_IXUSR) ? 's' : 'S';
+  if (mode & S_ISGID) s[6] = (mode & S_IXGRP) ? 's' : 'S';
+  if (mode & S_ISVTX) s[9] = (mode & S_IXOTH) ? 't' : 'T';
+  return s;
+}
+
+std::string TimeString(int64_t sec, uint32_t nsec) {
+  time_t t = static_cast<time_t>(sec);
+  tm tmv;
+  gmtime_r(&t, &tmv);
+  char buf[64];
+  size_t n = strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tmv);
+  std::snprintf(buf + n, sizeof buf - n, ".%09u UTC", nsec);
+  return buf;
+}
+
+void PrintLong(const Image& img, const Attr& a, const std::string& name) {
+  std::string size = (S_ISCHR(a.mode) || S_ISBLK(a.mode))
+                         ? std::to_string(a.rdev_major) + ", " + std::to_string(a.rdev_minor)
+                         : std::to_string(a.size);
+  std::printf("%8" PRIu64 " %s %3u %5u %5u %12s %s %s", a.ino, ModeString(a.mode).c_str(),
+              a.nlink, a.uid, a.gid, size.c_str(), TimeString(a.mtime_sec, a.mtime_nsec).c_str(),
+              name.c_str());
+  if (S_ISLNK(a.mode)) {
+    auto t = img.readlink(a.ino);
+    if (t.ok()) std::printf(" -> %.*s", static_cast<int>(t->size()), t->data());
+  }
+  std::printf("\n");
+}
+
+int CmdInfo(const Image& img) {
+  const auto& i = img.info();
+  std::printf("image:           %s\n", img.region().name().c_str());
+  std::printf("format:          daxfs v5%s\n", i.daxfs_extensions ? " + daxfs extensions" : " (plain upstream)");
+  std::printf("region size:     %" PRIu64 "\n", i.region_size);
+  std::printf("total size:      %" PRIu64 "\n", i.total_size);
+  std::printf("base image:      offset %" PRIu64 ", size %" PRIu64 "\n", i.base_offset, i.base_size);
+  std::printf("inodes:          %u\n", i.inode_count);
+  std::printf("branch table:    %s\n", i.branching ? "yes" : "no (static image)");
+  if (i.daxfs_extensions) {
+    std::printf("metadata size:   %" PRIu64 "\n", i.meta_size);
+    std::printf("entries:         %" PRIu64 "\n", i.file_count);
+    std::printf("features:       %s%s%s%s%s\n",
+                i.features_compat & 1 ? " sorted-dirs" : "", i.features_compat & 2 ? " inode-ext" : "",
+                i.features_compat & 4 ? " xattrs" : "", i.features_compat & 8 ? " meta-csum" : "",
+                i.features_compat & 16 ? " data-csum" : "");
+    std::printf("built:           %s\n", TimeString(i.build_time, 0).c_str());
+    if (!i.label.empty()) std::printf("label:           %s\n", i.label.c_str());
+  }
+  return 0;
+}
+
+int CmdLs(const Image& img, const std::string& path, bool recursive) {
+  auto ino = img.resolve(path);
+  if (!ino.ok()) return Fail(ino.status());
+  std::vector<std::pair<Ino, std::string>> todo{{*ino, path}};
+  for (size_t k = 0; k < todo.size(); ++k) {
+    auto [dir, dpath] = todo[k];
+    auto d = img.opendir(dir);
+    if (!d.ok()) {
+      auto a = img.stat(dir);
+      if (!a.ok()) return Fail(a.status());
+      PrintLong(img, *a, dpath);
+      continue;
+    }
+    if (recursive) std::printf("%s:\n", dpath.c_str());
+    for (size_t i = 0; i < d->size(); ++i) {
+      auto e = d->entry(i);
+      if (!e.ok()) return Fail(e.status());
+      auto a = img.stat(e->ino);
+      if (!a.ok()) return Fail(a.status());
+      PrintLong(img, *a, std::string(e->name));
+      if (recursive && S_ISDIR(a->mode))
+        todo.emplace_back(e->ino, (dpath == "/" ? "" : dpath) + "/" + std::string(e->name));
+    }
+  }
+  return 0;
+}
+
+int CmdStat(const Image& img, const std::string& path) {
+  auto ino = img.resolve(path);
+  if (!ino.ok()) return Fail(ino.status());
+  auto a = img.stat(*ino);
+  if (!a.ok()) return Fail(a.status());
+  PrintLong(img, *a, path);
+  auto ext = img.extent(*ino);
+  if (ext.ok() && ext->length)
+    std::printf("  data: region offset %" PRIu64 ", %" PRIu64 " bytes\n", ext->offset, ext->length);
+  daxfs::Status st = img.list_xattrs(*ino, [](std::string_view n, std::span<const std::byte> v) {
+    std::printf("  xattr %.*s (%zu bytes)\n", static_cast<int>(n.size()), n.data(), v.size());
+  });
+  return st.ok() ? 0 : Fail(st);
+}
+
+int CmdCat(const Image& img, const std::string& path) {
+  auto ino = img.resolve(path);
+  if (!ino.ok()) return Fail(ino.status());
+  auto data = img.contents(*ino);
+  if (!data.ok()) return Fail(data.status());
+  for (size_t off = 0; off < data->size();) {
+    ssize_t n = write(STDOUT_FILENO, data->data() + off, data->size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Fail(daxfs::Status::IOError("stdout", errno));
+    }
+    off += static_cast<size_t>(n);
+  }
+  return 0;
+}
+
+int CmdCheck(const Image& img, bool no_data, bool quiet) {
+  daxfs::CheckOptions o;
+  o.verify_data = !no_data;
+  o.report = [](const std::string& m) { std::printf("error: %s\n", m.c_str()); };
+  o.warn = [quiet](const std::string& m) { if (!quiet) std::printf("warning: %s\n", m.c_str()); };
+  auto r = daxfs::CheckImage(img, o);
+  if (!quiet || r.problems)
+    std::printf("%s: %" PRIu64 " inodes, %" PRIu64 " entries checked: %" PRIu64 " problem(s), %" PRIu64 " warning(s)\n",
+                img.region().name().c_str(), r.inodes_reached, r.entries, r.problems, r.warnings);
+  return r.problems ? 4 : 0;  // fsck's "errors left uncorrected"
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string prog = argv[0];
+  prog = prog.substr(prog.rfind('/') + 1);
+  const bool as_fsck = prog.rfind("fsck", 0) == 0;
+
+  CLI::App app{"Inspect, verify and extract daxfs images.\n\n"
+               "IMAGE may be a file path or a region descriptor (shm:/NAME, hugetlbfs:PATH,\n"
+               "dax:/dev/daxX.Y, phys:0xADDR+SIZE, resource:PATH, fd:N, memfd:SOCKET).",
+               prog};
+  app.require_subcommand(as_fsck ? 0 : 1, 1);
+  std::string image, path = "/", dest;
+  bool recursive = false, no_data = false, quiet = false, verify = false, no_owners = false;
+
+  auto add_image = [&](CLI::App* sub) { sub->add_option("IMAGE", image, "Image or region")->required(); };
+  auto* info = app.add_subcommand("info", "Show the superblock and image summary");
+  add_image(info);
+  info->add_flag("--verify", verify, "Also verify the metadata checksum");
+  auto* ls = app.add_subcommand("ls", "List a directory with inode metadata");
+  add_image(ls);
+  ls->add_option("PATH", path, "Path inside the image (default /)");
+  ls->add_flag("-R,--recursive", recursive, "List subdirectories too");
+  auto* st = app.add_subcommand("stat", "Show one inode: metadata, data location, xattrs");
+  add_image(st);
+  st->add_option("PATH", path, "Path inside the image")->required();
+  auto* cat = app.add_subcommand("cat", "Write a file's contents to stdout");
+  add_image(cat);
+  cat->add_option("PATH", path, "Path inside the image")->required();
+  auto* check = app.add_subcommand("check", "Verify the whole image (fsck); exit 4 on problems");
+  add_image(check);
+  check->alias("fsck");
+  check->add_flag("--no-data", no_data, "Skip the file data checksum");
+  check->add_flag("-q,--quiet", quiet, "Print only problems");
+  auto* extract = app.add_subcommand("extract", "Write the tree out to a directory with all metadata");
+  add_image(extract);
+  extract->add_option("DIR", dest, "Destination directory (created if missing)")->required();
+  extract->add_option("--path", path, "Extract only this subtree (default /)");
+  extract->add_flag("--no-owners", no_owners, "Do not restore uid/gid");
+
+  if (as_fsck) {  // fsck.daxfs IMAGE
+    app.add_option("IMAGE", image, "Image to check");
+    app.add_flag("-q,--quiet", quiet, "Print only problems");
+    app.add_flag("--no-data", no_data, "Skip the file data checksum");
+  }
+  CLI11_PARSE(app, argc, argv);
+
+  daxfs::OpenOptions oo;
+  oo.verify_metadata = verify;
+  auto img = Image::Open(image, oo);
+  if (!img.ok()) {
+    int rc = Fail(img.status());
+    return (as_fsck || check->parsed()) ? 8 : rc;  // fsck: operational error
+  }
+  const Image& i = **img;
+  if (info->parsed()) return CmdInfo(i);
+  if (ls->parsed()) return CmdLs(i, path, recursive);
+  if (st->parsed()) return CmdStat(i, path);
+  if (cat->parsed()) return CmdCat(i, path);
+  if (check->parsed() || as_fsck) return CmdCheck(i, no_data, quiet);
+  if (extract->parsed()) {
+    daxfs::ExtractOptions eo;
+    eo.owners = !no_owners;
+    eo.warn = [](const std::string& m) { std::fprintf(stderr, "daxfs: warning: %s\n", m.c_str()); };
+    daxfs::Status s = daxfs::Extract(i, path, dest, eo);
+    return s.ok() ? 0 : Fail(s);
+  }
+  return 0;
+}
