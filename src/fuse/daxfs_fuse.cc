@@ -1,0 +1,371 @@
+#define FUSE_USE_VERSION 314
+#include "fuse/daxfs_fuse.h"
+
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+namespace daxfs::fuse {
+namespace {
+
+// The image never changes under a mount, so the kernel may cache names and
+// attributes for as long as it likes.
+constexpr double kForever = 365.0 * 86400.0;
+
+struct Context {
+  std::shared_ptr<const Image> image;
+  MountOptions options;
+  Ino root = 1;
+};
+
+Context& Ctx(fuse_req_t req) { return *static_cast<Context*>(fuse_req_userdata(req)); }
+
+// FUSE's root is always 1; swap it with the image's root if that differs.
+Ino ToImage(const Context& c, fuse_ino_t ino) {
+  if (ino == FUSE_ROOT_ID) return c.root;
+  if (ino == c.root) return FUSE_ROOT_ID;
+  return ino;
+}
+fuse_ino_t ToFuse(const Context& c, Ino ino) { return ToImage(c, ino); }
+
+void FillStat(const Context& c, const Attr& a, struct stat* st) {
+  std::memset(st, 0, sizeof *st);
+  st->st_ino = ToFuse(c, a.ino);
+  st->st_mode = a.mode;
+  st->st_nlink = a.nlink;
+  st->st_uid = a.uid;
+  st->st_gid = a.gid;
+  st->st_size = static_cast<off_t>(a.size);
+  st->st_blocks = static_cast<blkcnt_t>(a.blocks);
+  st->st_blksize = 4096;
+  st->st_rdev = makedev(a.rdev_major, a.rdev_minor);
+  st->st_mtim.tv_sec = a.mtime_sec;
+  st->st_mtim.tv_nsec = a.mtime_nsec;
+  st->st_atim = st->st_mtim;
+  st->st_ctim = st->st_mtim;
+}
+
+void ReplyError(fuse_req_t req, const Status& s) {
+  int err = s.errno_value();
+  if (s.IsCorruption()) {
+    std::fprintf(stderr, "daxfs-mount: %s\n", s.message().c_str());
+    err = EIO;
+  }
+  fuse_reply_err(req, err ? err : EIO);
+}
+
+bool FillEntry(fuse_req_t req, Ino ino, fuse_entry_param* e) {
+  Context& c = Ctx(req);
+  auto a = c.image->stat(ino);
+  if (!a.ok()) {
+    ReplyError(req, a.status());
+    return false;
+  }
+  std::memset(e, 0, sizeof *e);
+  e->ino = ToFuse(c, ino);
+  e->generation = 1;
+  e->attr_timeout = kForever;
+  e->entry_timeout = kForever;
+  FillStat(c, *a, &e->attr);
+  return true;
+}
+
+void OpInit(void* userdata, fuse_conn_info* conn) {
+  auto* c = static_cast<Context*>(userdata);
+  auto want = [conn](unsigned cap) {
+    if (conn->capable & cap) conn->want |= cap;
+  };
+  want(FUSE_CAP_READDIRPLUS);
+  want(FUSE_CAP_CACHE_SYMLINKS);
+  want(FUSE_CAP_EXPORT_SUPPORT);
+  want(FUSE_CAP_PARALLEL_DIROPS);
+  want(FUSE_CAP_SPLICE_WRITE);
+  conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;  // always plus: attributes are free
+  conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;   // the image never changes
+  if (c->options.cache != CacheMode::kDirect) conn->max_readahead = 1u << 20;
+}
+
+void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Context& c = Ctx(req);
+  auto ino = c.image->lookup(ToImage(c, parent), name);
+  if (!ino.ok()) {
+    if (ino.status().IsNotFound()) {
+      // Negative entries are cacheable forever too.
+      fuse_entry_param e{};
+      e.entry_timeout = kForever;
+      fuse_reply_entry(req, &e);
+      return;
+    }
+    return ReplyError(req, ino.status());
+  }
+  fuse_entry_param e;
+  if (FillEntry(req, *ino, &e)) fuse_reply_entry(req, &e);
+}
+
+void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  Context& c = Ctx(req);
+  auto a = c.image->stat(ToImage(c, ino));
+  if (!a.ok()) return ReplyError(req, a.status());
+  struct stat st;
+  FillStat(c, *a, &st);
+  fuse_reply_attr(req, &st, kForever);
+}
+
+void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
+  Context& c = Ctx(req);
+  auto t = c.image->readlink(ToImage(c, ino));
+  if (!t.ok()) return ReplyError(req, t.status());
+  fuse_reply_readlink(req, std::string(*t).c_str());
+}
+
+void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Context& c = Ctx(req);
+  if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) return (void)fuse_reply_err(req, EROFS);
+  auto a = c.image->stat(ToImage(c, ino));
+  if (!a.ok()) return ReplyError(req, a.status());
+  if (S_ISDIR(a->mode)) return (void)fuse_reply_err(req, EISDIR);
+  switch (c.options.cache) {
+    case CacheMode::kDirect: fi->direct_io = 1; break;
+    case CacheMode::kKernel: fi->keep_cache = 1; break;
+    case CacheMode::kAuto:
+      if (a->size >= c.options.auto_threshold) fi->direct_io = 1;
+      else fi->keep_cache = 1;
+      break;
+  }
+  fi->noflush = 1;
+  fuse_reply_open(req, fi);
+}
+
+void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  Context& c = Ctx(req);
+  // Zero-copy on our side: the reply points straight into the mapping.
+  auto data = c.image->read(ToImage(c, ino), static_cast<uint64_t>(off), size);
+  if (!data.ok()) return ReplyError(req, data.status());
+  fuse_reply_buf(req, reinterpret_cast<const char*>(data->data()), data->size());
+}
+
+void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Context& c = Ctx(req);
+  auto d = c.image->opendir(ToImage(c, ino));
+  if (!d.ok()) return ReplyError(req, d.status());
+  fi->cache_readdir = 1;
+  fi->keep_cache = 1;
+  fuse_reply_open(req, fi);
+}
+
+void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) {
+  Context& c = Ctx(req);
+  const Ino dir = ToImage(c, ino);
+  auto d = c.image->opendir(dir);
+  if (!d.ok()) return ReplyError(req, d.status());
+  auto parent = c.image->parent(dir);
+  if (!parent.ok()) return ReplyError(req, parent.status());
+  std::vector<char> buf(size);
+  size_t used = 0;
+  for (size_t i = static_cast<size_t>(off); i < d->size() + 2; ++i) {
+    std::string name;
+    fuse_entry_param e{};
+    if (i < 2) {
+      name = i == 0 ? "." : "..";
+      e.attr.st_ino = ToFuse(c, i == 0 ? dir : *parent);
+      e.attr.st_mode = S_IFDIR;
+    } else {
+      auto ent = d->entry(i - 2);
+      if (!ent.ok()) return ReplyError(req, ent.status());
+      name = std::string(ent->name);
+      if (plus) {
+        if (!FillEntry(req, ent->ino, &e)) return;
+      } else {
+        e.attr.st_ino = ToFuse(c, ent->ino);
+        e.attr.st_mode = ent->mode;
+      }
+    }
+    const off_t next = static_cast<off_t>(i + 1);
+    const size_t need =
+        plus ? fuse_add_direntry_plus(req, buf.data() + used, size - used, name.c_str(), &e, next)
+             : fuse_add_direntry(req, buf.data() + used, size - used, name.c_str(), &e.attr, next);
+    if (need > size - used) break;
+    used += need;
+  }
+  fuse_reply_buf(req, buf.data(), used);
+}
+
+void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  DoReaddir(req, ino, size, off, false);
+}
+void OpReaddirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  DoReaddir(req, ino, size, off, true);
+}
+
+void OpStatfs(fuse_req_t req, fuse_ino_t) {
+  Context& c = Ctx(req);
+  const auto& info = c.image->info();
+  struct statvfs s{};
+  s.f_bsize = 4096;
+  s.f_frsize = 4096;
+  s.f_blocks = info.total_size / 4096;
+  s.f_files = info.inode_count;
+  s.f_namemax = 255;
+  s.f_flag = ST_RDONLY;
+  fuse_reply_statfs(req, &s);
+}
+
+void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  Context& c = Ctx(req);
+  auto v = c.image->getxattr(ToImage(c, ino), name);
+  if (!v.ok()) return ReplyError(req, v.status());
+  if (size == 0) return (void)fuse_reply_xattr(req, v->size());
+  if (size < v->size()) return (void)fuse_reply_err(req, ERANGE);
+  fuse_reply_buf(req, reinterpret_cast<const char*>(v->data()), v->size());
+}
+
+void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  Context& c = Ctx(req);
+  std::string names;
+  Status st = c.image->list_xattrs(ToImage(c, ino), [&](std::string_view n, std::span<const std::byte>) {
+    names.append(n);
+    names.push_back('\0');
+  });
+  if (!st.ok()) return ReplyError(req, st);
+  if (size == 0) return (void)fuse_reply_xattr(req, names.size());
+  if (size < names.size()) return (void)fuse_reply_err(req, ERANGE);
+  fuse_reply_buf(req, names.data(), names.size());
+}
+
+const fuse_lowlevel_ops kOps = [] {
+  fuse_lowlevel_ops ops{};
+  ops.init = OpInit;
+  ops.lookup = OpLookup;
+  ops.getattr = OpGetattr;
+  ops.readlink = OpReadlink;
+  ops.open = OpOpen;
+  ops.read = OpRead;
+  ops.opendir = OpOpendir;
+  ops.readdir = OpReaddir;
+  ops.readdirplus = OpReaddirplus;
+  ops.statfs = OpStatfs;
+  ops.getxattr = OpGetxattr;
+  ops.listxattr = OpListxattr;
+  return ops;
+}();
+
+// --- Mounting ourselves (as root) -----------------------------------------
+// libfuse 3.14 cannot ask for FUSE_DIRECT_IO_ALLOW_MMAP (kernel 6.6+), which
+// lets direct-I/O files be mmapped. When we can call mount(2) ourselves we
+// own the /dev/fuse transport and add the flag to the INIT reply.
+
+constexpr uint32_t kInitExt = 1u << 30;              // FUSE_INIT_EXT
+constexpr uint32_t kDirectIoAllowMmapHi = 1u << 4;   // bit 36 in flags2
+constexpr size_t kOutHeader = 16;
+constexpr size_t kInitOutFlags = 12, kInitOutFlags2 = 32, kInitOutMinSize = 64;
+
+std::atomic<bool> g_init_sent{false};
+
+ssize_t TransportWritev(int fd, iovec* iov, int count, void*) {
+  if (!g_init_sent.exchange(true) && count >= 2 && iov[0].iov_len == kOutHeader &&
+      iov[1].iov_len >= kInitOutMinSize) {
+    auto* init = static_cast<char*>(iov[1].iov_base);
+    uint32_t flags, flags2;
+    std::memcpy(&flags, init + kInitOutFlags, 4);
+    std::memcpy(&flags2, init + kInitOutFlags2, 4);
+    flags |= kInitExt;
+    flags2 |= kDirectIoAllowMmapHi;
+    std::memcpy(init + kInitOutFlags, &flags, 4);
+    std::memcpy(init + kInitOutFlags2, &flags2, 4);
+  }
+  return writev(fd, iov, count);
+}
+ssize_t TransportRead(int fd, void* buf, size_t len, void*) { return read(fd, buf, len); }
+
+// Returns the /dev/fuse fd mounted at mountpoint, or -1 (errno set).
+int MountDirect(const MountOptions& o) {
+  int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char opts[256];
+  std::snprintf(opts, sizeof opts, "fd=%d,rootmode=40000,user_id=%u,group_id=%u,default_permissions%s",
+                fd, getuid(), getgid(), o.allow_other ? ",allow_other" : "");
+  const std::string source = o.fsname.empty() ? o.image : o.fsname;
+  if (mount(source.c_str(), o.mountpoint.c_str(), "fuse.daxfs", MS_RDONLY | MS_NOSUID | MS_NODEV, opts) != 0) {
+    int err = errno;
+    close(fd);
+    errno = err;
+    return -1;
+  }
+  return fd;
+}
+
+}  // namespace
+
+int Serve(std::shared_ptr<const Image> image, const MountOptions& options) {
+  Context ctx{std::move(image), options, 1};
+  ctx.root = ctx.image->root();
+
+  // Options for the unprivileged path, where fusermount3 does the mount.
+  std::vector<std::string> argv_store{
+      "daxfs-mount", "-oro,default_permissions,subtype=daxfs",
+      "-ofsname=" + (options.fsname.empty() ? options.image : options.fsname)};
+  if (options.allow_other) argv_store.push_back("-oallow_other");
+  if (options.debug) argv_store.push_back("-d");
+  std::vector<char*> argv;
+  for (auto& s : argv_store) argv.push_back(s.data());
+  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+  fuse_session* se = fuse_session_new(&args, &kOps, sizeof kOps, &ctx);
+  if (se == nullptr) {
+    std::fprintf(stderr, "daxfs-mount: cannot create FUSE session\n");
+    return 1;
+  }
+  if (fuse_set_signal_handlers(se) != 0) {
+    fuse_session_destroy(se);
+    return 1;
+  }
+  bool own_mount = false;
+  if (geteuid() == 0) {
+    int fd = MountDirect(options);
+    if (fd >= 0) {
+      static const fuse_custom_io kIo = {TransportWritev, TransportRead, nullptr, nullptr};
+      if (fuse_session_custom_io(se, &kIo, fd) == 0) own_mount = true;
+      else umount2(options.mountpoint.c_str(), MNT_DETACH);
+    } else if (errno != EPERM) {
+      std::fprintf(stderr, "daxfs-mount: mount %s on %s: %s\n", options.image.c_str(),
+                   options.mountpoint.c_str(), std::strerror(errno));
+      fuse_remove_signal_handlers(se);
+      fuse_session_destroy(se);
+      return 1;
+    }
+  }
+  if (!own_mount) {
+    // Unprivileged: let fusermount3 do it (mmap of direct-I/O files then
+    // works only for MAP_PRIVATE).
+    if (fuse_session_mount(se, options.mountpoint.c_str()) != 0) {
+      fuse_remove_signal_handlers(se);
+      fuse_session_destroy(se);
+      return 1;
+    }
+  }
+  fuse_daemonize(options.foreground ? 1 : 0);
+  int rc;
+  if (options.single_thread) {
+    rc = fuse_session_loop(se);
+  } else {
+    fuse_loop_config* cfg = fuse_loop_cfg_create();
+    if (options.max_threads) fuse_loop_cfg_set_max_threads(cfg, options.max_threads);
+    rc = fuse_session_loop_mt(se, cfg);
+    fuse_loop_cfg_destroy(cfg);
+  }
+  if (own_mount) umount2(options.mountpoint.c_str(), MNT_DETACH);
+  else fuse_session_unmount(se);
+  fuse_remove_signal_handlers(se);
+  fuse_session_destroy(se);
+  return rc == 0 ? 0 : 1;
+}
+
+}  // namespace daxfs::fuse

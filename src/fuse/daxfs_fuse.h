@@ -1,0 +1,40 @@
+// The FUSE adapter: serves a daxfs Image through libfuse's low-level API.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "daxfs/image.h"
+
+namespace daxfs::fuse {
+
+// How file data reaches readers.
+enum class CacheMode {
+  // FOPEN_DIRECT_IO for every file: the kernel keeps no page-cache copy, so
+  // N mounts of one image cost one image. mmap still works where the kernel
+  // accepts FUSE_DIRECT_IO_ALLOW_MMAP (negotiated when we mount ourselves).
+  kDirect,
+  // Kernel page cache per mount (fastest re-reads, one copy per mount).
+  kKernel,
+  // Direct I/O for files of at least auto_threshold bytes, cache below.
+  kAuto,
+};
+
+struct MountOptions {
+  std::string image;          // path or region descriptor
+  std::string mountpoint;
+  CacheMode cache = CacheMode::kDirect;
+  uint64_t auto_threshold = 64 * 1024;
+  bool allow_other = false;
+  bool foreground = false;
+  bool debug = false;
+  bool single_thread = false;
+  unsigned max_threads = 0;   // 0: libfuse default
+  bool verify = false;        // verify the metadata checksum at mount
+  std::string fsname;         // shown in /proc/mounts (default: the image)
+};
+
+// Mounts and serves until unmounted or signalled. Returns the exit status.
+int Serve(std::shared_ptr<const Image> image, const MountOptions& options);
+
+}  // namespace daxfs::fuse
