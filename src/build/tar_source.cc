@@ -175,6 +175,12 @@ class TarSource final : public Source {
     rec.gid = static_cast<uint32_t>(archive_entry_gid(e));
     rec.mtime_sec = archive_entry_mtime(e);
     rec.mtime_nsec = static_cast<uint32_t>(archive_entry_mtime_nsec(e));
+    if (rec.mtime_sec < 0 && rec.mtime_nsec > 0) {
+      // libarchive parses pax "-86399.999999995" sign-magnitude; normalize
+      // to the kernel's convention (tv_nsec always adds to tv_sec).
+      rec.mtime_sec -= 1;
+      rec.mtime_nsec = 1000000000u - rec.mtime_nsec;
+    }
     rec.source_index = index;
     switch (rec.mode & S_IFMT) {
       case S_IFREG: rec.size = static_cast<uint64_t>(archive_entry_size(e)); break;

@@ -120,7 +120,15 @@ class Extractor {
     }
   }
 
+  // Order matters: chown clears setuid bits and file capabilities, so the
+  // owner goes first, then the mode, then xattrs, then the times.
   Status ApplyMetadata(Ino ino, const Attr& a, const std::string& path) {
+    if (options_.owners && lchown(path.c_str(), a.uid, a.gid) != 0) {
+      if (errno != EPERM) return Status::IOError(path + ": chown", errno);
+      if (options_.warn) options_.warn(path + ": owner not restored (not permitted)");
+    }
+    if (!S_ISLNK(a.mode) && chmod(path.c_str(), a.mode & 07777) != 0)
+      return Status::IOError(path + ": chmod", errno);
     if (options_.xattrs) {
       Status st;
       DAXFS_RETURN_IF_ERROR(image_.list_xattrs(ino, [&](std::string_view name, std::span<const std::byte> v) {
@@ -135,12 +143,6 @@ class Extractor {
       }));
       DAXFS_RETURN_IF_ERROR(st);
     }
-    if (options_.owners && lchown(path.c_str(), a.uid, a.gid) != 0) {
-      if (errno != EPERM) return Status::IOError(path + ": chown", errno);
-      if (options_.warn) options_.warn(path + ": owner not restored (not permitted)");
-    }
-    if (!S_ISLNK(a.mode) && chmod(path.c_str(), a.mode & 07777) != 0)
-      return Status::IOError(path + ": chmod", errno);
     timespec times[2];
     times[0].tv_sec = a.mtime_sec;
     times[0].tv_nsec = a.mtime_nsec;
