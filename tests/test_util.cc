@@ -55,7 +55,7 @@ std::string ReadFile(const std::string& path) {
 std::vector<std::byte> ReadBytes(const std::string& path) {
   std::string s = ReadFile(path);
   std::vector<std::byte> v(s.size());
-  std::memcpy(v.data(), s.data(), s.size());
+  if (!s.empty()) std::memcpy(v.data(), s.data(), s.size());
   return v;
 }
 
