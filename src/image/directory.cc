@@ -78,33 +78,36 @@ Result<DirEntry> Directory::entry(size_t i) const {
 Result<DirEntry> Directory::find(std::string_view name) const {
   if (fmt::InvalidNameReason(name) != nullptr)
     return Status::NotFound("'" + std::string(name) + "' is not a valid name");
-  size_t found = count_;
+  // Probes compare raw names only (bounds-checked); the entry found is fully
+  // validated by entry(). A corrupt order can make a lookup miss, nothing more.
+  const std::byte* base = image_->base_;
+  const uint64_t base_size = image_->base_size_;
+  auto raw_name = [&](size_t i, std::string_view* out) {
+    const uint64_t off = data_offset_ + uint64_t{i} * fmt::kDirentStride;
+    if (off > base_size || base_size - off < offsetof(fmt::Dirent, name)) return false;
+    const uint16_t len = fmt::Load<uint16_t>(base + off + offsetof(fmt::Dirent, name_len));
+    if (len > fmt::kNameMax || base_size - off - offsetof(fmt::Dirent, name) < len) return false;
+    *out = std::string_view(reinterpret_cast<const char*>(base + off + offsetof(fmt::Dirent, name)), len);
+    return true;
+  };
+  std::string_view probe;
   if (sorted_) {
     size_t lo = 0, hi = count_;
     while (lo < hi) {
       const size_t mid = lo + (hi - lo) / 2;
-      auto e = image_->dirent_at(ino_, data_offset_, mid);
-      if (!e.ok()) return e.status();
-      const int c = e->name.compare(name);
-      if (c == 0) {
-        found = mid;
-        break;
-      }
+      if (!raw_name(mid, &probe)) return entry(mid).status();
+      const int c = probe.compare(name);
+      if (c == 0) return entry(mid);
       if (c < 0) lo = mid + 1;
       else hi = mid;
     }
   } else {
     for (size_t i = 0; i < count_; ++i) {
-      auto e = image_->dirent_at(ino_, data_offset_, i);
-      if (!e.ok()) return e.status();
-      if (e->name == name) {
-        found = i;
-        break;
-      }
+      if (!raw_name(i, &probe)) return entry(i).status();
+      if (probe == name) return entry(i);
     }
   }
-  if (found == count_) return Status::NotFound("'" + std::string(name) + "' not found in directory inode " + std::to_string(ino_));
-  return entry(found);
+  return Status::NotFound("'" + std::string(name) + "' not found in directory inode " + std::to_string(ino_));
 }
 
 }  // namespace daxfs
