@@ -25,6 +25,7 @@ struct Context {
   std::shared_ptr<const Image> image;
   MountOptions options;
   Ino root = 1;
+  bool no_opendir = false;  // the kernel accepts ENOSYS for OPENDIR
 };
 
 Context& Ctx(fuse_req_t req) { return *static_cast<Context*>(fuse_req_userdata(req)); }
@@ -46,7 +47,9 @@ void FillStat(const Context& c, const Attr& a, struct stat* st) {
   st->st_gid = a.gid;
   st->st_size = static_cast<off_t>(a.size);
   st->st_blocks = static_cast<blkcnt_t>(a.blocks);
-  st->st_blksize = 4096;
+  // Tools size their reads by st_blksize (cat, cp: max(128 KiB, blksize));
+  // large reads mean fewer round trips in direct-I/O mode.
+  st->st_blksize = 1 << 20;
   st->st_rdev = makedev(a.rdev_major, a.rdev_minor);
   st->st_mtim.tv_sec = a.mtime_sec;
   st->st_mtim.tv_nsec = a.mtime_nsec;
@@ -88,9 +91,18 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
   want(FUSE_CAP_CACHE_SYMLINKS);
   want(FUSE_CAP_EXPORT_SUPPORT);
   want(FUSE_CAP_PARALLEL_DIROPS);
-  want(FUSE_CAP_SPLICE_WRITE);
+  // Directories need no open: without OPENDIR the kernel caches them
+  // (FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR) and saves two round trips per
+  // opendir. Files need OPEN only to ask for direct I/O.
+  want(FUSE_CAP_NO_OPENDIR_SUPPORT);
+  c->no_opendir = conn->want & FUSE_CAP_NO_OPENDIR_SUPPORT;
+  if (c->options.cache == CacheMode::kKernel) want(FUSE_CAP_NO_OPEN_SUPPORT);
   conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;  // always plus: attributes are free
   conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;   // the image never changes
+  // Large requests: libfuse derives max_pages from max_write, which bounds
+  // direct-I/O reads too.
+  conn->max_write = 1u << 20;
+  conn->max_read = 0;
   if (c->options.cache != CacheMode::kDirect) conn->max_readahead = 1u << 20;
 }
 
@@ -129,6 +141,7 @@ void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
 
 void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Context& c = Ctx(req);
+  if (c.options.cache == CacheMode::kKernel) return (void)fuse_reply_err(req, ENOSYS);
   if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) return (void)fuse_reply_err(req, EROFS);
   auto a = c.image->stat(ToImage(c, ino));
   if (!a.ok()) return ReplyError(req, a.status());
@@ -153,8 +166,10 @@ void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_in
   fuse_reply_buf(req, reinterpret_cast<const char*>(data->data()), data->size());
 }
 
+// Only reached on kernels without FUSE_CAP_NO_OPENDIR_SUPPORT.
 void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Context& c = Ctx(req);
+  if (c.no_opendir) return (void)fuse_reply_err(req, ENOSYS);
   auto d = c.image->opendir(ToImage(c, ino));
   if (!d.ok()) return ReplyError(req, d.status());
   fi->cache_readdir = 1;
