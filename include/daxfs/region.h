@@ -56,6 +56,14 @@ class Region {
   //   fd:N                         an inherited file descriptor (memfd, dma-buf)
   //   memfd:SOCKET                 a memfd received from `daxfs serve`
   static Result<std::shared_ptr<Region>> Open(const std::string& spec, Access access);
+  // Opens `spec` read-write with room for at least `size` bytes. Files,
+  // shm: and hugetlbfs: are created or resized (hugetlbfs rounds up to its
+  // page size); devices and physical ranges must already be large enough.
+  static Result<std::shared_ptr<Region>> Create(const std::string& spec, uint64_t size);
+  // A new memfd holding a copy of `bytes`, sealed against writing and
+  // resizing, mapped read-only. With `hugetlb`, backed by huge pages.
+  static Result<std::shared_ptr<Region>> SealedMemfd(std::span<const std::byte> bytes,
+                                                     const std::string& name, bool hugetlb);
 
  protected:
   Region(std::byte* data, size_t size, Access access, std::string name)

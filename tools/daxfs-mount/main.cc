@@ -39,8 +39,10 @@ int main(int argc, char** argv) {
       prog};
   daxfs::fuse::MountOptions o;
   std::vector<std::string> opts;
-  app.add_option("IMAGE", o.image, "Image file or region descriptor")->required();
-  app.add_option("MOUNTPOINT", o.mountpoint, "Directory to mount on")->required();
+  std::string from_socket;
+  app.add_option("IMAGE", o.image, "Image file or region descriptor");
+  app.add_option("--from-socket", from_socket, "Get the image from `daxfs serve` at this socket");
+  app.add_option("MOUNTPOINT", o.mountpoint, "Directory to mount on");
   app.add_option("-o", opts, "Mount options (see above)")->delimiter(',');
   app.add_flag("-f,--foreground", o.foreground, "Stay in the foreground");
   app.add_flag("-d,--debug", o.debug, "Print FUSE requests (implies -f)");
@@ -48,6 +50,14 @@ int main(int argc, char** argv) {
   app.set_version_flag("-V,--version", "daxfs-mount 0.1.0");
   CLI11_PARSE(app, argc, argv);
   if (o.debug) o.foreground = true;
+  if (!from_socket.empty()) {
+    if (!o.image.empty() && o.mountpoint.empty()) std::swap(o.image, o.mountpoint);
+    o.image = "memfd:" + from_socket;
+  }
+  if (o.image.empty() || o.mountpoint.empty()) {
+    std::fprintf(stderr, "%s: need IMAGE and MOUNTPOINT (or --from-socket SOCKET MOUNTPOINT)\n", prog.c_str());
+    return 2;
+  }
 
   for (const std::string& opt : opts) {
     if (opt.empty() || IgnoredMountOption(opt)) continue;

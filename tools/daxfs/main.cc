@@ -1,17 +1,22 @@
 // daxfs: inspect, verify, extract and load daxfs images.
 // Also installed as daxfs-inspect and fsck.daxfs (argv[0] picks the default).
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
+#include <cstring>
 #include <cinttypes>
 #include <cstdio>
 #include <ctime>
 #include <vector>
 
 #include "daxfs/check.h"
+#include "common/progress.h"
 #include "daxfs/extract.h"
 #include "daxfs/image.h"
+#include "daxfs/region_server.h"
 
 namespace {
 
@@ -153,6 +158,53 @@ int CmdCheck(const Image& img, bool no_data, bool quiet) {
   return r.problems ? 4 : 0;  // fsck's "errors left uncorrected"
 }
 
+int CmdLoad(const Image& img, const std::string& dest, bool quiet) {
+  const uint64_t size = img.info().total_size;
+  auto region = daxfs::Region::Create(dest, size);
+  if (!region.ok()) return Fail(region.status());
+  auto src = img.region().bytes().first(size);
+  auto dst = (*region)->writable_bytes();
+  daxfs::tools::ProgressLine progress(!quiet);
+  daxfs::BuildProgress p;
+  p.phase = "loading";
+  p.bytes_total = size;
+  constexpr size_t kChunk = 16u << 20;
+  for (uint64_t off = 0; off < size; off += kChunk) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, size - off));
+    std::memcpy(dst.data() + off, src.data() + off, n);
+    p.bytes_done = off + n;
+    progress.Update(p);
+  }
+  progress.Finish();
+  // Whatever followed a previous, larger image is cleared.
+  if (dst.size() > size) std::memset(dst.data() + size, 0, dst.size() - size);
+  auto check = Image::Open(*region);
+  if (!check.ok()) return Fail(check.status().WithContext("verifying the loaded copy"));
+  if (!quiet)
+    std::printf("loaded %s into %s (%" PRIu64 " bytes, region %zu bytes)\n",
+                img.region().name().c_str(), (*region)->name().c_str(), size, dst.size());
+  return 0;
+}
+
+std::atomic<bool> g_stop{false};
+
+int CmdServe(const Image& img, const std::string& socket, bool hugetlb, bool quiet) {
+  auto src = img.region().bytes().first(img.info().total_size);
+  auto region = daxfs::Region::SealedMemfd(src, "daxfs:" + img.region().name(), hugetlb);
+  if (!region.ok()) return Fail(region.status());
+  struct sigaction sa{};
+  sa.sa_handler = [](int) { g_stop = true; };
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  if (!quiet)
+    std::printf("serving %s (%zu bytes%s, sealed memfd) on %s; clients use memfd:%s\n",
+                img.region().name().c_str(), src.size(), hugetlb ? ", huge pages" : "",
+                socket.c_str(), socket.c_str());
+  std::fflush(stdout);
+  daxfs::Status st = daxfs::ServeRegion(**region, socket, g_stop);
+  return st.ok() ? 0 : Fail(st);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -193,6 +245,18 @@ int main(int argc, char** argv) {
   extract->add_option("--path", path, "Extract only this subtree (default /)");
   extract->add_flag("--no-owners", no_owners, "Do not restore uid/gid");
 
+  std::string region_spec, socket;
+  bool hugetlb = false;
+  auto* load = app.add_subcommand("load", "Copy an image into a region (shm:, hugetlbfs:, dax:, phys:, ...)");
+  add_image(load);
+  load->add_option("REGION", region_spec, "Destination region descriptor")->required();
+  load->add_flag("-q,--quiet", quiet, "No progress or summary");
+  auto* serve = app.add_subcommand("serve", "Hold an image in a sealed memfd and hand it out over a Unix socket");
+  add_image(serve);
+  serve->add_option("SOCKET", socket, "Unix socket path to listen on")->required();
+  serve->add_flag("--hugetlb", hugetlb, "Back the memfd with 2 MiB huge pages");
+  serve->add_flag("-q,--quiet", quiet, "No banner");
+
   if (as_fsck) {  // fsck.daxfs IMAGE
     app.add_option("IMAGE", image, "Image to check");
     app.add_flag("-q,--quiet", quiet, "Print only problems");
@@ -213,6 +277,8 @@ int main(int argc, char** argv) {
   if (st->parsed()) return CmdStat(i, path);
   if (cat->parsed()) return CmdCat(i, path);
   if (check->parsed() || as_fsck) return CmdCheck(i, no_data, quiet);
+  if (load->parsed()) return CmdLoad(i, region_spec, quiet);
+  if (serve->parsed()) return CmdServe(i, socket, hugetlb, quiet);
   if (extract->parsed()) {
     daxfs::ExtractOptions eo;
     eo.owners = !no_owners;

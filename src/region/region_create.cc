@@ -1,0 +1,116 @@
+// Creating regions to load images into: files, shm, hugetlbfs, memfds.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "daxfs/region.h"
+
+namespace daxfs {
+namespace {
+
+constexpr long kHugetlbfsMagic = 0x958458f6;
+
+Status WriteAll(int fd, std::span<const std::byte> bytes, const std::string& name) {
+  uint64_t off = 0;
+  while (off < bytes.size()) {
+    ssize_t n = pwrite(fd, bytes.data() + off, std::min<size_t>(bytes.size() - off, 64u << 20),
+                       static_cast<off_t>(off));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::IOError(name + ": write at offset " + std::to_string(off), errno);
+    }
+    off += static_cast<uint64_t>(n);
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Result<std::shared_ptr<Region>> Region::Create(const std::string& spec, uint64_t size) {
+  std::string path;
+  if (spec.rfind("shm:", 0) == 0) {
+    std::string name = spec.substr(4);
+    while (!name.empty() && name.front() == '/') name.erase(0, 1);
+    if (name.empty() || name.find('/') != std::string::npos)
+      return Status::InvalidArgument(spec + ": expected shm:/NAME");
+    path = "/dev/shm/" + name;
+  } else if (spec.rfind("hugetlbfs:", 0) == 0) {
+    path = spec.substr(10);
+  } else if (spec.rfind("file:", 0) == 0) {
+    path = spec.substr(5);
+  } else if (spec.find(':') == std::string::npos || spec.find('/') < spec.find(':')) {
+    path = spec;
+  } else {
+    // Fixed-size regions (dax:, phys:, resource:, fd:): open and check.
+    DAXFS_ASSIGN_OR_RETURN(auto region, Open(spec, Access::kReadWrite));
+    if (region->bytes().size() < size)
+      return Status::NoSpace(spec + ": region holds " + std::to_string(region->bytes().size()) +
+                             " bytes, the image needs " + std::to_string(size));
+    return region;
+  }
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::FromErrno(errno, path + ": cannot create: " + std::strerror(errno));
+  uint64_t want = size;
+  struct statfs sfs;
+  if (fstatfs(fd, &sfs) == 0 && sfs.f_type == kHugetlbfsMagic) {
+    want = (size + sfs.f_bsize - 1) / sfs.f_bsize * sfs.f_bsize;  // f_bsize is the huge page size
+  } else if (spec.rfind("hugetlbfs:", 0) == 0) {
+    close(fd);
+    return Status::InvalidArgument(path + ": not on a hugetlbfs mount");
+  }
+  if (ftruncate(fd, static_cast<off_t>(want)) != 0) {
+    int err = errno;
+    close(fd);
+    return Status::FromErrno(err == EINVAL || err == ENOMEM ? ENOSPC : err,
+                             path + ": cannot size to " + std::to_string(want) + " bytes: " +
+                                 std::strerror(err) + (sfs.f_type == kHugetlbfsMagic ? " (not enough huge pages reserved?)" : ""));
+  }
+  return MapFd(fd, Access::kReadWrite, path, 0, want);
+}
+
+Result<std::shared_ptr<Region>> Region::SealedMemfd(std::span<const std::byte> bytes,
+                                                    const std::string& name, bool hugetlb) {
+  unsigned flags = MFD_CLOEXEC | MFD_ALLOW_SEALING | (hugetlb ? MFD_HUGETLB : 0u);
+  int fd = memfd_create(name.c_str(), flags);
+  if (fd < 0) return Status::IOError("memfd_create " + name, errno);
+  uint64_t size = bytes.size();
+  if (hugetlb) {
+    // Huge-page memfds cannot be written with write(2): size, map, copy.
+    const uint64_t huge = 2u << 20;
+    size = (size + huge - 1) / huge * huge;
+    if (ftruncate(fd, static_cast<off_t>(size)) != 0) {
+      int err = errno;
+      close(fd);
+      return Status::IOError("memfd " + name + ": cannot reserve " + std::to_string(size) +
+                                 " bytes of huge pages", err);
+    }
+    void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+      int err = errno;
+      close(fd);
+      return Status::IOError("memfd " + name + ": mmap", err);
+    }
+    std::memcpy(p, bytes.data(), bytes.size());
+    munmap(p, size);
+  } else {
+    Status st = WriteAll(fd, bytes, "memfd " + name);
+    if (!st.ok()) {
+      close(fd);
+      return st;
+    }
+  }
+  // Nobody can change the image now; hugetlbfs cannot seal writes.
+  int seals = F_SEAL_SHRINK | F_SEAL_GROW | (hugetlb ? 0 : F_SEAL_WRITE) | F_SEAL_SEAL;
+  if (fcntl(fd, F_ADD_SEALS, seals) != 0) {
+    int err = errno;
+    close(fd);
+    return Status::IOError("memfd " + name + ": seal", err);
+  }
+  return MapFd(fd, Access::kReadOnly, "memfd:" + name, 0, size);
+}
+
+}  // namespace daxfs

@@ -1,0 +1,159 @@
+// Region backends that exist on this machine: files, shm, hugetlbfs (pages
+// reserved by the test), sealed memfds passed between processes, and a PCI
+// BAR emulated by a plain resource file.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <fstream>
+#include <thread>
+
+#include "daxfs/builder.h"
+#include "daxfs/image.h"
+#include "daxfs/region_server.h"
+#include "test_util.h"
+
+namespace daxfs::testing {
+namespace {
+
+class RegionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string src = dir_ / "src";
+    mkdir(src.c_str(), 0755);
+    WriteFile(src + "/weights.bin", std::string(3 << 20, 'w'));
+    WriteFile(src + "/config.json", "{\"layers\": 2}\n");
+    ASSERT_TRUE(BuildFromDirectory(src, dir_ / "img", {}).ok());
+    image_ = OpenOrDie(dir_ / "img");
+    ASSERT_TRUE(image_);
+  }
+  std::span<const std::byte> ImageBytes() const {
+    return image_->region().bytes().first(image_->info().total_size);
+  }
+  static void ExpectContent(const Image& img) {
+    auto c = img.contents(*img.resolve("config.json"));
+    ASSERT_TRUE(c.ok());
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(c->data()), c->size()), "{\"layers\": 2}\n");
+    EXPECT_EQ(img.contents(*img.resolve("weights.bin"))->size(), 3u << 20);
+  }
+  TempDir dir_;
+  std::shared_ptr<const Image> image_;
+};
+
+TEST_F(RegionTest, ShmCreateLoadOpen) {
+  const std::string spec = "shm:/daxfs-test-" + std::to_string(getpid());
+  {
+    auto r = Region::Create(spec, ImageBytes().size());
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    std::memcpy((*r)->writable_bytes().data(), ImageBytes().data(), ImageBytes().size());
+  }
+  auto img = Image::Open(spec);
+  ASSERT_TRUE(img.ok()) << img.status().ToString();
+  ExpectContent(**img);
+  unlink(("/dev/shm/daxfs-test-" + std::to_string(getpid())).c_str());
+}
+
+TEST_F(RegionTest, SealedMemfdPassedToAnotherProcess) {
+  auto region = Region::SealedMemfd(ImageBytes(), "test", false);
+  ASSERT_TRUE(region.ok()) << region.status().ToString();
+  const std::string sock = dir_ / "serve.sock";
+  std::atomic<bool> stop{false};
+  std::atomic<int> clients{0};
+  std::thread server([&] {
+    EXPECT_TRUE(ServeRegion(**region, sock, stop, [&](int) { ++clients; }).ok());
+  });
+  for (int i = 0; i < 100 && access(sock.c_str(), F_OK) != 0; ++i) usleep(10000);
+  // A separate process receives the fd, maps it and reads the image.
+  pid_t pid = fork();
+  if (pid == 0) {
+    auto img = Image::Open("memfd:" + sock);
+    if (!img.ok()) _exit(2);
+    auto c = (*img)->contents(*(*img)->resolve("weights.bin"));
+    if (!c.ok() || c->size() != (3u << 20) || c->back() != std::byte{'w'}) _exit(3);
+    // The seals hold: no writable mapping, no resizing.
+    int fd = (*img)->region().fd();
+    if (mmap(nullptr, 4096, PROT_WRITE, MAP_SHARED, fd, 0) != MAP_FAILED) _exit(4);
+    if (ftruncate(fd, 0) == 0) _exit(5);
+    _exit(0);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  stop = true;
+  server.join();
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(clients.load(), 1);
+  EXPECT_NE(access(sock.c_str(), F_OK), 0) << "socket not removed";
+}
+
+TEST_F(RegionTest, ResourceFileEmulatesPciBar) {
+  // A BAR is bigger than the image and has no size in its name.
+  const std::string bar = dir_ / "resource2";
+  std::string bytes(reinterpret_cast<const char*>(ImageBytes().data()), ImageBytes().size());
+  bytes.resize(bytes.size() + (1 << 20), '\xff');
+  WriteFile(bar, bytes);
+  auto img = Image::Open("resource:" + bar);
+  ASSERT_TRUE(img.ok()) << img.status().ToString();
+  ExpectContent(**img);
+  auto sized = Image::Open("resource:" + bar + "+" + std::to_string(ImageBytes().size()));
+  ASSERT_TRUE(sized.ok());
+  // Too small for the image: a clear error, before anything is written.
+  auto small = Region::Create("resource:" + bar + "+4096", ImageBytes().size());
+  ASSERT_FALSE(small.ok());
+  EXPECT_EQ(small.status().errno_value(), ENOSPC);
+  auto truncated = Image::Open("resource:" + bar + "+8192");
+  ASSERT_FALSE(truncated.ok());
+  EXPECT_NE(truncated.status().message().find("truncated"), std::string::npos);
+}
+
+TEST_F(RegionTest, HugetlbfsWithReservedPages) {
+  if (!IsRoot()) GTEST_SKIP() << "needs root to reserve huge pages";
+  const char* knob = "/proc/sys/vm/nr_hugepages";
+  std::string old = ReadFile(knob);
+  const long pages = 8;  // 16 MiB of 2 MiB pages, enough for this image
+  { std::ofstream(knob) << pages + std::stol(old.empty() ? "0" : old); }
+  const std::string mnt = dir_ / "huge";
+  mkdir(mnt.c_str(), 0755);
+  if (mount("none", mnt.c_str(), "hugetlbfs", 0, "pagesize=2M") != 0) {
+    std::ofstream(knob) << old;
+    GTEST_SKIP() << "cannot mount hugetlbfs: " << std::strerror(errno);
+  }
+  {
+    auto r = Region::Create("hugetlbfs:" + mnt + "/img", ImageBytes().size());
+    if (!r.ok()) {
+      umount(mnt.c_str());
+      std::ofstream(knob) << old;
+      GTEST_SKIP() << r.status().ToString();
+    }
+    EXPECT_EQ((*r)->bytes().size() % (2u << 20), 0u);
+    std::memcpy((*r)->writable_bytes().data(), ImageBytes().data(), ImageBytes().size());
+  }
+  {
+    auto img = Image::Open("hugetlbfs:" + mnt + "/img");
+    ASSERT_TRUE(img.ok()) << img.status().ToString();
+    ExpectContent(**img);
+  }
+  unlink((mnt + "/img").c_str());
+  umount(mnt.c_str());
+  std::ofstream(knob) << old;
+}
+
+TEST(RegionSpecHardware, ClearErrorsWithoutHardware) {
+  auto dax = Region::Open("dax:/dev/dax0.0", Access::kReadOnly);
+  ASSERT_FALSE(dax.ok());
+  EXPECT_NE(dax.status().message().find("/dev/dax0.0"), std::string::npos);
+  auto phys = Region::Open("phys:0x1000", Access::kReadOnly);
+  ASSERT_FALSE(phys.ok());
+  EXPECT_NE(phys.status().message().find("phys:0xADDRESS+SIZE"), std::string::npos);
+  auto memfd = Region::Open("memfd:/nonexistent.sock", Access::kReadOnly);
+  ASSERT_FALSE(memfd.ok());
+  EXPECT_NE(memfd.status().message().find("connect"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace daxfs::testing
