@@ -235,6 +235,7 @@ void FillSuperblock(const Layout& layout, const BuildOptions& options, uint64_t 
   sb.total_size = layout.total_size;
   sb.base_offset = fmt::kBlockSize;
   sb.base_size = layout.base_size;
+  sb.next_inode_id = layout.by_ino.size() + 1;  // as upstream mkdaxfs writes
   if (!options.upstream_only) {
     auto& e = sb.ext;
     e.magic = fmt::kExtMagic;
