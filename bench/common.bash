@@ -38,3 +38,4 @@ best_of() {
 ratio() { printf '%.2f' "$(echo "$1 / $2" | bc -l)"; }
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 used_kib() { awk '/^MemTotal:/{t=$2} /^MemFree:/{f=$2} END{print t-f}' /proc/meminfo; }
+slab_kib() { awk '/^SReclaimable:/{print $2}' /proc/meminfo; }

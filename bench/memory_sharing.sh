@@ -6,7 +6,9 @@
 #   mounts), squashfuse_ll (N mounts), and N private tmpfs copies.
 # Memory = MemTotal - MemFree (page cache, Shmem, processes) after all
 # reads, minus the same before (image staged, caches dropped), reported as a
-# multiple of the image size: 1.00 means the readers cost nothing extra.
+# multiple of the image size: 1.00 means the readers cost nothing extra. The
+# kernel's reclaimable inode/dentry caches (per mounted superblock, whatever
+# the filesystem) are shown separately.
 source "$(dirname "$0")/common.bash"
 N=${N:-8}
 T=$SHM/mem; rm -rf "$T"; mkdir -p "$T/src" "$T/m"
@@ -20,9 +22,11 @@ mounted=()
 cleanup() { for m in "${mounted[@]}"; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
-report() {  # name before_kib after_kib
-  local extra=$(( $3 - $2 ))
-  printf '| %s | %d | %.2f |\n' "$1" $(( extra / 1024 )) "$(echo "($img_kib + $extra) / $img_kib" | bc -l)"
+SLAB0=0
+report() {  # name before_kib after_kib  (SLAB0: reclaimable slab before)
+  local extra=$(( $3 - $2 )) slab=$(( $(slab_kib) - SLAB0 ))
+  printf '| %s | %d | %d | %.2f | %.2f |\n' "$1" $(( extra / 1024 )) $(( slab / 1024 )) \
+    "$(echo "($img_kib + $extra) / $img_kib" | bc -l)" "$(echo "($img_kib + $extra - $slab) / $img_kib" | bc -l)"
 }
 read_mounts() {  # run tar c on every mount in parallel
   local pids=()
@@ -31,7 +35,7 @@ read_mounts() {  # run tar c on every mount in parallel
 }
 scenario_mounts() {  # name mount-command... (mountpoint appended)
   local name=$1; shift
-  drop_caches; local before; before=$(used_kib)
+  drop_caches; local before; before=$(used_kib); SLAB0=$(slab_kib)
   for i in $(seq "$N"); do mkdir -p "$T/m/$i"; "$@" "$T/m/$i"; mounted+=("$T/m/$i"); done
   read_mounts
   report "$name" "$before" "$(used_kib)"
@@ -40,10 +44,10 @@ scenario_mounts() {  # name mount-command... (mountpoint appended)
 
 echo "Image: $(du -h "$T/tree.daxfs" | cut -f1) ($(find "$T/src" | wc -l) entries); N=$N readers; kernel $(uname -r)"
 echo
-echo "| scenario | extra MiB | memory / image |"
-echo "|---|---|---|"
+echo "| scenario | extra MiB | of which inode/dentry slab MiB | memory / image | without slab |"
+echo "|---|---|---|---|---|"
 # Library readers hold their mapping while Pss is read.
-drop_caches; before=$(used_kib)
+drop_caches; before=$(used_kib); SLAB0=$(slab_kib)
 fifo=$T/hold; mkfifo "$fifo"; exec 9<>"$fifo"
 pss=()
 for i in $(seq "$N"); do "$BUILD/bench/daxfs_readall" walk "$T/tree.daxfs" --hold <"$fifo" >"$T/pss.$i" 9>&- & done
@@ -57,7 +61,7 @@ scenario_mounts "daxfs-mount cache=kernel" "$BUILD/daxfs-mount" "$T/tree.daxfs" 
 scenario_mounts "kernel EROFS (file-backed)" mount -t erofs -o ro "$T/tree.erofs"
 scenario_mounts "kernel squashfs (loop)" mount -t squashfs -o ro,loop "$T/tree.sqfs"
 scenario_mounts "squashfuse_ll" squashfuse_ll "$T/tree.sqfs"
-drop_caches; before=$(used_kib)
+drop_caches; before=$(used_kib); SLAB0=$(slab_kib)
 for i in $(seq "$N"); do cp -a "$T/src" "$T/copy.$i"; done
 report "$N private tmpfs copies" "$before" "$(used_kib)"
 echo

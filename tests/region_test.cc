@@ -143,6 +143,15 @@ TEST_F(RegionTest, HugetlbfsWithReservedPages) {
   std::ofstream(knob) << old;
 }
 
+TEST_F(RegionTest, DmaBufFromHeap) {
+  if (access("/dev/dma_heap/system", R_OK) != 0) GTEST_SKIP() << "no /dev/dma_heap/system on this machine";
+  auto region = Region::DmaHeapCopy(ImageBytes(), "system");
+  ASSERT_TRUE(region.ok()) << region.status().ToString();
+  auto img = Image::Open("fd:" + std::to_string((*region)->fd()));
+  ASSERT_TRUE(img.ok()) << img.status().ToString();
+  ExpectContent(**img);
+}
+
 TEST(RegionSpecHardware, ClearErrorsWithoutHardware) {
   auto dax = Region::Open("dax:/dev/dax0.0", Access::kReadOnly);
   ASSERT_FALSE(dax.ok());

@@ -64,6 +64,11 @@ class Region {
   // resizing, mapped read-only. With `hugetlb`, backed by huge pages.
   static Result<std::shared_ptr<Region>> SealedMemfd(std::span<const std::byte> bytes,
                                                      const std::string& name, bool hugetlb);
+  // A new dma-buf from /dev/dma_heap/HEAP (e.g. "system") holding a copy of
+  // `bytes`, mapped read-only; its fd can be passed to other processes or
+  // drivers (upstream daxfs mounts dma-bufs).
+  static Result<std::shared_ptr<Region>> DmaHeapCopy(std::span<const std::byte> bytes,
+                                                     const std::string& heap);
 
  protected:
   Region(std::byte* data, size_t size, Access access, std::string name)

@@ -1,5 +1,8 @@
 // Creating regions to load images into: files, shm, hugetlbfs, memfds.
 #include <fcntl.h>
+#include <linux/dma-buf.h>
+#include <linux/dma-heap.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -111,6 +114,36 @@ Result<std::shared_ptr<Region>> Region::SealedMemfd(std::span<const std::byte> b
     return Status::IOError("memfd " + name + ": seal", err);
   }
   return MapFd(fd, Access::kReadOnly, "memfd:" + name, 0, size);
+}
+
+Result<std::shared_ptr<Region>> Region::DmaHeapCopy(std::span<const std::byte> bytes,
+                                                    const std::string& heap) {
+  const std::string dev = "/dev/dma_heap/" + heap;
+  int heap_fd = open(dev.c_str(), O_RDONLY | O_CLOEXEC);
+  if (heap_fd < 0) return Status::FromErrno(errno, dev + ": cannot open: " + std::strerror(errno));
+  const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  dma_heap_allocation_data alloc{};
+  alloc.len = (bytes.size() + page - 1) / page * page;
+  alloc.fd_flags = O_RDWR | O_CLOEXEC;
+  const int rc = ioctl(heap_fd, DMA_HEAP_IOCTL_ALLOC, &alloc);
+  const int err = errno;
+  close(heap_fd);
+  if (rc != 0) return Status::IOError(dev + ": cannot allocate " + std::to_string(alloc.len) + " bytes", err);
+  const int fd = static_cast<int>(alloc.fd);
+  void* p = mmap(nullptr, alloc.len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) {
+    int e = errno;
+    close(fd);
+    return Status::IOError(dev + ": mmap of the dma-buf", e);
+  }
+  // CPU access to a dma-buf is bracketed by sync ioctls (cache maintenance).
+  dma_buf_sync sync{DMA_BUF_SYNC_START | DMA_BUF_SYNC_WRITE};
+  ioctl(fd, DMA_BUF_IOCTL_SYNC, &sync);
+  std::memcpy(p, bytes.data(), bytes.size());
+  sync.flags = DMA_BUF_SYNC_END | DMA_BUF_SYNC_WRITE;
+  ioctl(fd, DMA_BUF_IOCTL_SYNC, &sync);
+  munmap(p, alloc.len);
+  return MapFd(fd, Access::kReadOnly, "dmabuf:" + heap, 0, alloc.len);
 }
 
 }  // namespace daxfs

@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
   app.add_option("IMAGE", o.image, "Image file or region descriptor");
   app.add_option("--from-socket", from_socket, "Get the image from `daxfs serve` at this socket");
   app.add_option("MOUNTPOINT", o.mountpoint, "Directory to mount on");
-  app.add_option("-o", opts, "Mount options (see above)")->delimiter(',');
+  app.add_option("-o", opts, "Mount options (see above)")->delimiter(',')->allow_extra_args(false);
   app.add_flag("-f,--foreground", o.foreground, "Stay in the foreground");
   app.add_flag("-d,--debug", o.debug, "Print FUSE requests (implies -f)");
   app.add_flag("-s,--single-thread", o.single_thread, "Serve requests on one thread");

@@ -188,17 +188,20 @@ int CmdLoad(const Image& img, const std::string& dest, bool quiet) {
 
 std::atomic<bool> g_stop{false};
 
-int CmdServe(const Image& img, const std::string& socket, bool hugetlb, bool quiet) {
+int CmdServe(const Image& img, const std::string& socket, bool hugetlb, const std::string& heap,
+             bool quiet) {
   auto src = img.region().bytes().first(img.info().total_size);
-  auto region = daxfs::Region::SealedMemfd(src, "daxfs:" + img.region().name(), hugetlb);
+  auto region = heap.empty() ? daxfs::Region::SealedMemfd(src, "daxfs:" + img.region().name(), hugetlb)
+                             : daxfs::Region::DmaHeapCopy(src, heap);
   if (!region.ok()) return Fail(region.status());
   struct sigaction sa{};
   sa.sa_handler = [](int) { g_stop = true; };
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
   if (!quiet)
-    std::printf("serving %s (%zu bytes%s, sealed memfd) on %s; clients use memfd:%s\n",
+    std::printf("serving %s (%zu bytes%s, %s) on %s; clients use memfd:%s\n",
                 img.region().name().c_str(), src.size(), hugetlb ? ", huge pages" : "",
+                heap.empty() ? "sealed memfd" : ("dma-buf from heap " + heap).c_str(),
                 socket.c_str(), socket.c_str());
   std::fflush(stdout);
   daxfs::Status st = daxfs::ServeRegion(**region, socket, g_stop);
@@ -255,6 +258,8 @@ int main(int argc, char** argv) {
   add_image(serve);
   serve->add_option("SOCKET", socket, "Unix socket path to listen on")->required();
   serve->add_flag("--hugetlb", hugetlb, "Back the memfd with 2 MiB huge pages");
+  std::string heap;
+  serve->add_option("--dma-heap", heap, "Hold the image in a dma-buf from /dev/dma_heap/NAME instead");
   serve->add_flag("-q,--quiet", quiet, "No banner");
 
   if (as_fsck) {  // fsck.daxfs IMAGE
@@ -262,6 +267,7 @@ int main(int argc, char** argv) {
     app.add_flag("-q,--quiet", quiet, "Print only problems");
     app.add_flag("--no-data", no_data, "Skip the file data checksum");
   }
+  app.set_version_flag("-V,--version", "daxfs 0.1.0");
   CLI11_PARSE(app, argc, argv);
 
   daxfs::OpenOptions oo;
@@ -278,7 +284,7 @@ int main(int argc, char** argv) {
   if (cat->parsed()) return CmdCat(i, path);
   if (check->parsed() || as_fsck) return CmdCheck(i, no_data, quiet);
   if (load->parsed()) return CmdLoad(i, region_spec, quiet);
-  if (serve->parsed()) return CmdServe(i, socket, hugetlb, quiet);
+  if (serve->parsed()) return CmdServe(i, socket, hugetlb, heap, quiet);
   if (extract->parsed()) {
     daxfs::ExtractOptions eo;
     eo.owners = !no_owners;

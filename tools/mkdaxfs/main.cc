@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
   app.add_option("--force-gid", gid, "Make every file owned by this gid");
   app.add_flag("--no-xattrs", no_xattrs, "Do not store extended attributes");
   app.add_flag("--upstream", upstream,
-               "Write a plain upstream v5 image (no mtimes, xattrs, devices numbers, checksums)");
+               "Write a plain upstream v5 image (no mtimes, xattrs, device numbers, checksums)");
   app.add_flag("-q,--quiet", quiet, "No progress display and no summary");
   app.set_version_flag("-V,--version", "mkdaxfs 0.1.0");
   CLI11_PARSE(app, argc, argv);
