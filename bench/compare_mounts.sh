@@ -12,17 +12,23 @@ IMG=$SHM/img; MNT=$SHM/mnt; mkdir -p "$IMG" "$MNT"
 "$BUILD/mkdaxfs" -q "$IMG/tree.daxfs" "$SRC"
 mkfs.erofs "$IMG/tree.erofs" "$SRC" >/dev/null 2>&1
 mksquashfs "$SRC" "$IMG/tree.sqfs" -noI -noD -noF -noX -no-progress -noappend -quiet >/dev/null
-mounted=()
-cleanup() { for m in "${mounted[@]}"; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done; }
+cleanup() { for m in "$MNT"/*; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done; }
 trap cleanup EXIT
-mnt() { local name=$1; shift; mkdir -p "$MNT/$name"; "$@" "$MNT/$name"; mounted+=("$MNT/$name"); }
-mnt daxfs-direct "$BUILD/daxfs-mount" "$IMG/tree.daxfs" -o cache=direct
-mnt daxfs-kernel "$BUILD/daxfs-mount" "$IMG/tree.daxfs" -o cache=kernel
-mnt squashfuse_ll squashfuse_ll "$IMG/tree.sqfs"
-mnt erofs mount -t erofs -o ro "$IMG/tree.erofs"
-mnt squashfs mount -t squashfs -o ro,loop "$IMG/tree.sqfs"
 mkdir -p "$SHM/ovl-upper" "$SHM/ovl-work"
-mnt fuse-overlayfs fuse-overlayfs -o "lowerdir=$SRC,upperdir=$SHM/ovl-upper,workdir=$SHM/ovl-work"
+# One peer mounted at a time, caches dropped in between, so that no peer's
+# page cache is evicted by another's.
+mount_peer() {
+  local d=$MNT/$1; mkdir -p "$d"
+  case $1 in
+    tmpfs) ;;
+    daxfs-direct) "$BUILD/daxfs-mount" "$IMG/tree.daxfs" "$d" -o cache=direct ;;
+    daxfs-kernel) "$BUILD/daxfs-mount" "$IMG/tree.daxfs" "$d" -o cache=kernel ;;
+    squashfuse_ll) squashfuse_ll "$IMG/tree.sqfs" "$d" ;;
+    erofs) mount -t erofs -o ro "$IMG/tree.erofs" "$d" ;;
+    squashfs) mount -t squashfs -o ro,loop "$IMG/tree.sqfs" "$d" ;;
+    fuse-overlayfs) fuse-overlayfs -o "lowerdir=$SRC,upperdir=$SHM/ovl-upper,workdir=$SHM/ovl-work" "$d" ;;
+  esac
+}
 peers=(tmpfs erofs squashfs daxfs-direct daxfs-kernel squashfuse_ll fuse-overlayfs)
 dir_of() { [ "$1" = tmpfs ] && echo "$SRC" || echo "$MNT/$1"; }
 mapfile -t big_files < <(cd "$SRC" && find . -type f -size +1M | sort | head -200)
@@ -32,12 +38,16 @@ w_stat() { find "$1" -printf '%s %m %U %T@\n' >/dev/null; }
 w_tar() { tar cf - -C "$1" . | cat >/dev/null; }
 w_seq() { (cd "$1" && cat "${big_files[@]}" >/dev/null); }
 fio_iops() {
-  fio --name=r --filename="$1/big/blob.bin" --readonly --rw=randread --bs=4k --ioengine=psync \
+  # --invalidate=0: measure warm caches like the other workloads (fio drops
+  # the file's page cache before the run by default).
+  fio --name=r --filename="$1/big/blob.bin" --readonly --invalidate=0 --rw=randread --bs=4k --ioengine=psync \
       --numjobs="$2" --group_reporting --time_based --runtime=4 --output-format=terse 2>/dev/null |
     awk -F';' '{print $8}'
 }
 declare -A R
 for p in "${peers[@]}"; do
+  drop_caches
+  mount_peer "$p"
   d=$(dir_of "$p")
   for w in find stat tar seq; do
     "w_$w" "$d" >/dev/null 2>&1 || true   # warm-up
@@ -45,6 +55,7 @@ for p in "${peers[@]}"; do
   done
   R[$p,fio1]=$(fio_iops "$d" 1)
   R[$p,fio2]=$(fio_iops "$d" 2)
+  [ "$p" = tmpfs ] || umount "$d"
 done
 echo "Tree: $(find "$SRC" | wc -l) entries, $(du -sh "$SRC" | cut -f1); big-file set: ${#big_files[@]} files; $(nproc) CPUs; kernel $(uname -r)"
 echo

@@ -12,8 +12,8 @@
 source "$(dirname "$0")/common.bash"
 N=${N:-8}
 T=$SHM/mem; rm -rf "$T"; mkdir -p "$T/src" "$T/m"
-cp -a /usr/include /usr/share/doc "$T/src/"
-head -c 64M /dev/urandom > "$T/src/blob.bin"
+cp -a /usr/include /usr/share/doc "$T/src/"   # many small files
+head -c "${BLOB_MIB:-512}M" /dev/urandom > "$T/src/blob.bin"
 "$BUILD/mkdaxfs" -q "$T/tree.daxfs" "$T/src"
 mkfs.erofs "$T/tree.erofs" "$T/src" >/dev/null 2>&1
 mksquashfs "$T/src" "$T/tree.sqfs" -noI -noD -noF -noX -no-progress -noappend -quiet >/dev/null

@@ -2,8 +2,8 @@
 //   daxfs_readall walk SPEC [--hold]   read every file of the image through
 //                                      the library; with --hold, print the
 //                                      process's Pss then wait for stdin EOF
-//   daxfs_readall randread SPEC N      N random 4 KiB reads over the file
-//                                      data; prints ns per read
+//   daxfs_readall randread SPEC N [B]  N random B-byte reads (default 4096)
+//                                      over the file data; prints ns per read
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -50,7 +50,7 @@ std::string PssKiB() {
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: %s walk SPEC [--hold] | randread SPEC N\n", argv[0]);
+    std::fprintf(stderr, "usage: %s walk SPEC [--hold] | randread SPEC N [BYTES]\n", argv[0]);
     return 2;
   }
   auto img = daxfs::Image::Open(argv[2]);
@@ -72,6 +72,11 @@ int main(int argc, char** argv) {
   }
   if (mode == "randread" && argc > 3) {
     const uint64_t n = std::strtoull(argv[3], nullptr, 10);
+    const size_t len = argc > 4 ? std::strtoul(argv[4], nullptr, 10) : 4096;
+    if (len == 0 || len > 4096) {
+      std::fprintf(stderr, "read size must be 1..4096\n");
+      return 2;
+    }
     const auto bytes = (*img)->region().bytes();
     const uint64_t begin = (*img)->info().base_offset + (*img)->info().meta_size;
     const uint64_t pages = (bytes.size() - begin) / 4096;
@@ -82,11 +87,12 @@ int main(int argc, char** argv) {
     const auto t0 = std::chrono::steady_clock::now();
     for (uint64_t i = 0; i < n; ++i) {
       const uint64_t page = rng() % pages;
-      std::memcpy(buf.data(), bytes.data() + begin + page * 4096, 4096);
+      std::memcpy(buf.data(), bytes.data() + begin + page * 4096, len);
       sum += static_cast<uint8_t>(buf[i & 4095]);
     }
     const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
-    std::printf("%.1f ns per random 4 KiB read (%llu)\n", ns / static_cast<double>(n), static_cast<unsigned long long>(sum & 1));
+    std::printf("%.1f ns per random %zu-byte read (%llu)\n", ns / static_cast<double>(n), len,
+                static_cast<unsigned long long>(sum & 1));
     return 0;
   }
   std::fprintf(stderr, "unknown mode %s\n", mode.c_str());

@@ -15,9 +15,10 @@ trap cleanup EXIT
 mount -t hugetlbfs -o pagesize=2M none "$T/huge"
 "$BUILD/daxfs" load -q "$T/img" "hugetlbfs:$T/huge/img"
 N=5000000
-echo "Image: ${SIZE_MIB} MiB of file data; $N random 4 KiB reads (memcpy out of the mapping)"
+lat() { "$BUILD/bench/daxfs_readall" randread "$1" $N "$2" | awk '{print $1}'; }
+echo "Image: ${SIZE_MIB} MiB of file data; $N random reads at page-aligned offsets (memcpy out of the mapping); shmem THP: $(grep -o '\[[a-z_]*\]' /sys/kernel/mm/transparent_hugepage/shmem_enabled)"
 echo
-echo "| region | ns per read |"
-echo "|---|---|"
-echo "| tmpfs (4 KiB pages) | $("$BUILD/bench/daxfs_readall" randread "$T/img" $N | awk '{print $1}') |"
-echo "| hugetlbfs (2 MiB pages) | $("$BUILD/bench/daxfs_readall" randread "hugetlbfs:$T/huge/img" $N | awk '{print $1}') |"
+echo "| region | ns per 64-byte read | ns per 4 KiB read |"
+echo "|---|---|---|"
+echo "| tmpfs (4 KiB pages) | $(lat "$T/img" 64) | $(lat "$T/img" 4096) |"
+echo "| hugetlbfs (2 MiB pages) | $(lat "hugetlbfs:$T/huge/img" 64) | $(lat "hugetlbfs:$T/huge/img" 4096) |"
