@@ -8,12 +8,18 @@
 
 namespace daxfs {
 
-Result<int> ReceiveRegionFd(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(addr.sun_path))
+Status UnixSocketAddress(const std::string& path, sockaddr_un* addr) {
+  *addr = sockaddr_un{};
+  addr->sun_family = AF_UNIX;
+  if (path.size() >= sizeof(addr->sun_path))
     return Status::InvalidArgument(path + ": socket path too long");
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  std::memcpy(addr->sun_path, path.c_str(), path.size() + 1);
+  return Status::OK();
+}
+
+Result<int> ReceiveRegionFd(const std::string& path) {
+  sockaddr_un addr;
+  DAXFS_RETURN_IF_ERROR(UnixSocketAddress(path, &addr));
   int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (sock < 0) return Status::IOError("socket", errno);
   if (connect(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {

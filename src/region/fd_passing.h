@@ -2,12 +2,16 @@
 // (SCM_RIGHTS). Used by `daxfs serve` and by memfd: region descriptors.
 #pragma once
 
+#include <sys/un.h>
+
 #include <string>
 
 #include "daxfs/status.h"
 
 namespace daxfs {
 
+// Fills `addr` for the Unix socket at `path` (fails if the path is too long).
+Status UnixSocketAddress(const std::string& path, sockaddr_un* addr);
 // Connects to the Unix socket at `path` and receives one file descriptor.
 Result<int> ReceiveRegionFd(const std::string& path);
 // Sends `fd` over the connected socket `sock`.

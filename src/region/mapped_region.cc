@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "daxfs/region.h"
+#include "region/open_flags.h"
 
 namespace daxfs {
 namespace {
@@ -90,7 +91,7 @@ Result<std::shared_ptr<Region>> Region::MapFd(int fd, Access access, std::string
 }
 
 Result<std::shared_ptr<Region>> Region::OpenFile(const std::string& path, Access access) {
-  int flags = (access == Access::kReadWrite ? O_RDWR : O_RDONLY) | O_CLOEXEC;
+  int flags = OpenFlagsFor(access);
   int fd = open(path.c_str(), flags);
   if (fd < 0) return Status::FromErrno(errno, path + ": cannot open: " + std::strerror(errno));
   return MapFd(fd, access, path);

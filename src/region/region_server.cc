@@ -14,11 +14,8 @@ namespace daxfs {
 Status ServeRegion(const Region& region, const std::string& socket_path,
                    const std::atomic<bool>& stop, const std::function<void(int)>& on_client) {
   if (region.fd() < 0) return Status::InvalidArgument(region.name() + ": region has no file descriptor to share");
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (socket_path.size() >= sizeof(addr.sun_path))
-    return Status::InvalidArgument(socket_path + ": socket path too long");
-  std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
+  sockaddr_un addr;
+  DAXFS_RETURN_IF_ERROR(UnixSocketAddress(socket_path, &addr));
   int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (sock < 0) return Status::IOError("socket", errno);
   unlink(socket_path.c_str());  // a stale socket from a previous server

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "daxfs/region.h"
+#include "region/open_flags.h"
 #include "region/fd_passing.h"
 
 namespace daxfs {
@@ -45,7 +46,7 @@ Result<uint64_t> ReadSysfsU64(const std::string& path) {
 }
 
 Result<std::shared_ptr<Region>> OpenDeviceDax(const std::string& path, Access access) {
-  int fd = open(path.c_str(), (access == Access::kReadWrite ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+  int fd = open(path.c_str(), OpenFlagsFor(access));
   if (fd < 0) return Status::FromErrno(errno, path + ": cannot open: " + std::strerror(errno));
   struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISCHR(st.st_mode)) {
@@ -75,8 +76,7 @@ Result<std::shared_ptr<Region>> OpenPhys(std::string_view range, Access access) 
     return Status::InvalidArgument("phys:" + std::string(range) +
                                    ": expected phys:0xADDRESS+SIZE (e.g. phys:0x100000000+1G)");
   }
-  int fd = open("/dev/mem", (access == Access::kReadWrite ? O_RDWR : O_RDONLY) | O_SYNC |
-                                O_CLOEXEC);
+  int fd = open("/dev/mem", OpenFlagsFor(access) | O_SYNC);
   if (fd < 0) return Status::FromErrno(errno, std::string("/dev/mem: cannot open: ") +
                                                   std::strerror(errno));
   return Region::MapFd(fd, access, "phys:" + std::string(range), addr, size);
@@ -90,7 +90,7 @@ Result<std::shared_ptr<Region>> OpenResource(std::string_view rest, Access acces
       return Status::InvalidArgument("resource:" + path + ": bad size after '+'");
     path = std::string(rest.substr(0, plus));
   }
-  int fd = open(path.c_str(), (access == Access::kReadWrite ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+  int fd = open(path.c_str(), OpenFlagsFor(access));
   if (fd < 0) return Status::FromErrno(errno, path + ": cannot open: " + std::strerror(errno));
   return Region::MapFd(fd, access, "resource:" + path, 0, size);
 }
