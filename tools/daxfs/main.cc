@@ -252,7 +252,7 @@ int main(int argc, char** argv) {
   bool hugetlb = false;
   auto* load = app.add_subcommand("load", "Copy an image into a region (shm:, hugetlbfs:, dax:, phys:, ...)");
   add_image(load);
-  load->add_option("REGION", region_spec, "Destination region descriptor")->required();
+  load->add_option("REGION,--to", region_spec, "Destination region descriptor")->required();
   load->add_flag("-q,--quiet", quiet, "No progress or summary");
   auto* serve = app.add_subcommand("serve", "Hold an image in a sealed memfd and hand it out over a Unix socket");
   add_image(serve);
