@@ -18,8 +18,14 @@ echo "== daxfs-mount $IMG $MNT"
 build/daxfs-mount "$IMG" "$MNT"
 echo "== reading every file through the mount and comparing with the source"
 diff -r --no-dereference "$SRC" "$MNT" && echo "identical: $(find "$MNT" | wc -l) entries"
-f=$(find "$MNT" -type f -size +4k | head -1)
-echo "== first lines of ${f#$MNT}:"
-head -3 "$f"
+# The first text file of a few KiB or more (binary files make poor reading).
+f=$(find "$MNT" -type f -size +4k -exec grep -Il . {} + 2>/dev/null | head -1 || true)
+[ -n "$f" ] || f=$(find "$MNT" -type f -size +0 -print -quit)
+echo "== first lines of ${f#$MNT} through the mount:"
+head -3 "$f" | cut -c1-120
 echo "== the same file read zero-copy through the library (daxfs cat):"
-build/daxfs cat "$IMG" "${f#$MNT}" | head -3
+build/daxfs cat "$IMG" "${f#$MNT}" > "$MNT.cat"
+head -3 "$MNT.cat" | cut -c1-120
+cmp "$f" "$MNT.cat" && echo "identical bytes"
+rm -f "$MNT.cat"
+echo "== done: the image stays in $IMG (remove it with rm)"
