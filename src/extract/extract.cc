@@ -59,6 +59,9 @@ class Extractor {
     }
     if (mkdir(dest.c_str(), 0700) != 0 && errno != EEXIST)
       return Status::IOError(dest + ": mkdir", errno);
+    struct stat st;
+    if (stat(dest.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+      return Status::NotDirectory(dest + ": exists and is not a directory");
     std::vector<std::pair<Ino, std::string>> dirs{{top, dest}};
     for (size_t i = 0; i < dirs.size(); ++i) {
       const auto [dir, path] = dirs[i];

@@ -1,7 +1,7 @@
 // daxfs-mount: mount a daxfs image with FUSE.
 // Installed also as mount.fuse.daxfs so that `mount -t fuse.daxfs IMG DIR`
 // and /etc/fstab lines work.
-#include <CLI/CLI.hpp>
+#include "common/cli.h"
 #include <cstdio>
 
 #include "daxfs/image.h"
@@ -48,7 +48,7 @@ int main(int argc, char** argv) {
   app.add_flag("-d,--debug", o.debug, "Print FUSE requests (implies -f)");
   app.add_flag("-s,--single-thread", o.single_thread, "Serve requests on one thread");
   app.set_version_flag("-V,--version", "daxfs-mount 0.1.0");
-  CLI11_PARSE(app, argc, argv);
+  DAXFS_PARSE_OR_EXIT(app, argc, argv);
   if (o.debug) o.foreground = true;
   if (!from_socket.empty()) {
     if (!o.image.empty() && o.mountpoint.empty()) std::swap(o.image, o.mountpoint);

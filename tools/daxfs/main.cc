@@ -4,7 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
+#include "common/cli.h"
 #include <atomic>
 #include <cstring>
 #include <cinttypes>
@@ -268,7 +268,7 @@ int main(int argc, char** argv) {
     app.add_flag("--no-data", no_data, "Skip the file data checksum");
   }
   app.set_version_flag("-V,--version", "daxfs 0.1.0");
-  CLI11_PARSE(app, argc, argv);
+  DAXFS_PARSE_OR_EXIT(app, argc, argv);
 
   daxfs::OpenOptions oo;
   oo.verify_metadata = verify;

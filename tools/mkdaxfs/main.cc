@@ -1,7 +1,7 @@
 // mkdaxfs: build a daxfs image from a directory or a tar archive.
 #include <sys/stat.h>
 
-#include <CLI/CLI.hpp>
+#include "common/cli.h"
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
                "Write a plain upstream v5 image (no mtimes, xattrs, device numbers, checksums)");
   app.add_flag("-q,--quiet", quiet, "No progress display and no summary");
   app.set_version_flag("-V,--version", "mkdaxfs 0.1.0");
-  CLI11_PARSE(app, argc, argv);
+  DAXFS_PARSE_OR_EXIT(app, argc, argv);
 
   daxfs::BuildOptions opts;
   opts.label = label;
