@@ -36,6 +36,6 @@ best_of() {
   printf '%.3f' "$best"
 }
 ratio() { printf '%.2f' "$(echo "$1 / $2" | bc -l)"; }
-drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; sleep 1; echo 3 > /proc/sys/vm/drop_caches; }
 used_kib() { awk '/^MemTotal:/{t=$2} /^MemFree:/{f=$2} END{print t-f}' /proc/meminfo; }
 slab_kib() { awk '/^SReclaimable:/{print $2}' /proc/meminfo; }
