@@ -137,6 +137,11 @@ class Image {
   Status CheckExtent(Ino ino, uint64_t offset, uint64_t len, const char* what) const;
   Result<DirEntry> dirent_at(Ino dir, uint64_t data_offset, size_t index) const;
   Status CheckChild(Ino dir, const DirEntry& e) const;
+  // The parent recorded for directory inode `dir` (0 or out of range when
+  // unknown): the inode's field, or the map built for upstream images.
+  Ino stored_parent(Ino dir, const format::Inode& r) const {
+    return inode_ext_ ? r.parent : legacy_parent_[dir];
+  }
 
   std::shared_ptr<Region> region_;
   const std::byte* base_ = nullptr;  // start of the base image

@@ -56,7 +56,7 @@ Status Image::CheckChild(Ino dir, const DirEntry& e) const {
                               FileTypeName(e.mode) + " but inode " + std::to_string(e.ino) +
                               " is a " + FileTypeName(child.mode));
   if (S_ISDIR(child.mode)) {
-    const Ino p = inode_ext_ ? child.parent : legacy_parent_[e.ino];
+    const Ino p = stored_parent(e.ino, child);
     if (p != dir)
       return Status::Corruption(region_->name() + ": directory inode " + std::to_string(e.ino) +
                                 " ('" + std::string(e.name) + "') is linked from inode " +

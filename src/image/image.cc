@@ -347,7 +347,7 @@ Result<std::string_view> Image::readlink(Ino ino) const {
 Result<Ino> Image::parent(Ino dir) const {
   DAXFS_ASSIGN_OR_RETURN(format::Inode r, inode(dir));
   if (!S_ISDIR(r.mode)) return Status::NotDirectory("inode " + std::to_string(dir) + " is not a directory");
-  const Ino p = inode_ext_ ? r.parent : legacy_parent_[dir];
+  const Ino p = stored_parent(dir, r);
   if (p == 0 || p > inode_count_)
     return Status::Corruption(region_->name() + ": directory inode " + std::to_string(dir) +
                               " has no valid parent (unreachable, hard-linked or in a cycle)");

@@ -11,11 +11,10 @@
 #include <cstring>
 
 #include "daxfs/region.h"
+#include "region/region_spec.h"
 
 namespace daxfs {
 namespace {
-
-constexpr long kHugetlbfsMagic = 0x958458f6;
 
 Status WriteAll(int fd, std::span<const std::byte> bytes, const std::string& name) {
   uint64_t off = 0;
@@ -34,19 +33,12 @@ Status WriteAll(int fd, std::span<const std::byte> bytes, const std::string& nam
 }  // namespace
 
 Result<std::shared_ptr<Region>> Region::Create(const std::string& spec, uint64_t size) {
+  const auto [kind, rest] = SplitRegionSpec(spec);
   std::string path;
-  if (spec.rfind("shm:", 0) == 0) {
-    std::string name = spec.substr(4);
-    while (!name.empty() && name.front() == '/') name.erase(0, 1);
-    if (name.empty() || name.find('/') != std::string::npos)
-      return Status::InvalidArgument(spec + ": expected shm:/NAME");
-    path = "/dev/shm/" + name;
-  } else if (spec.rfind("hugetlbfs:", 0) == 0) {
-    path = spec.substr(10);
-  } else if (spec.rfind("file:", 0) == 0) {
-    path = spec.substr(5);
-  } else if (spec.find(':') == std::string::npos || spec.find('/') < spec.find(':')) {
-    path = spec;
+  if (kind == "shm") {
+    DAXFS_ASSIGN_OR_RETURN(path, ShmPath(spec, rest));
+  } else if (kind.empty() || kind == "file" || kind == "hugetlbfs") {
+    path = rest;
   } else {
     // Fixed-size regions (dax:, phys:, resource:, fd:): open and check.
     DAXFS_ASSIGN_OR_RETURN(auto region, Open(spec, Access::kReadWrite));
@@ -61,7 +53,7 @@ Result<std::shared_ptr<Region>> Region::Create(const std::string& spec, uint64_t
   struct statfs sfs;
   if (fstatfs(fd, &sfs) == 0 && sfs.f_type == kHugetlbfsMagic) {
     want = (size + sfs.f_bsize - 1) / sfs.f_bsize * sfs.f_bsize;  // f_bsize is the huge page size
-  } else if (spec.rfind("hugetlbfs:", 0) == 0) {
+  } else if (kind == "hugetlbfs") {
     close(fd);
     return Status::InvalidArgument(path + ": not on a hugetlbfs mount");
   }

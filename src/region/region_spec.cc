@@ -12,11 +12,10 @@
 #include "daxfs/region.h"
 #include "region/open_flags.h"
 #include "region/fd_passing.h"
+#include "region/region_spec.h"
 
 namespace daxfs {
 namespace {
-
-constexpr long kHugetlbfsMagic = 0x958458f6;
 
 bool ParseU64(std::string_view s, uint64_t* out) {
   if (s.empty()) return false;
@@ -97,21 +96,27 @@ Result<std::shared_ptr<Region>> OpenResource(std::string_view rest, Access acces
 
 }  // namespace
 
-Result<std::shared_ptr<Region>> Region::Open(const std::string& spec, Access access) {
+RegionSpec SplitRegionSpec(const std::string& spec) {
   const auto colon = spec.find(':');
-  const std::string_view kind =
-      colon == std::string::npos ? std::string_view() : std::string_view(spec).substr(0, colon);
-  const std::string rest = colon == std::string::npos ? spec : spec.substr(colon + 1);
-  if (kind.empty() || kind.find('/') != std::string_view::npos) {
-    return OpenFile(spec, access);  // a plain path (which may contain ':')
-  }
-  if (kind == "file") return OpenFile(rest, access);
+  if (colon == std::string::npos || colon == 0 || spec.find('/') < colon)
+    return {"", spec};  // a plain path (which may contain ':')
+  return {spec.substr(0, colon), spec.substr(colon + 1)};
+}
+
+Result<std::string> ShmPath(const std::string& spec, const std::string& rest) {
+  std::string name = rest;
+  while (!name.empty() && name.front() == '/') name.erase(0, 1);
+  if (name.empty() || name.find('/') != std::string::npos)
+    return Status::InvalidArgument(spec + ": expected shm:/NAME");
+  return "/dev/shm/" + name;
+}
+
+Result<std::shared_ptr<Region>> Region::Open(const std::string& spec, Access access) {
+  const auto [kind, rest] = SplitRegionSpec(spec);
+  if (kind.empty() || kind == "file") return OpenFile(rest, access);
   if (kind == "shm") {
-    std::string name = rest;
-    while (!name.empty() && name.front() == '/') name.erase(0, 1);
-    if (name.empty() || name.find('/') != std::string::npos)
-      return Status::InvalidArgument(spec + ": expected shm:/NAME");
-    return OpenFile("/dev/shm/" + name, access);
+    DAXFS_ASSIGN_OR_RETURN(std::string path, ShmPath(spec, rest));
+    return OpenFile(path, access);
   }
   if (kind == "hugetlbfs") {
     struct statfs sfs;
