@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One run, every peer, the same tree: daxfs-mount (cache=direct and
-# cache=kernel), squashfuse_ll, kernel EROFS on an image file, kernel
+# One run, every peer, the same tree: daxfs-mount (cache=direct, auto and
+# kernel), squashfuse_ll, kernel EROFS on an image file, kernel
 # squashfs (loop), fuse-overlayfs over the tree, and tmpfs itself.
 # Workloads (warm: each is run once before timing, best of 3):
 #   find, stat of every entry, tar c of the tree, sequential read of large
@@ -22,6 +22,7 @@ mount_peer() {
   case $1 in
     tmpfs) ;;
     daxfs-direct) "$BUILD/daxfs-mount" "$IMG/tree.daxfs" "$d" -o cache=direct ;;
+    daxfs-auto) "$BUILD/daxfs-mount" "$IMG/tree.daxfs" "$d" -o cache=auto ;;
     daxfs-kernel) "$BUILD/daxfs-mount" "$IMG/tree.daxfs" "$d" -o cache=kernel ;;
     squashfuse_ll) squashfuse_ll "$IMG/tree.sqfs" "$d" ;;
     erofs) mount -t erofs -o ro "$IMG/tree.erofs" "$d" ;;
@@ -29,7 +30,7 @@ mount_peer() {
     fuse-overlayfs) fuse-overlayfs -o "lowerdir=$SRC,upperdir=$SHM/ovl-upper,workdir=$SHM/ovl-work" "$d" ;;
   esac
 }
-peers=(tmpfs erofs squashfs daxfs-direct daxfs-kernel squashfuse_ll fuse-overlayfs)
+peers=(tmpfs erofs squashfs daxfs-direct daxfs-auto daxfs-kernel squashfuse_ll fuse-overlayfs)
 dir_of() { [ "$1" = tmpfs ] && echo "$SRC" || echo "$MNT/$1"; }
 mapfile -t big_files < <(cd "$SRC" && find . -type f -size +1M | sort | head -200)
 

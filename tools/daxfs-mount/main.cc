@@ -2,7 +2,10 @@
 // Installed also as mount.fuse.daxfs so that `mount -t fuse.daxfs IMG DIR`
 // and /etc/fstab lines work.
 #include "common/cli.h"
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 #include "daxfs/image.h"
 #include "fuse/daxfs_fuse.h"
@@ -87,6 +90,21 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr, "%s: unknown mount option '%s'\n", prog.c_str(), opt.c_str());
       return 2;
+    }
+  }
+  // The daemon leaves its working directory when it detaches and unmounts
+  // by path when it ends: keep absolute paths.
+  if (char* abs = realpath(o.mountpoint.c_str(), nullptr)) {
+    o.mountpoint = abs;
+    std::free(abs);
+  } else {
+    std::fprintf(stderr, "%s: mountpoint %s: %s\n", prog.c_str(), o.mountpoint.c_str(), std::strerror(errno));
+    return 1;
+  }
+  if (o.fsname.empty()) {
+    if (char* abs = realpath(o.image.c_str(), nullptr)) {
+      o.fsname = abs;
+      std::free(abs);
     }
   }
   daxfs::OpenOptions oo;
