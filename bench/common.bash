@@ -39,3 +39,4 @@ ratio() { printf '%.2f' "$(echo "$1 / $2" | bc -l)"; }
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; sleep 1; echo 3 > /proc/sys/vm/drop_caches; }
 used_kib() { awk '/^MemTotal:/{t=$2} /^MemFree:/{f=$2} END{print t-f}' /proc/meminfo; }
 slab_kib() { awk '/^SReclaimable:/{print $2}' /proc/meminfo; }
+cached_kib() { awk '/^Cached:/{print $2}' /proc/meminfo; }   # page cache, Shmem included

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -73,14 +74,22 @@ void FillStat(const Context& c, const Attr& a, struct stat* st) {
   st->st_ctim = st->st_mtim;
 }
 
+// Problems found while serving go to stderr, or to syslog once the daemon
+// has detached from its terminal.
+std::atomic<bool> g_detached{false};
+void LogProblem(const std::string& message) {
+  if (g_detached) syslog(LOG_ERR, "%s", message.c_str());
+  else std::fprintf(stderr, "daxfs-mount: %s\n", message.c_str());
+}
+
 void ReplyError(fuse_req_t req, const Status& s) {
   int err = s.errno_value();
-  // Once the region is gone its zero pages read as corruption: the guard
-  // already said what happened.
-  if (s.IsCorruption() && !RegionLost()) {
-    std::fprintf(stderr, "daxfs-mount: %s\n", s.message().c_str());
+  if (s.IsCorruption()) {
+    // Once the region is gone its zero pages read as corruption: the guard
+    // already said what happened.
+    if (!RegionLost()) LogProblem(s.message());
+    err = EIO;
   }
-  if (s.IsCorruption()) err = EIO;
   fuse_reply_err(req, err ? err : EIO);
 }
 
@@ -417,6 +426,10 @@ int Serve(std::shared_ptr<const Image> image, const MountOptions& options) {
     return 1;
   }
   GuardRegion(ctx.image->region().bytes());
+  if (!options.foreground) {
+    openlog("daxfs-mount", LOG_PID, LOG_DAEMON);
+    g_detached = true;
+  }
   fuse_daemonize(options.foreground ? 1 : 0);
   int rc;
   if (options.single_thread) {
@@ -429,6 +442,10 @@ int Serve(std::shared_ptr<const Image> image, const MountOptions& options) {
     fuse_loop_cfg_set_max_threads(cfg, options.max_threads ? options.max_threads : 2 * cpus);
     rc = fuse_session_loop_mt(se, cfg);
     fuse_loop_cfg_destroy(cfg);
+  }
+  if (RegionLost() && g_detached) {
+    // The guard could only write to stderr, which is /dev/null by now.
+    LogProblem("the memory of " + options.image + " went away under " + options.mountpoint + "; unmounted");
   }
   if (own_mount) umount2(options.mountpoint.c_str(), MNT_DETACH);
   else fuse_session_unmount(se);
