@@ -308,7 +308,7 @@ constexpr size_t kInitOutFlags = 12, kInitOutFlags2 = 32, kInitOutMinSize = 64;
 
 std::atomic<bool> g_init_sent{false};
 
-// Rewrites a reply in place to a bare header carrying -EIO.
+// Sends, instead of a reply, a bare header carrying -EIO.
 ssize_t WriteEio(int fd, const iovec& header) {
   char out[kOutHeader];
   std::memcpy(out, header.iov_base, kOutHeader);
@@ -331,14 +331,14 @@ ssize_t TransportWritev(int fd, iovec* iov, int count, void*) {
     std::memcpy(init + kInitOutFlags, &flags, 4);
     std::memcpy(init + kInitOutFlags2, &flags2, 4);
   }
-  if (is_reply && RegionLost()) return WriteEio(fd, iov[0]) < 0 ? -1 : static_cast<ssize_t>(iov[0].iov_len);
+  if (is_reply && RegionLost()) return WriteEio(fd, iov[0]);
   ssize_t n = writev(fd, iov, count);
   if (n < 0 && errno == EFAULT && is_reply) {
     // The kernel could not copy from our buffers: if they lie in a region
     // that just went away, touching them here trips the guard.
     for (int i = 1; i < count; ++i)
       ProbeTail({static_cast<const std::byte*>(iov[i].iov_base), iov[i].iov_len});
-    if (RegionLost()) return WriteEio(fd, iov[0]) < 0 ? -1 : static_cast<ssize_t>(iov[0].iov_len);
+    if (RegionLost()) return WriteEio(fd, iov[0]);
     errno = EFAULT;
   }
   return n;
