@@ -394,6 +394,14 @@ int Serve(std::shared_ptr<const Image> image, const MountOptions& options) {
     return 1;
   }
   bool own_mount = false;
+  auto unmount = [&] {
+    if (own_mount) umount2(options.mountpoint.c_str(), MNT_DETACH);
+    else fuse_session_unmount(se);
+  };
+  auto close_session = [&] {
+    fuse_remove_signal_handlers(se);
+    fuse_session_destroy(se);
+  };
   int fd = -1;
   if (geteuid() == 0) {
     fd = MountDirect(options);
@@ -402,16 +410,14 @@ int Serve(std::shared_ptr<const Image> image, const MountOptions& options) {
     } else if (errno != EPERM) {
       std::fprintf(stderr, "daxfs-mount: mount %s on %s: %s\n", options.image.c_str(),
                    options.mountpoint.c_str(), std::strerror(errno));
-      fuse_remove_signal_handlers(se);
-      fuse_session_destroy(se);
+      close_session();
       return 1;
     }
   }
   if (!own_mount) {
     // Unprivileged: fusermount3 mounts and hands us the /dev/fuse fd.
     if (fuse_session_mount(se, options.mountpoint.c_str()) != 0) {
-      fuse_remove_signal_handlers(se);
-      fuse_session_destroy(se);
+      close_session();
       return 1;
     }
     fd = fuse_session_fd(se);
@@ -419,10 +425,8 @@ int Serve(std::shared_ptr<const Image> image, const MountOptions& options) {
   static const fuse_custom_io kIo = {TransportWritev, TransportRead, nullptr, nullptr};
   if (fuse_session_custom_io(se, &kIo, fd) != 0) {
     std::fprintf(stderr, "daxfs-mount: cannot attach to /dev/fuse\n");
-    if (own_mount) umount2(options.mountpoint.c_str(), MNT_DETACH);
-    else fuse_session_unmount(se);
-    fuse_remove_signal_handlers(se);
-    fuse_session_destroy(se);
+    unmount();
+    close_session();
     return 1;
   }
   GuardRegion(ctx.image->region().bytes());
@@ -447,10 +451,8 @@ int Serve(std::shared_ptr<const Image> image, const MountOptions& options) {
     // The guard could only write to stderr, which is /dev/null by now.
     LogProblem("the memory of " + options.image + " went away under " + options.mountpoint + "; unmounted");
   }
-  if (own_mount) umount2(options.mountpoint.c_str(), MNT_DETACH);
-  else fuse_session_unmount(se);
-  fuse_remove_signal_handlers(se);
-  fuse_session_destroy(se);
+  unmount();
+  close_session();
   return rc == 0 && !RegionLost() ? 0 : 1;
 }
 
