@@ -26,8 +26,19 @@ struct BuildOptions {
   std::optional<uint32_t> force_uid;
   std::optional<uint32_t> force_gid;
   bool xattrs = true;
-  // Write a plain upstream v5 image without any daxfs extension.
+  // Directory layout. Compact directories store each name once (about 12
+  // bytes + the name per entry); the upstream v5 layout spends 272 bytes per
+  // entry but keeps the image readable by the upstream daxfs kernel module.
+  bool compact_dirs = true;
+  // Write a plain upstream v5 image without any daxfs extension (implies
+  // !compact_dirs).
   bool upstream_only = false;
+  // Store files smaller than a block next to each other (and, with compact
+  // directories, in the unused end of larger files' last blocks) instead of
+  // giving each its own block. Larger files always start block-aligned.
+  bool pack_small_files = true;
+  // Store identical file contents once (verified byte for byte).
+  bool dedup = true;
   std::string label;
   // Called now and then from the building thread.
   std::function<void(const BuildProgress&)> progress;
@@ -41,6 +52,9 @@ struct BuildStats {
   uint64_t hardlinks = 0;      // extra names of an already counted inode
   uint64_t inodes = 0;
   uint64_t file_bytes = 0;     // sum of regular file sizes
+  uint64_t packed_files = 0;   // files stored in shared blocks
+  uint64_t duplicate_files = 0;  // files whose contents were already stored
+  uint64_t duplicate_bytes = 0;  // bytes not stored again thanks to that
   uint64_t image_size = 0;
   uint64_t metadata_size = 0;
 };

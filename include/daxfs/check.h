@@ -22,6 +22,7 @@ struct CheckResult {
   uint64_t warnings = 0;
   uint64_t inodes_reached = 0;
   uint64_t entries = 0;
+  uint64_t shared_extents = 0;  // files sharing another file's data (dedup)
 };
 
 // Walks the whole image: checksums, every directory entry, every inode, link

@@ -23,6 +23,10 @@ namespace daxfs::format {
 
 inline constexpr uint32_t kSuperMagic = 0x64617835;      // "dax5"
 inline constexpr uint32_t kVersion = 5;
+// Images with incompatible features carry version 6 in the superblock: the
+// upstream v5 module checks only magic and version at mount, so this makes
+// it refuse an image it would misread instead of serving garbage.
+inline constexpr uint32_t kVersionIncompat = 6;
 inline constexpr uint32_t kBlockSize = 4096;
 inline constexpr uint32_t kBaseMagic = 0x64646135;       // "dda5"
 inline constexpr uint32_t kBaseFlagExternalData = 1u << 0;
@@ -54,7 +58,10 @@ enum FeatureCompat : uint64_t {
 inline constexpr uint64_t kKnownCompat = kFeatureSortedDirs | kFeatureInodeExt | kFeatureXattrs |
                                          kFeatureMetaCsum | kFeatureDataCsum;
 // Incompatible features: a reader must refuse an image with unknown ones.
-inline constexpr uint64_t kKnownIncompat = 0;
+enum FeatureIncompat : uint64_t {
+  kFeatureCompactDirs = 1ull << 0,   // directories use the compact layout
+};
+inline constexpr uint64_t kKnownIncompat = kFeatureCompactDirs;
 
 // Extension header at superblock offset 192 (ends before byte 1024).
 struct ExtHeader {
@@ -159,6 +166,29 @@ struct Dirent {
 };
 static_assert(sizeof(Dirent) == kDirentStride);
 static_assert(offsetof(Dirent, name) == 16);
+
+// Compact directory (kFeatureCompactDirs): a header, `count` fixed entries
+// sorted by name, then the names back to back. The directory inode's size is
+// the byte length of the whole block. Names are stored once (no 255-byte
+// slot per entry) and the sorted entries keep lookups a binary search.
+struct CompactDirHeader {
+  uint32_t count;        // entries
+  uint32_t reserved;
+};
+struct CompactDirent {
+  uint32_t ino;          // 0
+  uint32_t name_offset;  // 4 from the start of the directory block
+  uint8_t name_len;      // 8 1..255
+  uint8_t type;          // 9 child's st_mode >> 12 (file type only)
+  uint16_t reserved;     // 10
+};
+static_assert(sizeof(CompactDirHeader) == 8 && sizeof(CompactDirent) == 12);
+inline constexpr uint32_t kCompactDirAlign = 4;
+
+// Regular files smaller than a block may share blocks with other small files
+// and with the unused end of a larger file's last block ("packed"); larger
+// files always start on a block boundary so they can be mapped in place.
+inline constexpr uint64_t kPackedFileMax = kBlockSize - 1;
 
 // Xattr area: an 8-byte header, then 8-aligned records, one per distinct set.
 inline constexpr uint32_t kXattrMagic = 0x52544158;  // "XATR"

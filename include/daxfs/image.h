@@ -38,7 +38,8 @@ struct Attr {
   uint32_t uid = 0;
   uint32_t gid = 0;
   uint32_t nlink = 0;
-  uint64_t size = 0;   // bytes; directories report entries * 271 like upstream
+  uint64_t size = 0;   // bytes; directories: entries * 271 like upstream (v5 layout)
+                       // or the directory's bytes (compact layout)
   uint64_t blocks = 0; // 512-byte units allocated in the image
   int64_t mtime_sec = 0;
   uint32_t mtime_nsec = 0;
@@ -61,8 +62,10 @@ struct ImageInfo {
   uint64_t meta_size = 0;   // base-relative start of file data (0 if unknown)
   uint64_t inode_table_end = 0;  // absolute end of the inode table
   uint64_t features_compat = 0;
+  uint64_t features_incompat = 0;
   bool daxfs_extensions = false;  // false for plain upstream images
   bool sorted_dirs = false;
+  bool compact_dirs = false;      // compact directory layout (not upstream-readable)
   bool branching = false;   // the image has a branch table (upstream -b)
   int64_t build_time = 0;
   uint64_t file_count = 0;
@@ -136,6 +139,8 @@ class Image {
   Result<format::Inode> inode(Ino ino) const;
   Status CheckExtent(Ino ino, uint64_t offset, uint64_t len, const char* what) const;
   Result<DirEntry> dirent_at(Ino dir, uint64_t data_offset, size_t index) const;
+  Result<DirEntry> compact_dirent_at(Ino dir, uint64_t data_offset, uint64_t bytes,
+                                     size_t index) const;
   Status CheckChild(Ino dir, const DirEntry& e) const;
   // The parent recorded for directory inode `dir` (0 or out of range when
   // unknown): the inode's field, or the map built for upstream images.
@@ -170,15 +175,25 @@ class Directory {
 
  private:
   friend class Image;
-  Directory(const Image* image, Ino ino, uint64_t data_offset, size_t count, bool sorted)
-      : image_(image), ino_(ino), data_offset_(data_offset), count_(count), sorted_(sorted) {}
+  Directory(const Image* image, Ino ino, uint64_t data_offset, uint64_t bytes, size_t count,
+            bool sorted, bool compact)
+      : image_(image), ino_(ino), data_offset_(data_offset), bytes_(bytes), count_(count),
+        sorted_(sorted), compact_(compact) {}
+  // The i-th name without validating the rest of the entry (for probes);
+  // false if the entry's bounds are broken.
+  bool raw_name(size_t i, std::string_view* out) const;
 
   const Image* image_;
   Ino ino_;
-  uint64_t data_offset_;
+  uint64_t data_offset_;  // base-relative
+  uint64_t bytes_;        // compact: bytes of the directory block
   size_t count_;
   bool sorted_;
+  bool compact_;
 };
+
+// The image's feature bits as names ("sorted-dirs inode-ext ... compact-dirs").
+std::string FeatureNames(const ImageInfo& info);
 
 // Returns "file", "dir", "symlink", "chardev", ... for a st_mode.
 const char* FileTypeName(uint32_t mode);

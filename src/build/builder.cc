@@ -15,8 +15,9 @@ Result<BuildStats> Build(build::Source* source, const std::string& output,
   std::vector<uint64_t> data_key(tree.inodes.size());
   for (size_t i = 0; i < tree.inodes.size(); ++i) data_key[i] = source->DataOrderKey(tree.inodes[i]);
   DAXFS_ASSIGN_OR_RETURN(build::Layout layout, build::ComputeLayout(&tree, options, data_key));
-  DAXFS_RETURN_IF_ERROR(build::WriteImage(tree, layout, source, output, options));
-  return layout.stats;
+  BuildStats stats = layout.stats;
+  DAXFS_RETURN_IF_ERROR(build::WriteImage(tree, layout, source, output, options, &stats));
+  return stats;
 }
 
 }  // namespace

@@ -8,8 +8,10 @@
 
 namespace daxfs::build {
 
-// Writes the image to `output` atomically (temporary file + rename).
+// Writes the image to `output` atomically (temporary file + rename): file
+// data first (its placement decides the data offsets), then the metadata.
+// Fills in the stats the data placement decides.
 Status WriteImage(const Tree& tree, const Layout& layout, Source* source,
-                  const std::string& output, const BuildOptions& options);
+                  const std::string& output, const BuildOptions& options, BuildStats* stats);
 
 }  // namespace daxfs::build

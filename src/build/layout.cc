@@ -51,6 +51,7 @@ void LayoutXattrs(Tree* tree, Layout* out) {
 Result<Layout> ComputeLayout(Tree* tree, const BuildOptions& options,
                              const std::vector<uint64_t>& data_key) {
   Layout out;
+  out.compact_dirs = options.compact_dirs && !options.upstream_only;
   for (Node& node : tree->nodes) {
     std::sort(node.children.begin(), node.children.end(), [&](uint32_t a, uint32_t b) {
       return tree->nodes[a].name < tree->nodes[b].name;
@@ -96,11 +97,24 @@ Result<Layout> ComputeLayout(Tree* tree, const BuildOptions& options,
     InodeRec& inode = tree->inodes[idx];
     switch (inode.mode & S_IFMT) {
       case S_IFDIR: {
-        const size_t count = tree->nodes[out.dir_node[idx]].children.size();
-        inode.size = count * fmt::kDirentSizeUnit;
-        inode.data_offset = count ? cursor : 0;
-        cursor += count * fmt::kDirentStride;
+        const Node& node = tree->nodes[out.dir_node[idx]];
+        const size_t count = node.children.size();
         ++out.stats.directories;
+        if (count == 0) {
+          inode.size = 0;
+          inode.data_offset = 0;
+        } else if (out.compact_dirs) {
+          cursor = fmt::AlignUp(cursor, fmt::kCompactDirAlign);
+          uint64_t bytes = sizeof(fmt::CompactDirHeader) + count * sizeof(fmt::CompactDirent);
+          for (uint32_t c : node.children) bytes += tree->nodes[c].name.size();
+          inode.size = bytes;
+          inode.data_offset = cursor;
+          cursor += bytes;
+        } else {
+          inode.size = count * fmt::kDirentSizeUnit;
+          inode.data_offset = cursor;
+          cursor += count * fmt::kDirentStride;
+        }
         break;
       }
       case S_IFLNK:
@@ -129,21 +143,13 @@ Result<Layout> ComputeLayout(Tree* tree, const BuildOptions& options,
     }
   }
   out.meta_size = fmt::AlignUp(cursor, fmt::kBlockSize);
-  cursor = out.meta_size;
-
+  if (out.meta_size > UINT64_MAX / 4) return Status::NoSpace("metadata larger than 2^62 bytes");
+  // File data follows the metadata; the data writer places each file (packing
+  // and deduplication decide offsets as the contents stream by).
   std::stable_sort(out.data_order.begin(), out.data_order.end(), [&](uint32_t a, uint32_t b) {
     return data_key[a] < data_key[b];
   });
-  for (uint32_t idx : out.data_order) {
-    InodeRec& inode = tree->inodes[idx];
-    if (inode.size > UINT64_MAX / 2 - cursor) return Status::NoSpace("image larger than 2^63 bytes");
-    inode.data_offset = cursor;
-    cursor += fmt::AlignUp(inode.size, fmt::kBlockSize);
-  }
-  out.base_size = cursor;
-  out.total_size = fmt::kBlockSize + out.base_size;
   out.stats.inodes = n_inodes;
-  out.stats.image_size = out.total_size;
   out.stats.metadata_size = fmt::kBlockSize + out.meta_size;
   return out;
 }

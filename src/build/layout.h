@@ -19,14 +19,14 @@ struct Layout {
   uint64_t inode_table = 4096;       // base-relative
   uint64_t meta_start = 0;           // base-relative start of dirents etc.
   uint64_t xattr_offset = 0;         // base-relative
-  uint64_t meta_size = 0;            // base-relative, 4 KiB aligned
-  uint64_t base_size = 0;
-  uint64_t total_size = 0;           // superblock block + base
+  uint64_t meta_size = 0;            // base-relative, 4 KiB aligned: file data starts here
   uint64_t dirent_count = 0;
+  bool compact_dirs = false;         // format::kFeatureCompactDirs
   BuildStats stats;
 };
 
-// Assigns inode numbers (depth-first, names sorted), link counts and offsets.
+// Assigns inode numbers (depth-first, names sorted), link counts and the
+// offsets of all metadata. File data offsets are left to the data writer.
 // `data_key` gives each inode's position in the source's data order.
 Result<Layout> ComputeLayout(Tree* tree, const BuildOptions& options,
                              const std::vector<uint64_t>& data_key);

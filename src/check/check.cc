@@ -1,5 +1,7 @@
 #include "daxfs/check.h"
 
+#include "daxfs/format.h"
+
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -102,22 +104,32 @@ class Checker {
       Note(image_.list_xattrs(ino, [](std::string_view, std::span<const std::byte>) {}));
       auto ext = image_.extent(ino);
       if (!Note(ext.status()) || ext->length == 0) continue;
-      if (S_ISREG(a->mode) && ext->offset % 4096 != 0)
+      // Files smaller than a block are packed by design; larger ones are
+      // block-aligned by mkdaxfs so that they can be mapped in place.
+      if (S_ISREG(a->mode) && a->size > format::kPackedFileMax &&
+          ext->offset % format::kBlockSize != 0)
         Warn(who + ": file data at offset " + std::to_string(ext->offset) +
              " is not page aligned (cannot be mapped in place)");
       if (ext->offset < info.inode_table_end)
         Problem(who + ": data at offset " + std::to_string(ext->offset) +
                 " overlaps the superblocks or the inode table");
-      extents_.push_back({ext->offset, ext->length, ino});
+      extents_.push_back({ext->offset, ext->length, ino, S_ISREG(a->mode)});
     }
   }
 
   void CheckExtents() {
-    std::sort(extents_.begin(), extents_.end(),
-              [](const Span& a, const Span& b) { return a.offset < b.offset; });
+    // Regular files with identical contents may share one extent
+    // (deduplicated data); any other overlap is damage.
+    std::sort(extents_.begin(), extents_.end(), [](const Span& a, const Span& b) {
+      return a.offset != b.offset ? a.offset < b.offset : a.length < b.length;
+    });
     for (size_t i = 1; i < extents_.size(); ++i) {
       const Span& a = extents_[i - 1];
       const Span& b = extents_[i];
+      if (a.regular && b.regular && a.offset == b.offset && a.length == b.length) {
+        ++result_.shared_extents;
+        continue;
+      }
       if (a.offset + a.length > b.offset)
         Problem("inode " + std::to_string(a.ino) + " [" + std::to_string(a.offset) + ", +" +
                 std::to_string(a.length) + ") overlaps inode " + std::to_string(b.ino) +
@@ -128,6 +140,7 @@ class Checker {
   struct Span {
     uint64_t offset, length;
     Ino ino;
+    bool regular;
   };
   const Image& image_;
   const CheckOptions& options_;

@@ -15,8 +15,44 @@ Result<Directory> Image::opendir(Ino dir) const {
   DAXFS_ASSIGN_OR_RETURN(format::Inode r, inode(dir));
   if (!S_ISDIR(r.mode))
     return Status::NotDirectory("inode " + std::to_string(dir) + " is not a directory");
-  return Directory(this, dir, r.data_offset, r.size / fmt::kDirentSizeUnit,
-                   info_.sorted_dirs);
+  if (!info_.compact_dirs)
+    return Directory(this, dir, r.data_offset, 0, r.size / fmt::kDirentSizeUnit, info_.sorted_dirs,
+                     false);
+  if (r.size == 0) return Directory(this, dir, 0, 0, 0, true, true);
+  // inode() bounded [data_offset, +size) inside the base and size >= header.
+  const auto h = fmt::Load<fmt::CompactDirHeader>(base_ + r.data_offset);
+  if (uint64_t{h.count} > (r.size - sizeof h) / sizeof(fmt::CompactDirent))
+    return Status::Corruption(region_->name() + ": directory inode " + std::to_string(dir) +
+                              " (offset " + std::to_string(info_.base_offset + r.data_offset) +
+                              "): " + std::to_string(h.count) + " entries do not fit in " +
+                              std::to_string(r.size) + " bytes");
+  return Directory(this, dir, r.data_offset, r.size, h.count, true, true);
+}
+
+// Entry `index` of a compact directory block; the caller has bounded index
+// by the header's count, which opendir checked against the block size.
+Result<DirEntry> Image::compact_dirent_at(Ino dir, uint64_t data_offset, uint64_t bytes,
+                                          size_t index) const {
+  const uint64_t off = sizeof(fmt::CompactDirHeader) + uint64_t{index} * sizeof(fmt::CompactDirent);
+  auto bad = [&](const std::string& what) {
+    return Status::Corruption(region_->name() + ": directory inode " + std::to_string(dir) +
+                              ", entry " + std::to_string(index) + " (offset " +
+                              std::to_string(info_.base_offset + data_offset + off) + "): " + what);
+  };
+  const auto de = fmt::Load<fmt::CompactDirent>(base_ + data_offset + off);
+  if (de.name_offset > bytes || de.name_len > bytes - de.name_offset)
+    return bad("name [" + std::to_string(de.name_offset) + ", +" + std::to_string(de.name_len) +
+               ") lies outside the directory's " + std::to_string(bytes) + " bytes");
+  DirEntry e;
+  e.ino = de.ino;
+  e.mode = uint32_t{de.type} << 12;
+  e.name = std::string_view(reinterpret_cast<const char*>(base_ + data_offset + de.name_offset),
+                            de.name_len);
+  if (const char* why = fmt::InvalidNameReason(e.name)) return bad(why);
+  if (e.ino == 0 || e.ino > inode_count_)
+    return bad("inode number " + std::to_string(e.ino) + " out of range");
+  if (e.ino == root_) return bad("entry refers to the root directory");
+  return e;
 }
 
 // Reads entry `index` of the array at `data_offset`, checking its bounds and
@@ -70,9 +106,29 @@ Result<DirEntry> Directory::entry(size_t i) const {
   if (i >= count_)
     return Status::InvalidArgument("entry index " + std::to_string(i) + " past the end of directory " +
                                    std::to_string(ino_));
-  DAXFS_ASSIGN_OR_RETURN(DirEntry e, image_->dirent_at(ino_, data_offset_, i));
+  DAXFS_ASSIGN_OR_RETURN(DirEntry e, compact_ ? image_->compact_dirent_at(ino_, data_offset_, bytes_, i)
+                                               : image_->dirent_at(ino_, data_offset_, i));
   DAXFS_RETURN_IF_ERROR(image_->CheckChild(ino_, e));
   return e;
+}
+
+bool Directory::raw_name(size_t i, std::string_view* out) const {
+  const std::byte* base = image_->base_;
+  if (compact_) {
+    const std::byte* block = base + data_offset_;
+    const auto de = fmt::Load<fmt::CompactDirent>(
+        block + sizeof(fmt::CompactDirHeader) + uint64_t{i} * sizeof(fmt::CompactDirent));
+    if (de.name_offset > bytes_ || de.name_len > bytes_ - de.name_offset) return false;
+    *out = std::string_view(reinterpret_cast<const char*>(block + de.name_offset), de.name_len);
+    return true;
+  }
+  const uint64_t base_size = image_->base_size_;
+  const uint64_t off = data_offset_ + uint64_t{i} * fmt::kDirentStride;
+  if (off > base_size || base_size - off < offsetof(fmt::Dirent, name)) return false;
+  const uint16_t len = fmt::Load<uint16_t>(base + off + offsetof(fmt::Dirent, name_len));
+  if (len > fmt::kNameMax || base_size - off - offsetof(fmt::Dirent, name) < len) return false;
+  *out = std::string_view(reinterpret_cast<const char*>(base + off + offsetof(fmt::Dirent, name)), len);
+  return true;
 }
 
 Result<DirEntry> Directory::find(std::string_view name) const {
@@ -80,16 +136,6 @@ Result<DirEntry> Directory::find(std::string_view name) const {
     return Status::NotFound("'" + std::string(name) + "' is not a valid name");
   // Probes compare raw names only (bounds-checked); the entry found is fully
   // validated by entry(). A corrupt order can make a lookup miss, nothing more.
-  const std::byte* base = image_->base_;
-  const uint64_t base_size = image_->base_size_;
-  auto raw_name = [&](size_t i, std::string_view* out) {
-    const uint64_t off = data_offset_ + uint64_t{i} * fmt::kDirentStride;
-    if (off > base_size || base_size - off < offsetof(fmt::Dirent, name)) return false;
-    const uint16_t len = fmt::Load<uint16_t>(base + off + offsetof(fmt::Dirent, name_len));
-    if (len > fmt::kNameMax || base_size - off - offsetof(fmt::Dirent, name) < len) return false;
-    *out = std::string_view(reinterpret_cast<const char*>(base + off + offsetof(fmt::Dirent, name)), len);
-    return true;
-  };
   std::string_view probe;
   if (sorted_) {
     size_t lo = 0, hi = count_;

@@ -36,6 +36,22 @@ bool ValidFileType(uint32_t mode) {
 
 }  // namespace
 
+std::string FeatureNames(const ImageInfo& info) {
+  static constexpr std::pair<uint64_t, const char*> kCompat[] = {
+      {fmt::kFeatureSortedDirs, "sorted-dirs"}, {fmt::kFeatureInodeExt, "inode-ext"},
+      {fmt::kFeatureXattrs, "xattrs"},          {fmt::kFeatureMetaCsum, "meta-csum"},
+      {fmt::kFeatureDataCsum, "data-csum"}};
+  static constexpr std::pair<uint64_t, const char*> kIncompat[] = {
+      {fmt::kFeatureCompactDirs, "compact-dirs"}};
+  std::string out;
+  auto add = [&](const char* name) { out += out.empty() ? name : std::string(" ") + name; };
+  for (const auto& [bit, name] : kCompat)
+    if (info.features_compat & bit) add(name);
+  for (const auto& [bit, name] : kIncompat)
+    if (info.features_incompat & bit) add(name);
+  return out.empty() ? "none" : out;
+}
+
 const char* FileTypeName(uint32_t mode) {
   switch (mode & S_IFMT) {
     case S_IFREG: return "file";
@@ -76,7 +92,7 @@ Status Image::Init(const OpenOptions& options) {
   if (sb.magic != fmt::kSuperMagic)
     return corrupt("bad magic " + Hex(sb.magic) + " at offset 0 (expected " +
                    Hex(fmt::kSuperMagic) + ", not a daxfs image)");
-  if (sb.version != fmt::kVersion)
+  if (sb.version != fmt::kVersion && sb.version != fmt::kVersionIncompat)
     return corrupt("unsupported version " + std::to_string(sb.version) + " at offset 4");
   if (sb.block_size != fmt::kBlockSize)
     return corrupt("unsupported block size " + std::to_string(sb.block_size) + " at offset 12");
@@ -107,14 +123,21 @@ Status Image::Init(const OpenOptions& options) {
     if (ext.features_incompat & ~fmt::kKnownIncompat)
       return Status::NotSupported(name + ": image uses unknown incompatible features " +
                                   Hex(ext.features_incompat & ~fmt::kKnownIncompat));
+    if ((ext.features_incompat != 0) != (sb.version == fmt::kVersionIncompat))
+      return corrupt("version " + std::to_string(sb.version) + " at offset 4 does not match " +
+                     "incompatible features " + Hex(ext.features_incompat));
     info_.daxfs_extensions = true;
     info_.features_compat = ext.features_compat;
+    info_.features_incompat = ext.features_incompat;
+    info_.compact_dirs = ext.features_incompat & fmt::kFeatureCompactDirs;
     info_.sorted_dirs = ext.features_compat & fmt::kFeatureSortedDirs;
     info_.meta_size = ext.meta_size;
     info_.build_time = ext.build_time;
     info_.file_count = ext.file_count;
     info_.label.assign(ext.label, strnlen(ext.label, sizeof ext.label));
     inode_ext_ = ext.features_compat & fmt::kFeatureInodeExt;
+    if (info_.compact_dirs && !inode_ext_)
+      return corrupt("compact directories without the inode extension (no parent pointers)");
     if (ext.meta_size > sb.base_size) return corrupt("meta_size beyond the base image");
     if (ext.features_compat & fmt::kFeatureXattrs) {
       if (ext.xattr_offset < sizeof(fmt::BaseSuper) || ext.xattr_offset > sb.base_size ||
@@ -129,6 +152,8 @@ Status Image::Init(const OpenOptions& options) {
     data_csum_ = ext.features_compat & fmt::kFeatureDataCsum ? ext.data_csum : 0;
   }
 
+  if (sb.version == fmt::kVersionIncompat && !info_.daxfs_extensions)
+    return corrupt("version 6 image without the daxfs extension header");
   base_ = bytes.data() + sb.base_offset;
   base_size_ = sb.base_size;
   const auto bs = fmt::Load<fmt::BaseSuper>(base_);
@@ -235,6 +260,13 @@ Result<format::Inode> Image::inode(Ino ino) const {
       if (!external_data_) DAXFS_RETURN_IF_ERROR(CheckExtent(ino, r.data_offset, r.size, "file data"));
       break;
     case S_IFDIR:
+      if (info_.compact_dirs) {
+        if (r.size == 0) break;
+        if (r.size < sizeof(fmt::CompactDirHeader))
+          return bad("compact directory size " + std::to_string(r.size) + " is smaller than its header");
+        DAXFS_RETURN_IF_ERROR(CheckExtent(ino, r.data_offset, r.size, "directory"));
+        break;
+      }
       if (r.size % fmt::kDirentSizeUnit != 0)
         return bad("directory size " + std::to_string(r.size) + " is not a multiple of 271");
       // The last entry needs only its header and name; CheckEntry bounds each.
@@ -272,7 +304,9 @@ Result<Attr> Image::stat(Ino ino) const {
   a.gid = r.gid;
   a.nlink = r.nlink;
   a.size = S_ISREG(r.mode) || S_ISLNK(r.mode) || S_ISDIR(r.mode) ? r.size : 0;
-  a.blocks = S_ISREG(r.mode) ? fmt::AlignUp(r.size, fmt::kBlockSize) / 512 : 0;
+  // Block-aligned data owns whole blocks; packed data only its bytes.
+  if (S_ISREG(r.mode))
+    a.blocks = fmt::AlignUp(r.size, r.data_offset % fmt::kBlockSize == 0 ? fmt::kBlockSize : 512) / 512;
   a.mtime_sec = r.mtime_sec;
   a.mtime_nsec = r.mtime_nsec;
   if (S_ISCHR(r.mode) || S_ISBLK(r.mode)) {
@@ -318,6 +352,10 @@ Result<Image::Extent> Image::extent(Ino ino) const {
       e.length = r.size + 1;
       break;
     case S_IFDIR: {
+      if (info_.compact_dirs) {
+        e.length = r.size;
+        break;
+      }
       // Our images reserve the full 272-byte stride; upstream reserves 271
       // per entry (its writer may spill the last entry past that).
       const uint64_t count = r.size / fmt::kDirentSizeUnit;

@@ -24,10 +24,20 @@ ln -s ../../hello.txt "$src/sub/deeper/uplink"
 for i in $(seq 1 241); do printf '%s' "$i" > "$src/spill/entry_$(printf %03d "$i")"; done
 head -c 5000 /dev/urandom > "$src/zz_after_spill"
 
-"$BUILD/mkdaxfs" -q "$W/ours.img" "$src"
+"$BUILD/mkdaxfs" -q --upstream-readable "$W/ours.img" "$src"
 python3 "$HERE/upstream_v5.py" read "$W/ours.img" "$src"
 "$BUILD/mkdaxfs" -q --upstream "$W/ours-plain.img" "$src"
 python3 "$HERE/upstream_v5.py" read "$W/ours-plain.img" "$src"
+# Without dedup and packing too (every file on its own blocks).
+"$BUILD/mkdaxfs" -q --upstream-readable --no-pack --no-dedup "$W/ours-aligned.img" "$src"
+python3 "$HERE/upstream_v5.py" read "$W/ours-aligned.img" "$src"
+# The default (compact directories) is refused by upstream, which checks only
+# magic and version at mount: version 6 makes it refuse instead of misread.
+"$BUILD/mkdaxfs" -q "$W/compact.img" "$src"
+if python3 "$HERE/upstream_v5.py" read "$W/compact.img" "$src" 2>"$W/err"; then
+  echo "FAIL: the upstream model read a compact image" >&2; exit 1
+fi
+grep -q superblock "$W/err" || { echo "FAIL: compact image not refused at the superblock" >&2; cat "$W/err"; exit 1; }
 
 python3 "$HERE/upstream_v5.py" write "$src" "$W/theirs.img"
 "$BUILD/daxfs" check -q --no-data "$W/theirs.img"

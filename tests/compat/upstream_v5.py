@@ -139,6 +139,13 @@ def read(img, src):
             want = open(path, 'rb').read()
             if size != len(want) or data[b + off:b + off + size] != want:
                 problems.append(f'{path}: contents differ')
+            # The module's MAP_SHARED fault maps the image page itself when a
+            # file's data is page-aligned (else it copies and zero-fills), so
+            # what follows EOF in that page must be zeros, as POSIX promises.
+            if size and (b + off) % BLOCK == 0:
+                tail = data[b + off + size:b + align(off + size)]
+                if tail.strip(b'\0'):
+                    problems.append(f'{path}: bytes after EOF in its last page are not zero (mmap would show them)')
         elif stat.S_ISLNK(mode):
             end = data.index(b'\0', b + off)
             if data[b + off:end] != os.readlink(path).encode():

@@ -69,7 +69,10 @@ void PrintLong(const Image& img, const Attr& a, const std::string& name) {
 int CmdInfo(const Image& img) {
   const auto& i = img.info();
   std::printf("image:           %s\n", img.region().name().c_str());
-  std::printf("format:          daxfs v5%s\n", i.daxfs_extensions ? " + daxfs extensions" : " (plain upstream)");
+  std::printf("format:          %s\n",
+              i.compact_dirs        ? "daxfs compact (version 6: not readable by the upstream v5 module)"
+              : i.daxfs_extensions ? "daxfs v5 + daxfs extensions (upstream-readable)"
+                                   : "daxfs v5 (plain upstream)");
   std::printf("region size:     %" PRIu64 "\n", i.region_size);
   std::printf("total size:      %" PRIu64 "\n", i.total_size);
   std::printf("base image:      offset %" PRIu64 ", size %" PRIu64 "\n", i.base_offset, i.base_size);
@@ -78,10 +81,7 @@ int CmdInfo(const Image& img) {
   if (i.daxfs_extensions) {
     std::printf("metadata size:   %" PRIu64 "\n", i.meta_size);
     std::printf("entries:         %" PRIu64 "\n", i.file_count);
-    std::printf("features:       %s%s%s%s%s\n",
-                i.features_compat & 1 ? " sorted-dirs" : "", i.features_compat & 2 ? " inode-ext" : "",
-                i.features_compat & 4 ? " xattrs" : "", i.features_compat & 8 ? " meta-csum" : "",
-                i.features_compat & 16 ? " data-csum" : "");
+    std::printf("features:        %s\n", daxfs::FeatureNames(i).c_str());
     std::printf("built:           %s\n", TimeString(i.build_time, 0).c_str());
     if (!i.label.empty()) std::printf("label:           %s\n", i.label.c_str());
   }

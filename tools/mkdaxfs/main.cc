@@ -26,13 +26,16 @@ bool ParseTime(const std::string& s, int64_t* out) {
 int main(int argc, char** argv) {
   CLI::App app{
       "Build a daxfs image from a directory or a tar archive.\n\n"
-      "The image is readable by the upstream daxfs v5 kernel module and by\n"
-      "libdaxfs/daxfs-mount. File data is 4 KiB aligned so every file can be\n"
-      "mapped in place. Output is reproducible: the same input gives the same\n"
-      "bytes (set SOURCE_DATE_EPOCH or --all-time to pin timestamps).",
+      "Files of 4 KiB and more start on a 4 KiB boundary so they can be mapped\n"
+      "in place; smaller files are packed together and identical contents are\n"
+      "stored once. Directories use the compact layout unless --upstream-readable\n"
+      "or --upstream asks for images the upstream daxfs v5 kernel module reads.\n"
+      "Output is reproducible: the same input gives the same bytes (set\n"
+      "SOURCE_DATE_EPOCH or --all-time to pin timestamps).",
       "mkdaxfs"};
   std::string output, source, label;
   bool tar = false, quiet = false, no_xattrs = false, upstream = false, all_root = false;
+  bool upstream_readable = false, no_pack = false, no_dedup = false;
   std::string all_time, uid, gid;
   app.add_option("IMAGE", output, "Image file to write (replaced atomically)")->required();
   app.add_option("SOURCE", source, "Directory or tar archive (.tar, .tar.gz, .tar.zst, ...)")
@@ -45,8 +48,14 @@ int main(int argc, char** argv) {
   app.add_option("--force-uid", uid, "Make every file owned by this uid");
   app.add_option("--force-gid", gid, "Make every file owned by this gid");
   app.add_flag("--no-xattrs", no_xattrs, "Do not store extended attributes");
+  app.add_flag("--upstream-readable", upstream_readable,
+               "Use upstream v5 directories (272 bytes per entry) so the upstream daxfs kernel "
+               "module can read the image; daxfs extensions are kept in reserved fields");
   app.add_flag("--upstream", upstream,
                "Write a plain upstream v5 image (no mtimes, xattrs, device numbers, checksums)");
+  app.add_flag("--no-pack", no_pack,
+               "Give every file its own 4 KiB blocks (every file mappable in place)");
+  app.add_flag("--no-dedup", no_dedup, "Store identical file contents once per file");
   app.add_flag("-q,--quiet", quiet, "No progress display and no summary");
   app.set_version_flag("-V,--version", "mkdaxfs 0.1.0");
   DAXFS_PARSE_OR_EXIT(app, argc, argv);
@@ -55,6 +64,9 @@ int main(int argc, char** argv) {
   opts.label = label;
   opts.xattrs = !no_xattrs;
   opts.upstream_only = upstream;
+  opts.compact_dirs = !upstream && !upstream_readable;
+  opts.pack_small_files = !no_pack;
+  opts.dedup = !no_dedup;
   if (label.size() > 63) {
     std::fprintf(stderr, "mkdaxfs: label longer than 63 bytes\n");
     return 2;
@@ -115,6 +127,9 @@ int main(int argc, char** argv) {
     std::printf("  file data %s, metadata %s, image %s, built in %.2fs\n",
                 HumanBytes(s.file_bytes).c_str(), HumanBytes(s.metadata_size).c_str(),
                 HumanBytes(s.image_size).c_str(), secs);
+    std::printf("  %llu small files packed, %llu duplicate files stored once (%s saved)\n",
+                (unsigned long long)s.packed_files, (unsigned long long)s.duplicate_files,
+                HumanBytes(s.duplicate_bytes).c_str());
   }
   return 0;
 }
