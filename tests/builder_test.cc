@@ -212,3 +212,144 @@ TEST(Builder, RealTrees) {
 
 }  // namespace
 }  // namespace daxfs::testing
+
+namespace daxfs::testing {
+namespace {
+
+// Small files of every size class, files around the block size, duplicates
+// (small, large, across a write-buffer flush, sparse) and hard links, built
+// in each layout: contents and metadata must match the source, check must be
+// clean, large files must stay block-aligned and duplicates share one extent.
+class PackAndDedup : public ::testing::TestWithParam<int> {
+ protected:
+  static void MakeTree(const std::string& src) {
+    mkdir(src.c_str(), 0755);
+    mkdir((src + "/small").c_str(), 0755);
+    for (int i = 0; i < 300; ++i) {
+      const size_t size = 1 + (static_cast<size_t>(i) * 977) % 4095;
+      std::string s(size, '\0');
+      for (size_t k = 0; k < size; ++k) s[k] = static_cast<char>('a' + (i + k) % 26);
+      WriteFile(src + "/small/f" + std::to_string(i), s, i % 7 == 0 ? 0600 : 0644);
+    }
+    for (size_t size : {4095u, 4096u, 4097u, 8191u, 8192u, 100000u}) {
+      std::string s(size, '\0');
+      for (size_t k = 0; k < size; ++k) s[k] = static_cast<char>((k * 31 + size) >> 3);
+      WriteFile(src + "/edge_" + std::to_string(size), s);
+      WriteFile(src + "/small/dup_edge_" + std::to_string(size), s);
+    }
+    WriteFile(src + "/dup_small_a", "same small contents\n");
+    WriteFile(src + "/small/dup_small_b", "same small contents\n");
+    WriteFile(src + "/hardlink", "one inode\n");
+    ASSERT_EQ(link((src + "/hardlink").c_str(), (src + "/small/hardlink2").c_str()), 0);
+    // a_big is larger than the writer's 8 MiB buffer; b_big duplicates it, so
+    // its bytes are already written when the duplicate is found and rewound;
+    // c_sparse then lands where b_big's bytes were: its holes must read zero.
+    std::string big(20u << 20, '\0');
+    for (size_t k = 0; k < big.size(); ++k) big[k] = static_cast<char>((k * 2654435761u) >> 11);
+    WriteFile(src + "/a_big", big);
+    WriteFile(src + "/b_big", big);
+    int fd = open((src + "/c_sparse").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(pwrite(fd, "x", 1, 12 << 20), 1);
+    ASSERT_EQ(ftruncate(fd, 24 << 20), 0);
+    close(fd);
+  }
+
+  BuildOptions Options() const {
+    BuildOptions o;
+    o.compact_dirs = GetParam() == 0;
+    o.upstream_only = GetParam() == 2;
+    return o;
+  }
+};
+
+TEST_P(PackAndDedup, RoundTripAndPlacement) {
+  TempDir dir;
+  const std::string src = dir / "src";
+  MakeTree(src);
+  auto stats = BuildFromDirectory(src, dir / "img", Options());
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  auto image = OpenOrDie(dir / "img");
+  ASSERT_TRUE(image);
+  ExpectImageMatchesDirectory(*image, src, /*compare_xattrs=*/GetParam() != 2,
+                              /*compare_mtime=*/GetParam() != 2);
+  ExpectClean(*image);
+  EXPECT_EQ(image->info().compact_dirs, GetParam() == 0);
+
+  // Large files start on a block; small ones are packed (bytes, not blocks).
+  for (const char* big : {"edge_4096", "edge_4097", "edge_100000", "a_big", "c_sparse"})
+    EXPECT_EQ(*image->data_location(*image->resolve(big)) % format::kBlockSize, 0u) << big;
+  // f0..f299, edge_4095, dup_small_a, hardlink (their duplicates are not stored).
+  EXPECT_EQ(stats->packed_files, 303u);
+  uint64_t small_bytes = 0;
+  for (int i = 0; i < 300; ++i) small_bytes += 1 + (static_cast<size_t>(i) * 977) % 4095;
+  // a_big + c_sparse (apparent size), the aligned edge files, the small
+  // files' bytes and 64 blocks of metadata; unpacked, the 300 small files
+  // alone would waste about 150 blocks.
+  EXPECT_LT(stats->image_size, (44u << 20) + 131072 + 4095 + small_bytes + 64 * 4096);
+  if (GetParam() != 0) {
+    // Upstream maps page-aligned data directly: no packed file may start on
+    // a page boundary, and nothing may follow a large file in its last page.
+    for (int i = 0; i < 300; ++i) {
+      auto loc = image->data_location(*image->resolve("small/f" + std::to_string(i)));
+      EXPECT_NE(*loc % format::kBlockSize, 0u) << i;
+    }
+  }
+
+  // Duplicates: distinct inodes, one extent; hard links: one inode.
+  EXPECT_EQ(stats->duplicate_files, 6u + 1u + 1u);
+  for (auto [a, b] : {std::pair{"dup_small_a", "small/dup_small_b"}, std::pair{"a_big", "b_big"},
+                      std::pair{"edge_4097", "small/dup_edge_4097"}}) {
+    const Ino ia = *image->resolve(a), ib = *image->resolve(b);
+    EXPECT_NE(ia, ib);
+    EXPECT_EQ(*image->data_location(ia), *image->data_location(ib)) << a;
+  }
+  EXPECT_EQ(*image->resolve("hardlink"), *image->resolve("small/hardlink2"));
+
+  // Extract: duplicates become separate files, hard links stay links.
+  ExtractOptions eo;
+  eo.owners = IsRoot();
+  ASSERT_DAXFS_OK(Extract(*image, "/", dir / "out", eo));
+  if (GetParam() != 2) ExpectDirectoriesMatch(src, dir / "out");  // plain images have no mtimes
+  struct stat a, b;
+  ASSERT_EQ(stat((dir / "out/a_big").c_str(), &a), 0);
+  ASSERT_EQ(stat((dir / "out/b_big").c_str(), &b), 0);
+  EXPECT_NE(a.st_ino, b.st_ino);
+  EXPECT_EQ(a.st_nlink, 1u);
+  ASSERT_EQ(stat((dir / "out/hardlink").c_str(), &a), 0);
+  ASSERT_EQ(stat((dir / "out/small/hardlink2").c_str(), &b), 0);
+  EXPECT_EQ(a.st_ino, b.st_ino);
+}
+
+TEST_P(PackAndDedup, ReproducibleAndOptionsOff) {
+  TempDir dir;
+  const std::string src = dir / "src";
+  MakeTree(src);
+  BuildOptions o = Options();
+  o.all_time = 1;
+  ASSERT_TRUE(BuildFromDirectory(src, dir / "a.img", o).ok());
+  ASSERT_TRUE(BuildFromDirectory(src, dir / "b.img", o).ok());
+  EXPECT_EQ(ReadBytes(dir / "a.img"), ReadBytes(dir / "b.img"));
+  // Without packing and dedup every file has its own blocks, as before.
+  o.pack_small_files = false;
+  o.dedup = false;
+  auto stats = BuildFromDirectory(src, dir / "c.img", o);
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->packed_files, 0u);
+  EXPECT_EQ(stats->duplicate_files, 0u);
+  auto image = OpenOrDie(dir / "c.img");
+  ExpectImageMatchesDirectory(*image, src, GetParam() != 2, /*compare_mtime=*/false);
+  ExpectClean(*image);
+  EXPECT_EQ(*image->data_location(*image->resolve("small/f1")) % format::kBlockSize, 0u);
+  EXPECT_NE(*image->data_location(*image->resolve("a_big")), *image->data_location(*image->resolve("b_big")));
+}
+
+INSTANTIATE_TEST_SUITE_P(Layouts, PackAndDedup, ::testing::Values(0, 1, 2),
+                         [](const auto& info) {
+                           return std::string(info.param == 0 ? "Compact"
+                                              : info.param == 1 ? "UpstreamReadable"
+                                                                : "PlainUpstream");
+                         });
+
+}  // namespace
+}  // namespace daxfs::testing
