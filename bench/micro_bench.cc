@@ -27,6 +27,7 @@ struct Fixture {
   std::string dir;
   std::shared_ptr<const daxfs::Image> many;  // 100 dirs x 1000 files
   std::shared_ptr<const daxfs::Image> flat;  // 100k files in one directory
+  std::shared_ptr<const daxfs::Image> many_v5, flat_v5;  // the same, upstream-readable layout
   std::shared_ptr<const daxfs::Image> big;   // one 256 MiB file
   std::vector<std::string> many_paths, flat_paths;
   daxfs::Ino big_ino = 0;
@@ -65,6 +66,8 @@ struct Fixture {
     }
     many = Build(src, dir + "/many.img");
     flat = Build(flat_src, dir + "/flat.img");
+    many_v5 = Build(src, dir + "/many-v5.img", false);
+    flat_v5 = Build(flat_src, dir + "/flat-v5.img", false);
     big = Build(big_src, dir + "/big.img");
     big_ino = *big->resolve("weights.bin");
     std::shuffle(many_paths.begin(), many_paths.end(), std::mt19937(7));
@@ -72,8 +75,10 @@ struct Fixture {
   }
   ~Fixture() { std::system(("rm -rf '" + dir + "'").c_str()); }
 
-  static std::shared_ptr<const daxfs::Image> Build(const std::string& src, const std::string& img) {
+  static std::shared_ptr<const daxfs::Image> Build(const std::string& src, const std::string& img,
+                                                   bool compact_dirs = true) {
     daxfs::BuildOptions o;
+    o.compact_dirs = compact_dirs;
     if (!daxfs::BuildFromDirectory(src, img, o).ok()) std::abort();
     auto image = daxfs::Image::Open(img);
     if (!image.ok()) std::abort();
@@ -86,27 +91,30 @@ Fixture& F() {
   return f;
 }
 
+// Arg 1: compact directories (the default); arg 0: upstream-readable layout.
 void BM_ResolvePath_100Dirs(benchmark::State& state) {
   auto& f = F();
+  const auto& image = state.range(0) ? f.many : f.many_v5;
   size_t i = 0;
   for (auto _ : state) {
-    auto ino = f.many->resolve(f.many_paths[i++ % f.many_paths.size()]);
+    auto ino = image->resolve(f.many_paths[i++ % f.many_paths.size()]);
     benchmark::DoNotOptimize(ino);
   }
   state.SetItemsProcessed(state.iterations());
 }
-BENCHMARK(BM_ResolvePath_100Dirs);
+BENCHMARK(BM_ResolvePath_100Dirs)->Arg(1)->Arg(0);
 
 void BM_ResolvePath_FlatDir100k(benchmark::State& state) {
   auto& f = F();
+  const auto& image = state.range(0) ? f.flat : f.flat_v5;
   size_t i = 0;
   for (auto _ : state) {
-    auto ino = f.flat->resolve(f.flat_paths[i++ % f.flat_paths.size()]);
+    auto ino = image->resolve(f.flat_paths[i++ % f.flat_paths.size()]);
     benchmark::DoNotOptimize(ino);
   }
   state.SetItemsProcessed(state.iterations());
 }
-BENCHMARK(BM_ResolvePath_FlatDir100k);
+BENCHMARK(BM_ResolvePath_FlatDir100k)->Arg(1)->Arg(0);
 
 void BM_ResolveMissing_FlatDir100k(benchmark::State& state) {
   auto& f = F();
