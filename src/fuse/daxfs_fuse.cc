@@ -2,6 +2,7 @@
 #include "fuse/daxfs_fuse.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <fuse_lowlevel.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -15,8 +16,10 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <vector>
 
+#include "fuse/mount_ownership.h"
 #include "fuse/region_guard.h"
 
 namespace daxfs::fuse {
@@ -393,11 +396,11 @@ int Serve(std::shared_ptr<const Image> image, const MountOptions& options) {
     fuse_session_destroy(se);
     return 1;
   }
+  // From here a fault on the image ends the session (SIGTERM) instead of the
+  // process, so that whatever we mounted is unmounted.
+  GuardRegion(ctx.image->region().bytes());
   bool own_mount = false;
-  auto unmount = [&] {
-    if (own_mount) umount2(options.mountpoint.c_str(), MNT_DETACH);
-    else fuse_session_unmount(se);
-  };
+  std::optional<MountOwnership> ours;
   auto close_session = [&] {
     fuse_remove_signal_handlers(se);
     fuse_session_destroy(se);
@@ -422,6 +425,39 @@ int Serve(std::shared_ptr<const Image> image, const MountOptions& options) {
     }
     fd = fuse_session_fd(se);
   }
+  // Remember which mount is ours before anything else can happen at the path.
+  if (auto claim = MountOwnership::Claim(options.mountpoint); claim.ok()) {
+    ours = *claim;
+  } else {
+    // Cannot happen short of running out of memory: the mount is seconds old.
+    std::fprintf(stderr, "daxfs-mount: %s\n", claim.status().message().c_str());
+    if (own_mount) umount2(options.mountpoint.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW);
+    else fuse_session_unmount(se);
+    if (own_mount) close(fd);
+    close_session();
+    return 1;
+  }
+  // Unmounts ours, and only while it is the top mount at the path: after an
+  // external umount (the usual way a session ends) the path shows what was
+  // there before us, and a mount made over ours later is not ours either.
+  auto unmount = [&] {
+    if (own_mount) {
+      std::string error;
+      if (ours->UnmountIfOurs(&error) == MountOwnership::State::kOurs) {
+        if (!error.empty()) LogProblem(error);
+        return;
+      }
+    } else if (ours->Check() == MountOwnership::State::kOurs) {
+      fuse_session_unmount(se);
+      return;
+    }
+    // POLLERR: the kernel ended the session (unmounted, aborted). Otherwise
+    // our mount still exists somewhere: say why we leave it.
+    pollfd p{fd, 0, 0};
+    if (poll(&p, 1, 0) == 1 && (p.revents & POLLERR)) return;
+    LogProblem(options.mountpoint + ": our mount is no longer the top one there (another mount covers it, or "
+               "it was detached with umount -l); not unmounting anything");
+  };
   static const fuse_custom_io kIo = {TransportWritev, TransportRead, nullptr, nullptr};
   if (fuse_session_custom_io(se, &kIo, fd) != 0) {
     std::fprintf(stderr, "daxfs-mount: cannot attach to /dev/fuse\n");
@@ -429,7 +465,6 @@ int Serve(std::shared_ptr<const Image> image, const MountOptions& options) {
     close_session();
     return 1;
   }
-  GuardRegion(ctx.image->region().bytes());
   if (!options.foreground) {
     openlog("daxfs-mount", LOG_PID, LOG_DAEMON);
     g_detached = true;
