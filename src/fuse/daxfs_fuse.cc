@@ -360,7 +360,8 @@ int MountDirect(const MountOptions& o) {
   std::snprintf(opts, sizeof opts, "fd=%d,rootmode=40000,user_id=%u,group_id=%u,default_permissions%s",
                 fd, getuid(), getgid(), o.allow_other ? ",allow_other" : "");
   const std::string source = o.fsname.empty() ? o.image : o.fsname;
-  if (mount(source.c_str(), o.mountpoint.c_str(), "fuse.daxfs", MS_RDONLY | MS_NOSUID | MS_NODEV, opts) != 0) {
+  const unsigned long flags = MS_RDONLY | (o.suid ? 0 : MS_NOSUID) | (o.dev ? 0 : MS_NODEV) | (o.exec ? 0 : MS_NOEXEC);
+  if (mount(source.c_str(), o.mountpoint.c_str(), "fuse.daxfs", flags, opts) != 0) {
     int err = errno;
     close(fd);
     errno = err;
@@ -383,6 +384,11 @@ int Serve(std::shared_ptr<const Image> image, const MountOptions& options) {
       "daxfs-mount", "-oro,default_permissions,subtype=daxfs",
       "-ofsname=" + (options.fsname.empty() ? options.image : options.fsname)};
   if (options.allow_other) argv_store.push_back("-oallow_other");
+  // libfuse mounts nosuid,nodev unless told otherwise; fusermount3 honours
+  // suid and dev for root only (ApplyMountOptions cleared them for others).
+  if (options.suid) argv_store.push_back("-osuid");
+  if (options.dev) argv_store.push_back("-odev");
+  if (!options.exec) argv_store.push_back("-onoexec");
   if (options.debug) argv_store.push_back("-d");
   std::vector<char*> argv;
   for (auto& s : argv_store) argv.push_back(s.data());
