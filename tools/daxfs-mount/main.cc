@@ -12,6 +12,7 @@
 
 #include "daxfs/image.h"
 #include "fuse/daxfs_fuse.h"
+#include "fuse/image_open.h"
 #include "fuse/mount_options.h"
 
 namespace {
@@ -94,7 +95,7 @@ int main(int argc, char** argv) {
   }
   daxfs::OpenOptions oo;
   oo.verify_metadata = o.verify;
-  auto image = daxfs::Image::Open(o.image, oo);
+  auto image = daxfs::fuse::OpenImageForMount(o.image, oo);
   if (!image.ok()) {
     struct stat ist;
     if (stat(o.image.c_str(), &ist) == 0 && S_ISDIR(ist.st_mode)) {
