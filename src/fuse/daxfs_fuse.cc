@@ -370,6 +370,17 @@ int MountDirect(const MountOptions& o) {
   return fd;
 }
 
+// libfuse splits -o at commas and reads "\\," as a literal comma: an image
+// named "a,b" must not become the options "fsname=a" and "b".
+std::string EscapeOption(const std::string& value) {
+  std::string out;
+  for (char c : value) {
+    if (c == ',' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out;
+}
+
 }  // namespace
 
 int Serve(std::shared_ptr<const Image> image, const MountOptions& options) {
@@ -382,7 +393,7 @@ int Serve(std::shared_ptr<const Image> image, const MountOptions& options) {
   // Options for the unprivileged path, where fusermount3 does the mount.
   std::vector<std::string> argv_store{
       "daxfs-mount", "-oro,default_permissions,subtype=daxfs",
-      "-ofsname=" + (options.fsname.empty() ? options.image : options.fsname)};
+      "-ofsname=" + EscapeOption(options.fsname.empty() ? options.image : options.fsname)};
   if (options.allow_other) argv_store.push_back("-oallow_other");
   // libfuse mounts nosuid,nodev unless told otherwise; fusermount3 honours
   // suid and dev for root only (ApplyMountOptions cleared them for others).
