@@ -74,4 +74,35 @@ wait_gone $upper; wait $upper || true
 umount "$d" 2>/dev/null || umount -l "$d"
 [ "$(count_at "$d")" = 1 ] || fail "expected only the tmpfs at $d"
 grep -q "^keep$" "$d/keep" || fail "tmpfs contents gone at the end"
+
+# 5. Through fusermount3: a user's daemon whose mount was lazily unmounted
+#    (and is kept alive by a reader) must not, on SIGTERM, unmount the mount
+#    the user made at the same path since (fusermount3 -u would: it is that
+#    user's FUSE mount).
+if id nobody >/dev/null 2>&1 && fm=$(command -v fusermount3) && [ -u "$fm" ] && command -v setpriv >/dev/null; then
+  # An array, not a function: `cmd &` must give the daemon's own pid.
+  as_nobody=(setpriv --reuid=nobody --regid="$(id -g nobody)" --clear-groups)
+  old_mode=$(stat -c %a /dev/fuse)
+  reader= first=
+  trap 'kill $reader $first 2>/dev/null || true; cleanup; chmod "$old_mode" /dev/fuse' EXIT
+  chmod 666 /dev/fuse
+  chmod 755 "$WORK"
+  chmod 644 "$WORK/img" "$WORK/img2"
+  u=$WORK/u
+  mkdir -p "$u"
+  chown nobody "$u"
+  MOUNTS=("$u" "${MOUNTS[@]}")
+  "${as_nobody[@]}" "$MOUNT" -f "$WORK/img" "$u" 2>>"$WORK/err" & first=$!
+  for _ in $(seq 100); do "${as_nobody[@]}" test -e "$u/hello.txt" && break; sleep 0.1; done
+  "${as_nobody[@]}" sh -c "exec 3<'$u/hello.txt'; exec sleep 60" & reader=$!
+  sleep 0.5
+  "${as_nobody[@]}" "$fm" -u -z "$u" || fail "user: fusermount3 -u -z"
+  "${as_nobody[@]}" "$MOUNT" "$WORK/img2" "$u" || fail "user: second mount at the same path"
+  "${as_nobody[@]}" test -e "$u/only-in-other" || fail "user: second mount not visible"
+  kill -TERM $first
+  wait_gone $first; wait $first || true
+  "${as_nobody[@]}" test -e "$u/only-in-other" || fail "user: SIGTERM to the lazily unmounted daemon unmounted the new mount"
+  kill $reader; wait $reader 2>/dev/null || true
+  "${as_nobody[@]}" "$fm" -u "$u" || fail "user: fusermount3 -u of the new mount"
+fi
 echo PASS
