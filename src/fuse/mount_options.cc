@@ -165,6 +165,8 @@ Status ApplyMountOptions(const std::vector<std::string>& opts, const OptionConte
       warnings->push_back(key + " ignored: access times of a read-only image never change");
     } else if (key == "sync" || key == "dirsync") {
       warnings->push_back(key + " ignored: nothing is ever written to a read-only image");
+    } else if (ctx.sloppy) {
+      warnings->push_back(opt + " ignored: unknown option (mount -s)");
     } else {
       return bad(opt, "unknown option (see --help)");
     }

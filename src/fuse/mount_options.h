@@ -18,6 +18,8 @@ struct OptionContext {
   // Root mounts itself; others go through fusermount3, which always adds
   // nosuid,nodev.
   bool privileged = false;
+  // mount -s: unknown options are reported and ignored, not refused.
+  bool sloppy = false;
 };
 
 // Applies `opts` (one option per element, as split at commas) to `o`.

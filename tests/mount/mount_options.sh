@@ -79,6 +79,16 @@ mount -t fuse.daxfs -o ro,nosuid,nodev "$WORK/img" "$m" 2>"$WORK/err" || fail "h
 grep " $m " /proc/mounts | grep -q " ro,nosuid,nodev," || fail "helper ignored nosuid,nodev"
 [ ! -s "$WORK/err" ] || fail "helper with ro: unexpected output: $(cat "$WORK/err")"
 umount "$m"
+# mount(8) passes -f (fake), -n, -v, -s (sloppy) to helpers: as ours, -f
+# would mean foreground and mount(8) would wait for the unmount.
+timeout 20 mount -f -t fuse.daxfs -o ro "$WORK/img" "$m" || fail "mount -f failed or waited"
+grep -q " $m " /proc/mounts && fail "mount -f (fake) mounted"
+mount -n -v -t fuse.daxfs -o ro "$WORK/img" "$m" || fail "mount -n -v"
+umount "$m"
+mount -s -t fuse.daxfs -o ro,no_such_option "$WORK/img" "$m" 2>"$WORK/err" || fail "mount -s with an unknown option"
+grep -q "no_such_option ignored" "$WORK/err" || fail "mount -s: unknown option not reported"
+umount "$m"
+if mount -t fuse.daxfs -o ro,no_such_option "$WORK/img" "$m" 2>/dev/null; then fail "unknown option accepted"; fi
 
 # --help documents every option.
 "$MOUNT" --help >"$WORK/help"

@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "daxfs/image.h"
 #include "fuse/daxfs_fuse.h"
@@ -27,14 +29,43 @@ const char* KindOf(mode_t mode) {
   return "not a directory";
 }
 
+// What mount(8) passes to a helper besides -o: -f (fake: do everything but
+// mount), -n (no mtab), -v (verbose), -s (sloppy: tolerate unknown options).
+// Taken out of the arguments here, as mount.fuse3 does: as ours, -f and -s
+// would mean foreground (mount(8) would wait for the unmount) and one thread.
+struct HelperFlags {
+  bool fake = false;
+  bool sloppy = false;
+};
+HelperFlags TakeHelperFlags(std::vector<char*>* args) {
+  HelperFlags h;
+  std::vector<char*> kept;
+  for (char* a : *args) {
+    const std::string s = a;
+    if (s.size() >= 2 && s[0] == '-' && s.find_first_not_of("fnvs", 1) == std::string::npos) {
+      h.fake |= s.find('f') != std::string::npos;
+      h.sloppy |= s.find('s') != std::string::npos;
+      continue;
+    }
+    kept.push_back(a);
+  }
+  *args = kept;
+  return h;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string prog = argv[0];
   prog = prog.substr(prog.rfind('/') + 1);
+  const bool mount_helper = prog.rfind("mount.", 0) == 0;
+  std::vector<char*> args(argv, argv + argc);
+  HelperFlags helper;
+  if (mount_helper) helper = TakeHelperFlags(&args);
 
   CLI::App app{std::string("Mount a daxfs image read-only with FUSE.\n\n") + daxfs::fuse::kMountOptionsHelp +
-                   "IMAGE may be a path or a region descriptor (shm:/NAME, hugetlbfs:PATH, dax:DEV, ...).",
+                   "IMAGE may be a path or a region descriptor (shm:/NAME, hugetlbfs:PATH, dax:DEV, ...).\n"
+                   "Exit status: 0 mounted (with -f: served, then unmounted), 1 failure, 2 usage.",
                prog};
   daxfs::fuse::MountOptions o;
   std::vector<std::string> opts;
@@ -47,7 +78,7 @@ int main(int argc, char** argv) {
   app.add_flag("-d,--debug", o.debug, "Print FUSE requests (implies -f)");
   app.add_flag("-s,--single-thread", o.single_thread, "Serve requests on one thread");
   app.set_version_flag("-V,--version", "daxfs-mount 0.1.0");
-  DAXFS_PARSE_OR_EXIT(app, argc, argv);
+  DAXFS_PARSE_OR_EXIT(app, static_cast<int>(args.size()), args.data());
   if (o.debug) o.foreground = true;
   if (!from_socket.empty()) {
     if (!o.image.empty() && o.mountpoint.empty()) std::swap(o.image, o.mountpoint);
@@ -59,7 +90,8 @@ int main(int argc, char** argv) {
   }
 
   daxfs::fuse::OptionContext octx;
-  octx.mount_helper = prog.rfind("mount.", 0) == 0;
+  octx.mount_helper = mount_helper;
+  octx.sloppy = helper.sloppy;
   octx.privileged = geteuid() == 0;
   std::vector<std::string> warnings;
   if (auto st = daxfs::fuse::ApplyMountOptions(opts, octx, &o, &warnings); !st.ok()) {
@@ -93,6 +125,7 @@ int main(int argc, char** argv) {
       std::free(abs);
     }
   }
+  if (helper.fake) return 0;  // mount -f: checked, not mounted
   daxfs::OpenOptions oo;
   oo.verify_metadata = o.verify;
   auto image = daxfs::fuse::OpenImageForMount(o.image, oo);
