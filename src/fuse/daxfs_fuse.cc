@@ -360,7 +360,8 @@ int MountDirect(const MountOptions& o) {
   std::snprintf(opts, sizeof opts, "fd=%d,rootmode=40000,user_id=%u,group_id=%u,default_permissions%s",
                 fd, getuid(), getgid(), o.allow_other ? ",allow_other" : "");
   const std::string source = o.fsname.empty() ? o.image : o.fsname;
-  const unsigned long flags = MS_RDONLY | (o.suid ? 0 : MS_NOSUID) | (o.dev ? 0 : MS_NODEV) | (o.exec ? 0 : MS_NOEXEC);
+  const unsigned long flags =
+      MS_RDONLY | (o.suid ? 0 : MS_NOSUID) | (o.dev ? 0 : MS_NODEV) | (o.exec ? 0 : MS_NOEXEC);
   if (mount(source.c_str(), o.mountpoint.c_str(), "fuse.daxfs", flags, opts) != 0) {
     int err = errno;
     close(fd);
@@ -446,7 +447,7 @@ int Serve(std::shared_ptr<const Image> image, const MountOptions& options) {
   if (auto claim = MountOwnership::Claim(options.mountpoint); claim.ok()) {
     ours = *claim;
   } else {
-    // Cannot happen short of running out of memory: the mount is seconds old.
+    // Cannot happen short of running out of memory: the mount is microseconds old.
     std::fprintf(stderr, "daxfs-mount: %s\n", claim.status().message().c_str());
     if (own_mount) umount2(options.mountpoint.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW);
     else fuse_session_unmount(se);
