@@ -2,6 +2,7 @@
 #include "fuse/daxfs_fuse.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <fuse_lowlevel.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -15,8 +16,10 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <vector>
 
+#include "fuse/mount_ownership.h"
 #include "fuse/region_guard.h"
 
 namespace daxfs::fuse {
@@ -357,13 +360,26 @@ int MountDirect(const MountOptions& o) {
   std::snprintf(opts, sizeof opts, "fd=%d,rootmode=40000,user_id=%u,group_id=%u,default_permissions%s",
                 fd, getuid(), getgid(), o.allow_other ? ",allow_other" : "");
   const std::string source = o.fsname.empty() ? o.image : o.fsname;
-  if (mount(source.c_str(), o.mountpoint.c_str(), "fuse.daxfs", MS_RDONLY | MS_NOSUID | MS_NODEV, opts) != 0) {
+  const unsigned long flags =
+      MS_RDONLY | (o.suid ? 0 : MS_NOSUID) | (o.dev ? 0 : MS_NODEV) | (o.exec ? 0 : MS_NOEXEC);
+  if (mount(source.c_str(), o.mountpoint.c_str(), "fuse.daxfs", flags, opts) != 0) {
     int err = errno;
     close(fd);
     errno = err;
     return -1;
   }
   return fd;
+}
+
+// libfuse splits -o at commas and reads "\\," as a literal comma: an image
+// named "a,b" must not become the options "fsname=a" and "b".
+std::string EscapeOption(const std::string& value) {
+  std::string out;
+  for (char c : value) {
+    if (c == ',' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out;
 }
 
 }  // namespace
@@ -378,8 +394,13 @@ int Serve(std::shared_ptr<const Image> image, const MountOptions& options) {
   // Options for the unprivileged path, where fusermount3 does the mount.
   std::vector<std::string> argv_store{
       "daxfs-mount", "-oro,default_permissions,subtype=daxfs",
-      "-ofsname=" + (options.fsname.empty() ? options.image : options.fsname)};
+      "-ofsname=" + EscapeOption(options.fsname.empty() ? options.image : options.fsname)};
   if (options.allow_other) argv_store.push_back("-oallow_other");
+  // libfuse mounts nosuid,nodev unless told otherwise; fusermount3 honours
+  // suid and dev for root only (ApplyMountOptions cleared them for others).
+  if (options.suid) argv_store.push_back("-osuid");
+  if (options.dev) argv_store.push_back("-odev");
+  if (!options.exec) argv_store.push_back("-onoexec");
   if (options.debug) argv_store.push_back("-d");
   std::vector<char*> argv;
   for (auto& s : argv_store) argv.push_back(s.data());
@@ -393,11 +414,11 @@ int Serve(std::shared_ptr<const Image> image, const MountOptions& options) {
     fuse_session_destroy(se);
     return 1;
   }
+  // From here a fault on the image ends the session (SIGTERM) instead of the
+  // process, so that whatever we mounted is unmounted.
+  GuardRegion(ctx.image->region().bytes());
   bool own_mount = false;
-  auto unmount = [&] {
-    if (own_mount) umount2(options.mountpoint.c_str(), MNT_DETACH);
-    else fuse_session_unmount(se);
-  };
+  std::optional<MountOwnership> ours;
   auto close_session = [&] {
     fuse_remove_signal_handlers(se);
     fuse_session_destroy(se);
@@ -422,6 +443,39 @@ int Serve(std::shared_ptr<const Image> image, const MountOptions& options) {
     }
     fd = fuse_session_fd(se);
   }
+  // Remember which mount is ours before anything else can happen at the path.
+  if (auto claim = MountOwnership::Claim(options.mountpoint); claim.ok()) {
+    ours = *claim;
+  } else {
+    // Cannot happen short of running out of memory: the mount is microseconds old.
+    std::fprintf(stderr, "daxfs-mount: %s\n", claim.status().message().c_str());
+    if (own_mount) umount2(options.mountpoint.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW);
+    else fuse_session_unmount(se);
+    if (own_mount) close(fd);
+    close_session();
+    return 1;
+  }
+  // Unmounts ours, and only while it is the top mount at the path: after an
+  // external umount (the usual way a session ends) the path shows what was
+  // there before us, and a mount made over ours later is not ours either.
+  auto unmount = [&] {
+    if (own_mount) {
+      std::string error;
+      if (ours->UnmountIfOurs(&error) == MountOwnership::State::kOurs) {
+        if (!error.empty()) LogProblem(error);
+        return;
+      }
+    } else if (ours->Check() == MountOwnership::State::kOurs) {
+      fuse_session_unmount(se);
+      return;
+    }
+    // POLLERR: the kernel ended the session (unmounted, aborted). Otherwise
+    // our mount still exists somewhere: say why we leave it.
+    pollfd p{fd, 0, 0};
+    if (poll(&p, 1, 0) == 1 && (p.revents & POLLERR)) return;
+    LogProblem(options.mountpoint + ": our mount is no longer the top one there (another mount covers it, or "
+               "it was detached with umount -l); not unmounting anything");
+  };
   static const fuse_custom_io kIo = {TransportWritev, TransportRead, nullptr, nullptr};
   if (fuse_session_custom_io(se, &kIo, fd) != 0) {
     std::fprintf(stderr, "daxfs-mount: cannot attach to /dev/fuse\n");
@@ -429,7 +483,6 @@ int Serve(std::shared_ptr<const Image> image, const MountOptions& options) {
     close_session();
     return 1;
   }
-  GuardRegion(ctx.image->region().bytes());
   if (!options.foreground) {
     openlog("daxfs-mount", LOG_PID, LOG_DAEMON);
     g_detached = true;

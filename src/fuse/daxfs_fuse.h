@@ -29,7 +29,12 @@ struct MountOptions {
   bool foreground = false;
   bool debug = false;
   bool single_thread = false;
-  unsigned max_threads = 0;   // 0: libfuse default
+  unsigned max_threads = 0;   // 0: two per CPU
+  // Mount flags a filesystem honours. Without -o suid/dev, nosuid and nodev
+  // as FUSE does (as mount.fuse.daxfs, mount(8)'s suid,dev defaults).
+  bool suid = false;
+  bool dev = false;
+  bool exec = true;
   bool verify = false;        // verify the metadata checksum at mount
   std::string fsname;         // shown in /proc/mounts (default: the image)
 };

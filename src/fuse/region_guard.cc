@@ -47,7 +47,8 @@ void OnSigbus(int sig, siginfo_t* info, void*) {
   if (!g_lost.exchange(true)) {
     WriteAll("daxfs-mount: the image's memory went away under the mount (bus error at region offset ");
     WriteHex(addr - base);
-    WriteAll("; the backing file was truncated or the device removed); unmounting\n");
+    WriteAll("; the backing file was truncated, its pages could not be provided (a sparse file on a full "
+             "tmpfs) or the device was removed); unmounting\n");
     kill(getpid(), SIGTERM);
   }
 }

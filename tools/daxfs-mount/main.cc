@@ -2,24 +2,55 @@
 // Installed also as mount.fuse.daxfs so that `mount -t fuse.daxfs IMG DIR`
 // and /etc/fstab lines work.
 #include "common/cli.h"
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "daxfs/image.h"
 #include "fuse/daxfs_fuse.h"
+#include "fuse/image_open.h"
+#include "fuse/mount_options.h"
 
 namespace {
 
-// Options mount(8) passes that mean nothing for a read-only FUSE image.
-bool IgnoredMountOption(const std::string& o) {
-  static const char* kIgnored[] = {"ro", "rw", "defaults", "auto", "noauto", "user", "nouser",
-                                   "users", "nofail", "_netdev", "suid", "nosuid", "dev", "nodev",
-                                   "exec", "noexec", "atime", "noatime", "relatime", "default_permissions"};
-  for (const char* k : kIgnored)
-    if (o == k) return true;
-  return o.rfind("x-", 0) == 0 || o.rfind("comment=", 0) == 0;
+const char* KindOf(mode_t mode) {
+  if (S_ISREG(mode)) return "a regular file";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISLNK(mode)) return "a symbolic link";
+  return "not a directory";
+}
+
+// What mount(8) passes to a helper besides -o: -f (fake: do everything but
+// mount), -n (no mtab), -v (verbose), -s (sloppy: tolerate unknown options).
+// Taken out of the arguments here, as mount.fuse3 does: as ours, -f and -s
+// would mean foreground (mount(8) would wait for the unmount) and one thread.
+struct HelperFlags {
+  bool fake = false;
+  bool sloppy = false;
+};
+HelperFlags TakeHelperFlags(std::vector<char*>* args) {
+  HelperFlags h;
+  std::vector<char*> kept;
+  for (char* a : *args) {
+    const std::string s = a;
+    if (s.size() >= 2 && s[0] == '-' && s.find_first_not_of("fnvs", 1) == std::string::npos) {
+      h.fake |= s.find('f') != std::string::npos;
+      h.sloppy |= s.find('s') != std::string::npos;
+      continue;
+    }
+    kept.push_back(a);
+  }
+  *args = kept;
+  return h;
 }
 
 }  // namespace
@@ -27,19 +58,15 @@ bool IgnoredMountOption(const std::string& o) {
 int main(int argc, char** argv) {
   std::string prog = argv[0];
   prog = prog.substr(prog.rfind('/') + 1);
+  const bool mount_helper = prog.rfind("mount.", 0) == 0;
+  std::vector<char*> args(argv, argv + argc);
+  HelperFlags helper;
+  if (mount_helper) helper = TakeHelperFlags(&args);
 
-  CLI::App app{
-      "Mount a daxfs image read-only with FUSE.\n\n"
-      "Options (-o, comma separated):\n"
-      "  cache=direct   no page-cache copy per mount; N mounts share one image (default)\n"
-      "  cache=kernel   kernel page cache (fastest re-reads, one copy per mount)\n"
-      "  cache=auto     direct I/O for files >= auto_threshold bytes (default 65536)\n"
-      "  allow_other    let other users access the mount\n"
-      "  verify         verify the metadata checksum before mounting\n"
-      "  threads=N      at most N worker threads\n"
-      "  fsname=NAME    source name shown in /proc/mounts\n"
-      "IMAGE may be a path or a region descriptor (shm:/NAME, hugetlbfs:PATH, dax:DEV, ...).",
-      prog};
+  CLI::App app{std::string("Mount a daxfs image read-only with FUSE.\n\n") + daxfs::fuse::kMountOptionsHelp +
+                   "IMAGE may be a path or a region descriptor (shm:/NAME, hugetlbfs:PATH, dax:DEV, ...).\n"
+                   "Exit status: 0 mounted (with -f: served, then unmounted), 1 failure, 2 usage.",
+               prog};
   daxfs::fuse::MountOptions o;
   std::vector<std::string> opts;
   std::string from_socket;
@@ -51,7 +78,7 @@ int main(int argc, char** argv) {
   app.add_flag("-d,--debug", o.debug, "Print FUSE requests (implies -f)");
   app.add_flag("-s,--single-thread", o.single_thread, "Serve requests on one thread");
   app.set_version_flag("-V,--version", "daxfs-mount 0.1.0");
-  DAXFS_PARSE_OR_EXIT(app, argc, argv);
+  DAXFS_PARSE_OR_EXIT(app, static_cast<int>(args.size()), args.data());
   if (o.debug) o.foreground = true;
   if (!from_socket.empty()) {
     if (!o.image.empty() && o.mountpoint.empty()) std::swap(o.image, o.mountpoint);
@@ -62,43 +89,34 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  for (const std::string& opt : opts) {
-    if (opt.empty() || IgnoredMountOption(opt)) continue;
-    const auto eq = opt.find('=');
-    const std::string key = opt.substr(0, eq);
-    const std::string val = eq == std::string::npos ? "" : opt.substr(eq + 1);
-    if (key == "cache") {
-      if (val == "direct") o.cache = daxfs::fuse::CacheMode::kDirect;
-      else if (val == "kernel") o.cache = daxfs::fuse::CacheMode::kKernel;
-      else if (val == "auto") o.cache = daxfs::fuse::CacheMode::kAuto;
-      else {
-        std::fprintf(stderr, "%s: cache=%s: expected direct, kernel or auto\n", prog.c_str(), val.c_str());
-        return 2;
-      }
-    } else if (key == "auto_threshold") {
-      o.auto_threshold = std::strtoull(val.c_str(), nullptr, 0);
-    } else if (key == "allow_other") {
-      o.allow_other = true;
-    } else if (key == "verify") {
-      o.verify = true;
-    } else if (key == "threads") {
-      o.max_threads = static_cast<unsigned>(std::strtoul(val.c_str(), nullptr, 10));
-    } else if (key == "fsname") {
-      o.fsname = val;
-    } else if (key == "debug") {
-      o.debug = o.foreground = true;
-    } else {
-      std::fprintf(stderr, "%s: unknown mount option '%s'\n", prog.c_str(), opt.c_str());
-      return 2;
-    }
+  daxfs::fuse::OptionContext octx;
+  octx.mount_helper = mount_helper;
+  octx.sloppy = helper.sloppy;
+  octx.privileged = geteuid() == 0;
+  std::vector<std::string> warnings;
+  if (auto st = daxfs::fuse::ApplyMountOptions(opts, octx, &o, &warnings); !st.ok()) {
+    std::fprintf(stderr, "%s: %s\n", prog.c_str(), st.message().c_str());
+    return 2;
   }
-  // The daemon leaves its working directory when it detaches and unmounts
-  // by path when it ends: keep absolute paths.
+  for (const std::string& w : warnings) std::fprintf(stderr, "%s: warning: %s\n", prog.c_str(), w.c_str());
+
+  // The daemon leaves its working directory when it detaches and finds its
+  // mount by path when it ends: keep absolute paths.
   if (char* abs = realpath(o.mountpoint.c_str(), nullptr)) {
     o.mountpoint = abs;
     std::free(abs);
   } else {
     std::fprintf(stderr, "%s: mountpoint %s: %s\n", prog.c_str(), o.mountpoint.c_str(), std::strerror(errno));
+    return 1;
+  }
+  struct stat mst;
+  if (stat(o.mountpoint.c_str(), &mst) != 0) {
+    std::fprintf(stderr, "%s: mountpoint %s: %s\n", prog.c_str(), o.mountpoint.c_str(), std::strerror(errno));
+    return 1;
+  }
+  if (!S_ISDIR(mst.st_mode)) {
+    std::fprintf(stderr, "%s: mountpoint %s is %s; a daxfs image mounts on a directory\n", prog.c_str(),
+                 o.mountpoint.c_str(), KindOf(mst.st_mode));
     return 1;
   }
   if (o.fsname.empty()) {
@@ -107,11 +125,19 @@ int main(int argc, char** argv) {
       std::free(abs);
     }
   }
+  if (helper.fake) return 0;  // mount -f: checked, not mounted
   daxfs::OpenOptions oo;
   oo.verify_metadata = o.verify;
-  auto image = daxfs::Image::Open(o.image, oo);
+  auto image = daxfs::fuse::OpenImageForMount(o.image, oo);
   if (!image.ok()) {
-    std::fprintf(stderr, "%s: %s\n", prog.c_str(), image.status().ToString().c_str());
+    struct stat ist;
+    if (stat(o.image.c_str(), &ist) == 0 && S_ISDIR(ist.st_mode)) {
+      // Usually IMAGE and MOUNTPOINT given the other way round.
+      std::fprintf(stderr, "%s: %s is a directory, not a daxfs image (usage: %s IMAGE MOUNTPOINT)\n",
+                   prog.c_str(), o.image.c_str(), prog.c_str());
+    } else {
+      std::fprintf(stderr, "%s: %s\n", prog.c_str(), image.status().ToString().c_str());
+    }
     return 1;
   }
   return daxfs::fuse::Serve(std::move(*image), o);
