@@ -51,6 +51,7 @@ TEST_F(RegionTest, ShmCreateLoadOpen) {
     auto r = Region::Create(spec, ImageBytes().size());
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     std::memcpy((*r)->writable_bytes().data(), ImageBytes().data(), ImageBytes().size());
+    ASSERT_DAXFS_OK((*r)->Publish());
   }
   auto img = Image::Open(spec);
   ASSERT_TRUE(img.ok()) << img.status().ToString();
@@ -132,6 +133,7 @@ TEST_F(RegionTest, HugetlbfsWithReservedPages) {
     }
     EXPECT_EQ((*r)->bytes().size() % (2u << 20), 0u);
     std::memcpy((*r)->writable_bytes().data(), ImageBytes().data(), ImageBytes().size());
+    ASSERT_DAXFS_OK((*r)->Publish());
   }
   {
     auto img = Image::Open("hugetlbfs:" + mnt + "/img");

@@ -12,6 +12,7 @@
 
 #include "daxfs/format.h"
 #include "format/checksum.h"
+#include "output/new_file.h"
 
 namespace daxfs::build {
 
@@ -72,19 +73,21 @@ class StreamWriter final : public DataSink {
     if (n > remaining_) n = remaining_;
     remaining_ -= n;
     progress_.bytes_done += n;
-    if (n >= kBufferSize) {  // leave a hole: the file was pre-sized with zeros
+    // Whole blocks of the run stay holes (the file was pre-sized with
+    // zeros); only the partial blocks at its ends are written.
+    const uint64_t start = position();
+    const uint64_t hole_start = fmt::AlignUp(start, fmt::kBlockSize);
+    const uint64_t hole_end = (start + n) / fmt::kBlockSize * fmt::kBlockSize;
+    if (hole_end > hole_start) {
+      BufferZeros(hole_start - start);
       DAXFS_RETURN_IF_ERROR(Flush());
-      HashZeros(n);
-      pos_ += n;
-      return Status::OK();
+      HashZeros(hole_end - hole_start);
+      pos_ = hole_end;
+      BufferZeros(start + n - hole_end);
+      return write_error_;
     }
-    while (n > 0) {
-      auto space = ReserveRaw(static_cast<size_t>(n));
-      std::memset(space.data(), 0, space.size());
-      fill_ += space.size();
-      n -= space.size();
-    }
-    return Status::OK();
+    BufferZeros(n);
+    return write_error_;
   }
 
   std::span<std::byte> Reserve(size_t want) override {
@@ -142,6 +145,15 @@ class StreamWriter final : public DataSink {
     }
     const size_t n = std::min(want, buf_.size() - fill_);
     return {buf_.data() + fill_, n};
+  }
+
+  void BufferZeros(uint64_t n) {
+    while (n > 0) {
+      auto space = ReserveRaw(static_cast<size_t>(n));
+      std::memset(space.data(), 0, space.size());
+      fill_ += space.size();
+      n -= space.size();
+    }
   }
 
   void HashZeros(uint64_t n) {
@@ -267,20 +279,9 @@ void FillSuperblock(const Layout& layout, const BuildOptions& options, uint64_t 
 
 Status WriteImage(const Tree& tree, const Layout& layout, Source* source,
                   const std::string& output, const BuildOptions& options) {
-  std::string tmp = output + ".tmp.XXXXXX";
-  int fd = mkostemp(tmp.data(), O_CLOEXEC);
-  if (fd < 0) return Status::IOError(output + ": cannot create temporary file " + tmp, errno);
-  bool keep = false;
-  struct Cleanup {
-    int fd;
-    const std::string& path;
-    bool& keep;
-    ~Cleanup() {
-      if (fd >= 0) close(fd);
-      if (!keep) unlink(path.c_str());
-    }
-  } cleanup{fd, tmp, keep};
-
+  // Nothing has a name until the image is complete (see output/new_file.h).
+  DAXFS_ASSIGN_OR_RETURN(auto out, output::NewFile::Create(output, 0644));
+  const int fd = out->fd();
   if (ftruncate(fd, static_cast<off_t>(layout.total_size)) != 0)
     return Status::IOError(output + ": cannot size image to " + std::to_string(layout.total_size) +
                                " bytes", errno);
@@ -302,10 +303,7 @@ Status WriteImage(const Tree& tree, const Layout& layout, Source* source,
   DAXFS_RETURN_IF_ERROR(PwriteAll(fd, meta.data(), meta.size(), 0, output));
   // Images are shared read-only: make the file read-only for group/other.
   if (fchmod(fd, 0644) != 0) return Status::IOError(output + ": chmod", errno);
-  if (rename(tmp.c_str(), output.c_str()) != 0)
-    return Status::IOError(output + ": cannot rename " + tmp + " into place", errno);
-  keep = true;
-  return Status::OK();
+  return out->Publish();
 }
 
 }  // namespace daxfs::build
