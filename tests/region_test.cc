@@ -59,6 +59,59 @@ TEST_F(RegionTest, ShmCreateLoadOpen) {
   unlink(("/dev/shm/daxfs-test-" + std::to_string(getpid())).c_str());
 }
 
+// A created file region has no name until Publish(); dropped unpublished,
+// it leaves nothing, and a previous file stays as it was.
+TEST_F(RegionTest, CreateIsInvisibleUntilPublished) {
+  const std::string path = dir_ / "loaded.img";
+  {
+    auto r = Region::Create(path, ImageBytes().size());
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    std::memcpy((*r)->writable_bytes().data(), ImageBytes().data(), ImageBytes().size());
+    EXPECT_NE(access(path.c_str(), F_OK), 0) << "named before Publish";
+  }
+  EXPECT_NE(access(path.c_str(), F_OK), 0) << "left behind unpublished";
+  WriteFile(path, "previous");
+  {
+    auto r = Region::Create(path, ImageBytes().size());
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    std::memcpy((*r)->writable_bytes().data(), ImageBytes().data(), ImageBytes().size());
+    EXPECT_EQ(ReadFile(path), "previous");
+    ASSERT_DAXFS_OK((*r)->Publish());
+  }
+  ExpectContent(*OpenOrDie(path));
+  // Not a regular file: refused, untouched.
+  auto dev = Region::Create("/dev/null", 4096);
+  ASSERT_FALSE(dev.ok());
+  EXPECT_NE(dev.status().message().find("character device"), std::string::npos) << dev.status().ToString();
+  auto dir = Region::Create(dir_.path(), 4096);
+  ASSERT_FALSE(dir.ok());
+  EXPECT_EQ(dir.status().errno_value(), EISDIR);
+}
+
+// Memory that goes away under a mapping (here: the file is truncated) is a
+// Status, not a SIGBUS: the guard puts zero pages in and records where.
+TEST_F(RegionTest, BusErrorBecomesStatus) {
+  const std::string path = dir_ / "shrinks.img";
+  WriteFile(path, std::string(3 * 4096, 'x'));
+  auto r = Region::OpenFile(path, Access::kReadOnly);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE((*r)->status().ok());
+  ASSERT_EQ(truncate(path.c_str(), 4096), 0);
+  const volatile std::byte* p = (*r)->bytes().data();
+  const std::byte past_end = p[2 * 4096 + 5];  // past the new end: a bus error
+  const std::byte first = p[0];
+  EXPECT_EQ(past_end, std::byte{0});
+  EXPECT_EQ(first, std::byte{0}) << "the whole mapping reads as zeros once lost";
+  const Status st = (*r)->status();
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.errno_value(), EIO);
+  EXPECT_NE(st.message().find(path + ": bus error at region offset"), std::string::npos) << st.ToString();
+  // Other regions are unaffected.
+  auto other = Region::OpenFile(dir_ / "img", Access::kReadOnly);
+  ASSERT_TRUE(other.ok());
+  EXPECT_TRUE((*other)->status().ok());
+}
+
 TEST_F(RegionTest, SealedMemfdPassedToAnotherProcess) {
   auto region = Region::SealedMemfd(ImageBytes(), "test", false);
   ASSERT_TRUE(region.ok()) << region.status().ToString();
