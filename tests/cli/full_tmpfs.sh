@@ -32,6 +32,7 @@ for img in "$W/full/all-holes" "$W/full/img"; do
   [ ! -s "$IO/out" ] || fail "cat wrote bytes read from lost memory"
   no_sigbus 1 "$BUILD/daxfs" extract "$img" "$W/tree"
   no_sigbus 1 "$BUILD/daxfs" load -q "$img" "$W/copy.img"
+  no_sigbus 1 "$BUILD/daxfs" serve -q "$img" "$W/sock"
   no_debris "$W" w "readers of $img"
 done
 for cmd in info ls; do no_sigbus 1 "$BUILD/daxfs" $cmd "$W/full/all-holes"; done

@@ -235,6 +235,11 @@ std::atomic<bool> g_stop{false};
 int CmdServe(const Image& img, const std::string& socket, bool hugetlb, const std::string& heap,
              bool quiet) {
   auto src = img.region().bytes().first(img.info().total_size);
+  // The copy below is made by the kernel, where lost memory is a bare
+  // EFAULT: touch every page here first so the guard can say what happened.
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  for (size_t p = 0; p < src.size(); p += page) (void)*static_cast<const volatile std::byte*>(src.data() + p);
+  if (!img.region().status().ok()) return Fail(img.region().status());
   auto region = heap.empty() ? daxfs::Region::SealedMemfd(src, "daxfs:" + img.region().name(), hugetlb)
                              : daxfs::Region::DmaHeapCopy(src, heap);
   if (!region.ok()) return Fail(region.status());
