@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -79,10 +80,17 @@ TEST_F(RegionTest, CreateIsInvisibleUntilPublished) {
     ASSERT_DAXFS_OK((*r)->Publish());
   }
   ExpectContent(*OpenOrDie(path));
-  // Not a regular file: refused, untouched.
-  auto dev = Region::Create("/dev/null", 4096);
-  ASSERT_FALSE(dev.ok());
-  EXPECT_NE(dev.status().message().find("character device"), std::string::npos) << dev.status().ToString();
+  // Not a regular file: refused, untouched. (A private device node: a
+  // regression must not replace the real /dev/null.)
+  const std::string null_copy = dir_ / "null";
+  if (mknod(null_copy.c_str(), S_IFCHR | 0666, makedev(1, 3)) == 0) {
+    auto dev = Region::Create(null_copy, 4096);
+    ASSERT_FALSE(dev.ok());
+    EXPECT_NE(dev.status().message().find("character device"), std::string::npos) << dev.status().ToString();
+    struct stat st;
+    ASSERT_EQ(stat(null_copy.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISCHR(st.st_mode));
+  }
   auto dir = Region::Create(dir_.path(), 4096);
   ASSERT_FALSE(dir.ok());
   EXPECT_EQ(dir.status().errno_value(), EISDIR);

@@ -8,31 +8,31 @@ source "$(dirname "$0")/lib.bash"
 mkdir -p "$W/src/d" "$W/out"; echo hi > "$W/src/d/f"
 "$BUILD/mkdaxfs" -q "$W/good.img" "$W/src"
 
-# Targets that are not regular files: refused, exit 1, untouched.
+# Targets that are not regular files: refused, exit 1, untouched. The device
+# is a private copy of /dev/null: a regression must not replace the real one.
 cd "$W/out"
+if [ "$(id -u)" = 0 ]; then mknod null c 1 3; else ln -s /dev/zero null; fi
 mkfifo fifo
 python3 -c "import socket; s=socket.socket(socket.AF_UNIX); s.bind('sock')"
 mkdir dir; touch dir/keep
-ln -s /dev/null to-null; ln -s dir to-dir; ln -s missing dangling
+ln -s null to-null; ln -s dir to-dir; ln -s missing dangling
 snapshot "$W/out" out
-ls -l /dev/null > "$W/null.before"
-for t in /dev/null fifo sock dir to-null to-dir dangling; do
+for t in null fifo sock dir to-null to-dir dangling; do
   expect_rc 1 "$BUILD/mkdaxfs" -q "$t" "$W/src"
   expect_err "$t: is "
   expect_rc 1 "$BUILD/daxfs" load -q "$W/good.img" "$t"
   expect_err "$t: is "
 done
-ls -l /dev/null | cmp -s - "$W/null.before" || fail "/dev/null was replaced"
-[ -c /dev/null ] && [ -p fifo ] && [ -S sock ] && [ -f dir/keep ] && [ -L to-null ] || fail "a target was touched"
+[ -c null ] && [ -p fifo ] && [ -S sock ] && [ -f dir/keep ] && [ -L to-null ] || fail "a target was touched"
 no_debris "$W/out" out "refused outputs"
 
 # The real problem is named.
 expect_rc 1 "$BUILD/mkdaxfs" -q dir "$W/src";            expect_err "is a directory; give a file name"
-expect_rc 1 "$BUILD/daxfs" load -q "$W/good.img" /dev/null; expect_err "is a character device"
+expect_rc 1 "$BUILD/daxfs" load -q "$W/good.img" null; expect_err "is a character device"
 expect_rc 1 "$BUILD/mkdaxfs" -q "$W/nodir/x.img" "$W/src"; expect_err "directory $W/nodir does not exist"
 expect_rc 1 "$BUILD/daxfs" info "$W/src";                expect_err "is a directory, not an image"
 expect_rc 1 "$BUILD/daxfs" info fifo;                    expect_err "is a FIFO, not an image"
-expect_rc 1 "$BUILD/daxfs" info /dev/null;               expect_err "character device of unknown size"
+expect_rc 1 "$BUILD/daxfs" info null;                    expect_err "character device of unknown size"
 : > empty.img
 expect_rc 1 "$BUILD/daxfs" info empty.img;               expect_err "is empty (0 bytes), not an image"
 
