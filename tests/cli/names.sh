@@ -30,8 +30,10 @@ grep -qF -- "-> 'e'\$'\\033''[31mred'" "$W/tty" || fail "stat: target not quoted
 grep -q $'\e\\[31mred' "$W/raw" || fail "not raw when piped"
 "$BUILD/daxfs" ls -b "$W/img" > "$W/b"
 grep -qF 'a\nb' "$W/b" && grep -qF 'e\033[31mred' "$W/b" && grep -qF 'sp\ ace' "$W/b" || fail "-b: $(cat "$W/b")"
-script -qec "$BUILD/daxfs ls -N $W/img" /dev/null | grep -q $'\e\\[31mred' || fail "-N on a tty"
-"$BUILD/daxfs" ls --quoting-style=shell-escape "$W/img" | grep -qF "'a'\$'\\n''b'" || fail "--quoting-style"
+script -qec "$BUILD/daxfs ls -N $W/img" /dev/null > "$W/tty"
+grep -q $'\e\\[31mred' "$W/tty" || fail "-N on a tty"
+"$BUILD/daxfs" ls --quoting-style=shell-escape "$W/img" > "$W/q"
+grep -qF "'a'\$'\\n''b'" "$W/q" || fail "--quoting-style"
 expect_rc 2 "$BUILD/daxfs" ls --quoting-style=nope "$W/img"
 
 # Diagnostics escape control characters, tty or not.
