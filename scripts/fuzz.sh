@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer target with clang + ASan/UBSan and fuzzes the image
-# parser for SECONDS (default 60). New crash inputs land in fuzz/regressions/
-# (commit them: the test suite replays every file there).
+# Builds the libFuzzer targets with clang + ASan/UBSan and fuzzes for SECONDS
+# in all (default 60), split between the image parser (fuzz_image) and the
+# builder's archive input (fuzz_archive). New crash inputs land in
+# fuzz/regressions/ and fuzz/regressions_archive/ (commit them: the test
+# suite replays every file there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_TO_RUN=${1:-60}
 BUILD=build-fuzz
 CC=clang CXX=clang++ cmake -S . -B $BUILD -G Ninja -DDAXFS_BUILD_FUZZ=ON -DDAXFS_BUILD_TESTS=OFF \
   -DDAXFS_BUILD_BENCHMARKS=OFF -DDAXFS_BUILD_FUSE=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-ninja -C $BUILD fuzz_image
-corpus=$(mktemp -d)
-trap 'rm -rf "$corpus"' EXIT
-cp fuzz/corpus/* "$corpus/"
-mkdir -p fuzz/regressions
-$BUILD/fuzz/fuzz_image -max_total_time="$SECONDS_TO_RUN" -max_len=65536 -timeout=10 \
-  -artifact_prefix=fuzz/regressions/ "$corpus" fuzz/regressions 2>&1 | tail -5
+ninja -C $BUILD fuzz_image fuzz_archive
+work=$(mktemp -d)
+trap 'rm -rf "$work" /tmp/daxfs-fuzz-archive.*' EXIT
+half=$(( (SECONDS_TO_RUN + 1) / 2 ))
+# fuzz TARGET CORPUS REGRESSIONS MAX_LEN
+fuzz() {
+  mkdir -p "$work/$1" "$3"
+  cp "$2"/* "$work/$1/"
+  echo "== $1 for ${half}s =="
+  $BUILD/fuzz/$1 -max_total_time="$half" -max_len="$4" -timeout=10 -rss_limit_mb=4096 \
+    -artifact_prefix="$3/" "$work/$1" "$3" 2>&1 | tail -5
+}
+fuzz fuzz_image fuzz/corpus fuzz/regressions 65536
+fuzz fuzz_archive fuzz/corpus_archive fuzz/regressions_archive 65536

@@ -173,6 +173,45 @@ TEST(Builder, FailureLeavesNoImage) {
   EXPECT_EQ(RunShell("ls '" + dir.path() + "' | grep -q '\\.tmp\\.'"), 1) << "temporary file left";
 }
 
+// Every whole 4 KiB block of a hole in a source file stays a hole in the
+// image (the README's claim), however small the hole.
+TEST(Builder, HolesOfOneBlockStaySparse) {
+  TempDir dir;
+  const std::string src = dir / "src";
+  mkdir(src.c_str(), 0755);
+  const std::string file = src + "/sparse";
+  {
+    int fd = open(file.c_str(), O_WRONLY | O_CREAT, 0644);
+    ASSERT_GE(fd, 0);
+    // Data blocks at 0, 8 KiB and 396 KiB; holes of 4 KiB and of 384 KiB.
+    for (off_t at : {off_t{0}, off_t{8192}, off_t{396 * 1024}}) ASSERT_EQ(pwrite(fd, "x", 1, at), 1);
+    ASSERT_EQ(ftruncate(fd, 400 * 1024), 0);
+    close(fd);
+  }
+  struct stat st;
+  ASSERT_EQ(stat(file.c_str(), &st), 0);
+  if (st.st_blocks * 512 > 3 * 4096) GTEST_SKIP() << "this filesystem does not keep the holes";
+  ASSERT_TRUE(BuildFromDirectory(src, dir / "img", {}).ok());
+  auto image = OpenOrDie(dir / "img");
+  ExpectImageMatchesDirectory(*image, src);
+  const auto ext = image->extent(*image->resolve("sparse"));
+  ASSERT_TRUE(ext.ok());
+  // Holes exactly where the source has them, in the image's file.
+  int fd = open((dir / "img").c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  auto is_data = [&](uint64_t file_off) {
+    const off_t at = static_cast<off_t>(ext->offset + file_off);
+    return lseek(fd, at, SEEK_DATA) == at;
+  };
+  EXPECT_TRUE(is_data(0));
+  EXPECT_FALSE(is_data(4096)) << "a 4 KiB hole was written out";
+  EXPECT_TRUE(is_data(8192));
+  EXPECT_FALSE(is_data(12288));
+  EXPECT_FALSE(is_data(200 * 1024));
+  EXPECT_TRUE(is_data(396 * 1024));
+  close(fd);
+}
+
 TEST(Builder, HundredThousandEntriesInOneDirectory) {
   TempDir dir;
   const std::string src = dir / "big";

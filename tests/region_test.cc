@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -51,11 +52,72 @@ TEST_F(RegionTest, ShmCreateLoadOpen) {
     auto r = Region::Create(spec, ImageBytes().size());
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     std::memcpy((*r)->writable_bytes().data(), ImageBytes().data(), ImageBytes().size());
+    ASSERT_DAXFS_OK((*r)->Publish());
   }
   auto img = Image::Open(spec);
   ASSERT_TRUE(img.ok()) << img.status().ToString();
   ExpectContent(**img);
   unlink(("/dev/shm/daxfs-test-" + std::to_string(getpid())).c_str());
+}
+
+// A created file region has no name until Publish(); dropped unpublished,
+// it leaves nothing, and a previous file stays as it was.
+TEST_F(RegionTest, CreateIsInvisibleUntilPublished) {
+  const std::string path = dir_ / "loaded.img";
+  {
+    auto r = Region::Create(path, ImageBytes().size());
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    std::memcpy((*r)->writable_bytes().data(), ImageBytes().data(), ImageBytes().size());
+    EXPECT_NE(access(path.c_str(), F_OK), 0) << "named before Publish";
+  }
+  EXPECT_NE(access(path.c_str(), F_OK), 0) << "left behind unpublished";
+  WriteFile(path, "previous");
+  {
+    auto r = Region::Create(path, ImageBytes().size());
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    std::memcpy((*r)->writable_bytes().data(), ImageBytes().data(), ImageBytes().size());
+    EXPECT_EQ(ReadFile(path), "previous");
+    ASSERT_DAXFS_OK((*r)->Publish());
+  }
+  ExpectContent(*OpenOrDie(path));
+  // Not a regular file: refused, untouched. (A private device node: a
+  // regression must not replace the real /dev/null.)
+  const std::string null_copy = dir_ / "null";
+  if (mknod(null_copy.c_str(), S_IFCHR | 0666, makedev(1, 3)) == 0) {
+    auto dev = Region::Create(null_copy, 4096);
+    ASSERT_FALSE(dev.ok());
+    EXPECT_NE(dev.status().message().find("character device"), std::string::npos) << dev.status().ToString();
+    struct stat st;
+    ASSERT_EQ(stat(null_copy.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISCHR(st.st_mode));
+  }
+  auto dir = Region::Create(dir_.path(), 4096);
+  ASSERT_FALSE(dir.ok());
+  EXPECT_EQ(dir.status().errno_value(), EISDIR);
+}
+
+// Memory that goes away under a mapping (here: the file is truncated) is a
+// Status, not a SIGBUS: the guard puts zero pages in and records where.
+TEST_F(RegionTest, BusErrorBecomesStatus) {
+  const std::string path = dir_ / "shrinks.img";
+  WriteFile(path, std::string(3 * 4096, 'x'));
+  auto r = Region::OpenFile(path, Access::kReadOnly);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE((*r)->status().ok());
+  ASSERT_EQ(truncate(path.c_str(), 4096), 0);
+  const volatile std::byte* p = (*r)->bytes().data();
+  const std::byte past_end = p[2 * 4096 + 5];  // past the new end: a bus error
+  const std::byte first = p[0];
+  EXPECT_EQ(past_end, std::byte{0});
+  EXPECT_EQ(first, std::byte{0}) << "the whole mapping reads as zeros once lost";
+  const Status st = (*r)->status();
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.errno_value(), EIO);
+  EXPECT_NE(st.message().find(path + ": bus error at region offset"), std::string::npos) << st.ToString();
+  // Other regions are unaffected.
+  auto other = Region::OpenFile(dir_ / "img", Access::kReadOnly);
+  ASSERT_TRUE(other.ok());
+  EXPECT_TRUE((*other)->status().ok());
 }
 
 TEST_F(RegionTest, SealedMemfdPassedToAnotherProcess) {
@@ -132,6 +194,7 @@ TEST_F(RegionTest, HugetlbfsWithReservedPages) {
     }
     EXPECT_EQ((*r)->bytes().size() % (2u << 20), 0u);
     std::memcpy((*r)->writable_bytes().data(), ImageBytes().data(), ImageBytes().size());
+    ASSERT_DAXFS_OK((*r)->Publish());
   }
   {
     auto img = Image::Open("hugetlbfs:" + mnt + "/img");

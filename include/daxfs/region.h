@@ -36,6 +36,16 @@ class Region {
   virtual int fd() const { return -1; }
   // Offset of the region inside fd() (non-zero for phys:/BAR ranges).
   virtual uint64_t fd_offset() const { return 0; }
+  // OK while the memory behind the region is intact. Regions this library
+  // maps are guarded: when a page cannot be provided (a sparse file on a
+  // full tmpfs, a truncated file, a removed device), the access that faults
+  // does not kill the process with SIGBUS; the mapping then reads as zeros
+  // and this says where the first fault was. Check it after reading.
+  virtual Status status() const { return Status::OK(); }
+  // For a file region from Create(): gives the new file its name, atomically
+  // replacing a previous file. Until then the path is untouched, and a
+  // region dropped unpublished leaves nothing behind. A no-op otherwise.
+  virtual Status Publish() { return Status::OK(); }
 
   // Maps a whole file (regular file, block or DAX character device).
   static Result<std::shared_ptr<Region>> OpenFile(const std::string& path, Access access);
@@ -56,9 +66,13 @@ class Region {
   //   fd:N                         an inherited file descriptor (memfd, dma-buf)
   //   memfd:SOCKET                 a memfd received from `daxfs serve`
   static Result<std::shared_ptr<Region>> Open(const std::string& spec, Access access);
-  // Opens `spec` read-write with room for at least `size` bytes. Files,
-  // shm: and hugetlbfs: are created or resized (hugetlbfs rounds up to its
-  // page size); devices and physical ranges must already be large enough.
+  // Opens `spec` read-write with room for at least `size` bytes. For files,
+  // shm: and hugetlbfs: a new unnamed file in the target's directory, with
+  // its space reserved (NoSpace if it cannot be: writing through the mapping
+  // can then not fail), that appears at the path on Publish(); hugetlbfs
+  // rounds up to its page size. Anything but a regular file at the path is
+  // refused. Devices and physical ranges are written in place and must
+  // already be large enough.
   static Result<std::shared_ptr<Region>> Create(const std::string& spec, uint64_t size);
   // A new memfd holding a copy of `bytes`, sealed against writing and
   // resizing, mapped read-only. With `hugetlb`, backed by huge pages.

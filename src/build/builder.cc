@@ -1,15 +1,30 @@
 // BuildFromDirectory / BuildFromTar: scan, lay out, write.
 #include "daxfs/builder.h"
 
+#include <sys/stat.h>
+
 #include "build/image_writer.h"
 #include "build/layout.h"
 #include "build/source.h"
+#include "output/new_file.h"
 
 namespace daxfs {
 namespace {
 
-Result<BuildStats> Build(build::Source* source, const std::string& output,
-                         const BuildOptions& options) {
+// Refuses an output that is not ours to replace, before any work is done
+// (WriteImage checks again when it creates the file).
+Status CheckOutput(const std::string& output, const std::string& source) {
+  DAXFS_RETURN_IF_ERROR(output::NewFile::CheckTarget(output));
+  struct stat out, src;
+  if (stat(output.c_str(), &out) == 0 && stat(source.c_str(), &src) == 0 &&
+      out.st_dev == src.st_dev && out.st_ino == src.st_ino)
+    return Status::InvalidArgument(output + ": is the source itself: refusing to replace it");
+  return Status::OK();
+}
+
+Result<BuildStats> Build(build::Source* source, const std::string& source_path,
+                         const std::string& output, const BuildOptions& options) {
+  DAXFS_RETURN_IF_ERROR(CheckOutput(output, source_path));
   build::Tree tree;
   DAXFS_RETURN_IF_ERROR(source->Scan(&tree, options));
   std::vector<uint64_t> data_key(tree.inodes.size());
@@ -25,13 +40,13 @@ Result<BuildStats> Build(build::Source* source, const std::string& output,
 Result<BuildStats> BuildFromDirectory(const std::string& source_dir, const std::string& output,
                                       const BuildOptions& options) {
   auto source = build::NewDirectorySource(source_dir);
-  return Build(source.get(), output, options);
+  return Build(source.get(), source_dir, output, options);
 }
 
 Result<BuildStats> BuildFromTar(const std::string& tar_path, const std::string& output,
                                 const BuildOptions& options) {
   auto source = build::NewTarSource(tar_path);
-  return Build(source.get(), output, options);
+  return Build(source.get(), tar_path, output, options);
 }
 
 }  // namespace daxfs

@@ -189,9 +189,12 @@ class DirectorySource final : public Source {
     if (fd < 0) return Status::IOError(full + ": cannot open", errno);
     FdCloser closer(fd);
     uint64_t pos = 0;
-    const bool may_be_sparse = inode.size >= (1u << 20);
+    // Any file of a block or more may have holes; the writer keeps every
+    // whole block of a hole as a hole in the image.
+    const bool may_be_sparse = inode.size >= format::kBlockSize;
+    uint64_t data_end = may_be_sparse ? 0 : inode.size;  // end of the data run at pos
     while (pos < inode.size) {
-      if (may_be_sparse) {
+      if (pos >= data_end) {
         off_t data = lseek(fd, static_cast<off_t>(pos), SEEK_DATA);
         if (data < 0 && errno == ENXIO) data = static_cast<off_t>(inode.size);
         if (data > static_cast<off_t>(pos)) {
@@ -200,8 +203,12 @@ class DirectorySource final : public Source {
           pos += hole;
           continue;
         }
+        // Read only up to the next hole, so that hole is skipped too.
+        const off_t hole = lseek(fd, static_cast<off_t>(pos), SEEK_HOLE);
+        data_end = hole > static_cast<off_t>(pos) ? std::min<uint64_t>(static_cast<uint64_t>(hole), inode.size)
+                                                  : inode.size;
       }
-      auto space = sink->Reserve(static_cast<size_t>(std::min<uint64_t>(inode.size - pos, 8u << 20)));
+      auto space = sink->Reserve(static_cast<size_t>(std::min<uint64_t>(data_end - pos, 8u << 20)));
       ssize_t n = pread(fd, space.data(), space.size(), static_cast<off_t>(pos));
       if (n < 0) {
         if (errno == EINTR) continue;

@@ -13,6 +13,7 @@
 #include "build/data_writer.h"
 #include "daxfs/format.h"
 #include "format/checksum.h"
+#include "output/new_file.h"
 #include "util/file_io.h"
 
 namespace daxfs::build {
@@ -148,20 +149,9 @@ void FillSuperblock(const Layout& layout, const BuildOptions& options, uint64_t 
 
 Status WriteImage(const Tree& tree, const Layout& layout, Source* source,
                   const std::string& output, const BuildOptions& options, BuildStats* stats) {
-  std::string tmp = output + ".tmp.XXXXXX";
-  int fd = mkostemp(tmp.data(), O_CLOEXEC);
-  if (fd < 0) return Status::IOError(output + ": cannot create temporary file " + tmp, errno);
-  bool keep = false;
-  struct Cleanup {
-    int fd;
-    const std::string& path;
-    bool& keep;
-    ~Cleanup() {
-      if (fd >= 0) close(fd);
-      if (!keep) unlink(path.c_str());
-    }
-  } cleanup{fd, tmp, keep};
-
+  // Nothing has a name until the image is complete (see output/new_file.h).
+  DAXFS_ASSIGN_OR_RETURN(auto out, output::NewFile::Create(output, 0644));
+  const int fd = out->fd();
   DataPolicy policy;
   policy.pack = options.pack_small_files;
   policy.share_tails = layout.compact_dirs;
@@ -189,10 +179,7 @@ Status WriteImage(const Tree& tree, const Layout& layout, Source* source,
   stats->duplicate_bytes = data.duplicate_bytes;
   // Images are shared read-only: make the file read-only for group/other.
   if (fchmod(fd, 0644) != 0) return Status::IOError(output + ": chmod", errno);
-  if (rename(tmp.c_str(), output.c_str()) != 0)
-    return Status::IOError(output + ": cannot rename " + tmp + " into place", errno);
-  keep = true;
-  return Status::OK();
+  return out->Publish();
 }
 
 }  // namespace daxfs::build

@@ -7,11 +7,14 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <unordered_map>
 
 #include "build/source.h"
 #include "daxfs/format.h"
+#include "format/file_type.h"
 
 namespace daxfs::build {
 namespace {
@@ -20,6 +23,38 @@ struct ArchiveCloser {
   archive* a;
   ~ArchiveCloser() { archive_read_free(a); }
 };
+
+// Real archive formats only. Not "raw" or "empty" (they accept any file,
+// or none, as an archive) and not "mtree" (a text format that accepts many
+// text files and names contents by paths on this machine).
+void SupportArchiveFormats(archive* a) {
+  archive_read_support_filter_all(a);
+  archive_read_support_format_7zip(a);
+  archive_read_support_format_ar(a);
+  archive_read_support_format_cab(a);
+  archive_read_support_format_cpio(a);
+  archive_read_support_format_iso9660(a);
+  archive_read_support_format_lha(a);
+  archive_read_support_format_rar(a);
+  archive_read_support_format_rar5(a);
+  archive_read_support_format_tar(a);
+  archive_read_support_format_warc(a);
+  archive_read_support_format_xar(a);
+  archive_read_support_format_zip(a);
+}
+
+// A source archive is a regular, non-empty file: not a device (/dev/zero
+// reads as an endless empty tar), a FIFO (read twice), or an empty file.
+Status CheckArchiveFile(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0)
+    return Status::FromErrno(errno, path + ": " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode))
+    return Status::InvalidArgument(path + ": is " + DescribeFileType(st.st_mode) +
+                                   ", not a directory or an archive");
+  if (st.st_size == 0) return Status::InvalidArgument(path + ": is an empty file, not an archive");
+  return Status::OK();
+}
 
 // "./usr//lib/" -> "usr/lib"; returns false for paths escaping the root.
 bool NormalizePath(std::string_view in, std::string* out) {
@@ -51,6 +86,7 @@ class TarSource final : public Source {
     tree->AddNode(0, "", tree->AddInode(std::move(root)));
     paths_.emplace("", 0);
 
+    DAXFS_RETURN_IF_ERROR(CheckArchiveFile(path_));
     archive* a = nullptr;
     DAXFS_RETURN_IF_ERROR(OpenArchive(&a));
     ArchiveCloser closer{a};
@@ -59,7 +95,12 @@ class TarSource final : public Source {
     for (;; ++index) {
       int r = archive_read_next_header(a, &e);
       if (r == ARCHIVE_EOF) break;
-      if (r < ARCHIVE_WARN) return ArchiveError(a, "reading header");
+      if (r < ARCHIVE_WARN) {
+        if (index == 0 && archive_format(a) == 0)  // no format recognised the input
+          return Status::InvalidArgument(path_ + ": not a directory or an archive libarchive "
+                                         "recognises (" + ArchiveMessage(a) + ")");
+        return ArchiveError(a, "reading header");
+      }
       DAXFS_RETURN_IF_ERROR(AddEntry(e, index));
       if (options.progress && (index & 1023) == 0) {
         BuildProgress p;
@@ -112,10 +153,16 @@ class TarSource final : public Source {
  private:
   Status OpenArchive(archive** out) {
     archive* a = archive_read_new();
-    archive_read_support_filter_all(a);
-    archive_read_support_format_all(a);
+    if (a == nullptr) return Status::IOError(path_ + ": libarchive", ENOMEM);
+    SupportArchiveFormats(a);
     if (archive_read_open_filename(a, path_.c_str(), 1 << 20) != ARCHIVE_OK) {
-      Status s = ArchiveError(a, "opening");
+      // Opening reads the start to pick a format: failing that, it is no archive.
+      const int err = archive_errno(a);
+      const bool io_error = err == EACCES || err == EPERM || err == EIO || err == ENOENT || err == ENOMEM;
+      Status s = archive_format(a) == 0 && !io_error
+                     ? Status::InvalidArgument(path_ + ": not a directory or an archive libarchive "
+                                               "recognises (" + ArchiveMessage(a) + ")")
+                     : ArchiveError(a, "opening");
       archive_read_free(a);
       return s;
     }
@@ -123,9 +170,13 @@ class TarSource final : public Source {
     return Status::OK();
   }
 
-  Status ArchiveError(archive* a, const std::string& what) {
+  static std::string ArchiveMessage(archive* a) {
     const char* msg = archive_error_string(a);
-    return Status::InvalidArgument(path_ + ": " + what + ": " + (msg ? msg : "unknown error"));
+    return msg ? msg : "unknown error";
+  }
+
+  Status ArchiveError(archive* a, const std::string& what) {
+    return Status::InvalidArgument(path_ + ": " + what + ": " + ArchiveMessage(a));
   }
 
   // The node for directory `path`, creating missing parents like tar does.
@@ -171,6 +222,16 @@ class TarSource final : public Source {
     InodeRec rec;
     rec.mode = archive_entry_mode(e);
     if ((rec.mode & S_IFMT) == 0) rec.mode |= S_IFREG;
+    switch (rec.mode & S_IFMT) {
+      case S_IFREG: case S_IFDIR: case S_IFLNK: case S_IFCHR: case S_IFBLK: case S_IFIFO: case S_IFSOCK:
+        break;
+      default: {
+        char mode[16];
+        std::snprintf(mode, sizeof mode, "%#o", rec.mode);
+        return Status::InvalidArgument(path_ + ": " + path + ": entry " + std::to_string(index) +
+                                       " has no valid file type (mode " + mode + ")");
+      }
+    }
     rec.uid = static_cast<uint32_t>(archive_entry_uid(e));
     rec.gid = static_cast<uint32_t>(archive_entry_gid(e));
     rec.mtime_sec = archive_entry_mtime(e);

@@ -5,12 +5,16 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cstring>
 
 #include "daxfs/region.h"
+#include "format/file_type.h"
+#include "output/new_file.h"
+#include "region/mapped_region.h"
 #include "region/region_spec.h"
 
 namespace daxfs {
@@ -30,6 +34,29 @@ Status WriteAll(int fd, std::span<const std::byte> bytes, const std::string& nam
   return Status::OK();
 }
 
+// Allocates every block up front: writing through a mapping into space the
+// filesystem cannot provide would be a SIGBUS, not an error.
+Status ReserveSpace(int fd, uint64_t size, const output::NewFile& file, bool huge) {
+  int rc = fallocate(fd, 0, 0, static_cast<off_t>(size));
+  int err = rc == 0 ? 0 : errno;
+  if (err == EOPNOTSUPP) {  // emulated: writes a byte per block
+    err = ftruncate(fd, static_cast<off_t>(size)) == 0 ? posix_fallocate(fd, 0, static_cast<off_t>(size)) : errno;
+  }
+  if (err == 0) return Status::OK();
+  if (err == ENOSPC || err == EDQUOT || err == ENOMEM || (huge && err == EINVAL)) {
+    struct statvfs v;
+    const std::string avail = fstatvfs(fd, &v) == 0
+        ? std::to_string(static_cast<uint64_t>(v.f_bavail) * v.f_frsize) + " available"
+        : "less available";
+    return Status::NoSpace(file.path() + ": no space for the image: " + std::to_string(size) +
+                           " bytes needed, " + avail + " in " + file.dir() +
+                           (huge ? " (reserve more huge pages: /proc/sys/vm/nr_hugepages)" : "") +
+                           " (" + std::strerror(err) + ")");
+  }
+  return Status::FromErrno(err, file.path() + ": cannot reserve " + std::to_string(size) +
+                                    " bytes: " + std::strerror(err));
+}
+
 }  // namespace
 
 Result<std::shared_ptr<Region>> Region::Create(const std::string& spec, uint64_t size) {
@@ -47,24 +74,25 @@ Result<std::shared_ptr<Region>> Region::Create(const std::string& spec, uint64_t
                              " bytes, the image needs " + std::to_string(size));
     return region;
   }
-  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::FromErrno(errno, path + ": cannot create: " + std::strerror(errno));
+  // Devices are written only through their own descriptors (dax:, phys:,
+  // resource:): a plain path to one is a mistake, not a target.
+  struct stat st;
+  if (stat(path.c_str(), &st) == 0 && (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)))
+    return Status::InvalidArgument(path + ": is " + DescribeFileType(st.st_mode) +
+                                   "; images are loaded into files here (device DAX: dax:" + path +
+                                   ", PCI BAR: resource:" + path + ")");
+  DAXFS_ASSIGN_OR_RETURN(auto file, output::NewFile::Create(path, 0644));
+  const int fd = file->fd();
   uint64_t want = size;
   struct statfs sfs;
-  if (fstatfs(fd, &sfs) == 0 && sfs.f_type == kHugetlbfsMagic) {
+  const bool huge = fstatfs(fd, &sfs) == 0 && sfs.f_type == kHugetlbfsMagic;
+  if (huge) {
     want = (size + sfs.f_bsize - 1) / sfs.f_bsize * sfs.f_bsize;  // f_bsize is the huge page size
   } else if (kind == "hugetlbfs") {
-    close(fd);
     return Status::InvalidArgument(path + ": not on a hugetlbfs mount");
   }
-  if (ftruncate(fd, static_cast<off_t>(want)) != 0) {
-    int err = errno;
-    close(fd);
-    return Status::FromErrno(err == EINVAL || err == ENOMEM ? ENOSPC : err,
-                             path + ": cannot size to " + std::to_string(want) + " bytes: " +
-                                 std::strerror(err) + (sfs.f_type == kHugetlbfsMagic ? " (not enough huge pages reserved?)" : ""));
-  }
-  return MapFd(fd, Access::kReadWrite, path, 0, want);
+  DAXFS_RETURN_IF_ERROR(ReserveSpace(fd, want, *file, huge));
+  return MapNewFile(std::move(file), want);
 }
 
 Result<std::shared_ptr<Region>> Region::SealedMemfd(std::span<const std::byte> bytes,

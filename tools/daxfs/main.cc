@@ -1,6 +1,7 @@
 // daxfs: inspect, verify, extract and load daxfs images.
 // Also installed as daxfs-inspect and fsck.daxfs (argv[0] picks the default).
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,11 +10,13 @@
 #include <cstring>
 #include <cinttypes>
 #include <cstdio>
+#include <clocale>
 #include <ctime>
 #include <vector>
 
 #include "daxfs/check.h"
 #include "common/progress.h"
+#include "common/quote.h"
 #include "daxfs/extract.h"
 #include "daxfs/image.h"
 #include "daxfs/region_server.h"
@@ -23,11 +26,22 @@ namespace {
 using daxfs::Attr;
 using daxfs::Image;
 using daxfs::Ino;
+using daxfs::tools::EscapeControls;
+using daxfs::tools::QuoteName;
+using daxfs::tools::Quoting;
+
+// The image's region: once its memory went away (bus error), that is the
+// error to report, whatever the reader made of the zeros it then saw.
+const daxfs::Region* g_region = nullptr;
+Quoting g_quoting = Quoting::kLiteral;
 
 int Fail(const daxfs::Status& s) {
-  std::fprintf(stderr, "daxfs: %s\n", s.ToString().c_str());
+  const daxfs::Status lost = g_region ? g_region->status() : daxfs::Status::OK();
+  std::fprintf(stderr, "daxfs: %s\n", EscapeControls((lost.ok() ? s : lost).ToString()).c_str());
   return 1;
 }
+
+std::string Q(std::string_view name) { return QuoteName(name, g_quoting); }
 
 std::string ModeString(uint32_t mode) {
   static const char* kTypes = "?pc?d?b?-?l?s???";
@@ -58,17 +72,17 @@ void PrintLong(const Image& img, const Attr& a, const std::string& name) {
                          : std::to_string(a.size);
   std::printf("%8" PRIu64 " %s %3u %5u %5u %12s %s %s", a.ino, ModeString(a.mode).c_str(),
               a.nlink, a.uid, a.gid, size.c_str(), TimeString(a.mtime_sec, a.mtime_nsec).c_str(),
-              name.c_str());
+              Q(name).c_str());
   if (S_ISLNK(a.mode)) {
     auto t = img.readlink(a.ino);
-    if (t.ok()) std::printf(" -> %.*s", static_cast<int>(t->size()), t->data());
+    if (t.ok()) std::printf(" -> %s", Q(*t).c_str());
   }
   std::printf("\n");
 }
 
 int CmdInfo(const Image& img) {
   const auto& i = img.info();
-  std::printf("image:           %s\n", img.region().name().c_str());
+  std::printf("image:           %s\n", Q(img.region().name()).c_str());
   std::printf("format:          %s\n",
               i.compact_dirs        ? "daxfs compact (version 6: not readable by the upstream v5 module)"
               : i.daxfs_extensions ? "daxfs v5 + daxfs extensions (upstream-readable)"
@@ -83,7 +97,7 @@ int CmdInfo(const Image& img) {
     std::printf("entries:         %" PRIu64 "\n", i.file_count);
     std::printf("features:        %s\n", daxfs::FeatureNames(i).c_str());
     std::printf("built:           %s\n", TimeString(i.build_time, 0).c_str());
-    if (!i.label.empty()) std::printf("label:           %s\n", i.label.c_str());
+    if (!i.label.empty()) std::printf("label:           %s\n", Q(i.label).c_str());
   }
   return 0;
 }
@@ -101,7 +115,7 @@ int CmdLs(const Image& img, const std::string& path, bool recursive) {
       PrintLong(img, *a, dpath);
       continue;
     }
-    if (recursive) std::printf("%s:\n", dpath.c_str());
+    if (recursive) std::printf("%s:\n", Q(dpath).c_str());
     for (size_t i = 0; i < d->size(); ++i) {
       auto e = d->entry(i);
       if (!e.ok()) return Fail(e.status());
@@ -125,7 +139,7 @@ int CmdStat(const Image& img, const std::string& path) {
   if (ext.ok() && ext->length)
     std::printf("  data: region offset %" PRIu64 ", %" PRIu64 " bytes\n", ext->offset, ext->length);
   daxfs::Status st = img.list_xattrs(*ino, [](std::string_view n, std::span<const std::byte> v) {
-    std::printf("  xattr %.*s (%zu bytes)\n", static_cast<int>(n.size()), n.data(), v.size());
+    std::printf("  xattr %s (%zu bytes)\n", Q(n).c_str(), v.size());
   });
   return st.ok() ? 0 : Fail(st);
 }
@@ -135,13 +149,28 @@ int CmdCat(const Image& img, const std::string& path) {
   if (!ino.ok()) return Fail(ino.status());
   auto data = img.contents(*ino);
   if (!data.ok()) return Fail(data.status());
-  for (size_t off = 0; off < data->size();) {
-    ssize_t n = write(STDOUT_FILENO, data->data() + off, data->size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Fail(daxfs::Status::IOError("stdout", errno));
+  // Chunk by chunk, touching each page first: memory that cannot be
+  // provided then trips the library's guard here (and is reported) rather
+  // than turning into zeros on stdout.
+  constexpr size_t kChunk = 1u << 20;
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  for (size_t start = 0; start < data->size(); start += kChunk) {
+    const size_t end = std::min(data->size(), start + kChunk);
+    for (size_t p = start; p < end; p += page) (void)*static_cast<const volatile std::byte*>(data->data() + p);
+    if (!img.region().status().ok()) return Fail(img.region().status());
+    for (size_t off = start; off < end;) {
+      ssize_t n = write(STDOUT_FILENO, data->data() + off, end - off);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EFAULT)
+          return Fail(daxfs::Status::IOError(
+              img.region().name() + ": cannot read region offset " +
+                  std::to_string(static_cast<uint64_t>(data->data() + off - img.region().bytes().data())) +
+                  " (the memory behind the image cannot be provided)", EFAULT));
+        return Fail(daxfs::Status::IOError("stdout", errno));
+      }
+      off += static_cast<size_t>(n);
     }
-    off += static_cast<size_t>(n);
   }
   return 0;
 }
@@ -149,12 +178,22 @@ int CmdCat(const Image& img, const std::string& path) {
 int CmdCheck(const Image& img, bool no_data, bool quiet) {
   daxfs::CheckOptions o;
   o.verify_data = !no_data;
-  o.report = [](const std::string& m) { std::printf("error: %s\n", m.c_str()); };
-  o.warn = [quiet](const std::string& m) { if (!quiet) std::printf("warning: %s\n", m.c_str()); };
+  // Findings about zeros read after a bus error are noise: report only the loss.
+  auto intact = [&img] { return img.region().status().ok(); };
+  o.report = [intact](const std::string& m) {
+    if (intact()) std::printf("error: %s\n", EscapeControls(m).c_str());
+  };
+  o.warn = [quiet, intact](const std::string& m) {
+    if (!quiet && intact()) std::printf("warning: %s\n", EscapeControls(m).c_str());
+  };
   auto r = daxfs::CheckImage(img, o);
+  if (!img.region().status().ok()) {
+    Fail(img.region().status());
+    return 8;  // the checks above ran on zeros: no verdict on the image
+  }
   if (!quiet || r.problems)
     std::printf("%s: %" PRIu64 " inodes, %" PRIu64 " entries checked: %" PRIu64 " problem(s), %" PRIu64 " warning(s)\n",
-                img.region().name().c_str(), r.inodes_reached, r.entries, r.problems, r.warnings);
+                EscapeControls(img.region().name()).c_str(), r.inodes_reached, r.entries, r.problems, r.warnings);
   return r.problems ? 4 : 0;  // fsck's "errors left uncorrected"
 }
 
@@ -172,17 +211,22 @@ int CmdLoad(const Image& img, const std::string& dest, bool quiet) {
   for (uint64_t off = 0; off < size; off += kChunk) {
     const size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, size - off));
     std::memcpy(dst.data() + off, src.data() + off, n);
+    // A source that lost its memory copied zeros: stop before publishing.
+    if (!img.region().status().ok()) return Fail(img.region().status());
+    if (!(*region)->status().ok()) return Fail((*region)->status());
     p.bytes_done = off + n;
     progress.Update(p);
   }
   progress.Finish();
-  // Whatever followed a previous, larger image is cleared.
+  // Whatever followed a previous, larger image is cleared (fixed regions).
   if (dst.size() > size) std::memset(dst.data() + size, 0, dst.size() - size);
   auto check = Image::Open(*region);
   if (!check.ok()) return Fail(check.status().WithContext("verifying the loaded copy"));
+  if (auto st = (*region)->Publish(); !st.ok()) return Fail(st);
   if (!quiet)
     std::printf("loaded %s into %s (%" PRIu64 " bytes, region %zu bytes)\n",
-                img.region().name().c_str(), (*region)->name().c_str(), size, dst.size());
+                EscapeControls(img.region().name()).c_str(), EscapeControls((*region)->name()).c_str(),
+                size, dst.size());
   return 0;
 }
 
@@ -191,6 +235,11 @@ std::atomic<bool> g_stop{false};
 int CmdServe(const Image& img, const std::string& socket, bool hugetlb, const std::string& heap,
              bool quiet) {
   auto src = img.region().bytes().first(img.info().total_size);
+  // The copy below is made by the kernel, where lost memory is a bare
+  // EFAULT: touch every page here first so the guard can say what happened.
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  for (size_t p = 0; p < src.size(); p += page) (void)*static_cast<const volatile std::byte*>(src.data() + p);
+  if (!img.region().status().ok()) return Fail(img.region().status());
   auto region = heap.empty() ? daxfs::Region::SealedMemfd(src, "daxfs:" + img.region().name(), hugetlb)
                              : daxfs::Region::DmaHeapCopy(src, heap);
   if (!region.ok()) return Fail(region.status());
@@ -211,6 +260,12 @@ int CmdServe(const Image& img, const std::string& socket, bool hugetlb, const st
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::setlocale(LC_CTYPE, "");  // which characters are printable, for quoting
+  // extract holds one descriptor per directory level: allow deep trees.
+  if (rlimit rl; getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
   std::string prog = argv[0];
   prog = prog.substr(prog.rfind('/') + 1);
   const bool as_fsck = prog.rfind("fsck", 0) == 0;
@@ -231,9 +286,19 @@ int main(int argc, char** argv) {
   add_image(ls);
   ls->add_option("PATH", path, "Path inside the image (default /)");
   ls->add_flag("-R,--recursive", recursive, "List subdirectories too");
+  std::string quoting_style;
+  bool escape = false, literal = false;
+  auto add_quoting = [&](CLI::App* sub) {
+    sub->add_flag("-b,--escape", escape, "Print C-style escapes for nongraphic characters in names");
+    sub->add_flag("-N,--literal", literal, "Print names as they are, even on a terminal");
+    sub->add_option("--quoting-style", quoting_style,
+                    "literal, shell-escape or escape (default: shell-escape on a terminal, else literal)");
+  };
+  add_quoting(ls);
   auto* st = app.add_subcommand("stat", "Show one inode: metadata, data location, xattrs");
   add_image(st);
   st->add_option("PATH", path, "Path inside the image")->required();
+  add_quoting(st);
   auto* cat = app.add_subcommand("cat", "Write a file's contents to stdout");
   add_image(cat);
   cat->add_option("PATH", path, "Path inside the image")->required();
@@ -270,27 +335,47 @@ int main(int argc, char** argv) {
   app.set_version_flag("-V,--version", "daxfs 0.1.0");
   DAXFS_PARSE_OR_EXIT(app, argc, argv);
 
+  g_quoting = daxfs::tools::DefaultQuoting(STDOUT_FILENO);
+  if (!quoting_style.empty() && !daxfs::tools::ParseQuoting(quoting_style, &g_quoting)) {
+    std::fprintf(stderr, "daxfs: --quoting-style: expected literal, shell-escape or escape, not %s\n",
+                 EscapeControls(quoting_style).c_str());
+    return 2;
+  }
+  if (escape) g_quoting = Quoting::kEscape;
+  if (literal) g_quoting = Quoting::kLiteral;
+
+  const bool fsck_like = as_fsck || check->parsed();
   daxfs::OpenOptions oo;
   oo.verify_metadata = verify;
-  auto img = Image::Open(image, oo);
+  // The region first, so a bus error while opening is reported as such.
+  auto region = daxfs::Region::Open(image, daxfs::Access::kReadOnly);
+  if (!region.ok()) {
+    int rc = Fail(region.status());
+    return fsck_like ? 8 : rc;  // fsck: operational error
+  }
+  g_region = region->get();
+  auto img = Image::Open(*region, oo);
   if (!img.ok()) {
     int rc = Fail(img.status());
-    return (as_fsck || check->parsed()) ? 8 : rc;  // fsck: operational error
+    return fsck_like ? 8 : rc;
   }
   const Image& i = **img;
-  if (info->parsed()) return CmdInfo(i);
-  if (ls->parsed()) return CmdLs(i, path, recursive);
-  if (st->parsed()) return CmdStat(i, path);
-  if (cat->parsed()) return CmdCat(i, path);
-  if (check->parsed() || as_fsck) return CmdCheck(i, no_data, quiet);
-  if (load->parsed()) return CmdLoad(i, region_spec, quiet);
-  if (serve->parsed()) return CmdServe(i, socket, hugetlb, heap, quiet);
-  if (extract->parsed()) {
+  int rc = 0;
+  if (info->parsed()) rc = CmdInfo(i);
+  else if (ls->parsed()) rc = CmdLs(i, path, recursive);
+  else if (st->parsed()) rc = CmdStat(i, path);
+  else if (cat->parsed()) rc = CmdCat(i, path);
+  else if (fsck_like) rc = CmdCheck(i, no_data, quiet);
+  else if (load->parsed()) rc = CmdLoad(i, region_spec, quiet);
+  else if (serve->parsed()) rc = CmdServe(i, socket, hugetlb, heap, quiet);
+  else if (extract->parsed()) {
     daxfs::ExtractOptions eo;
     eo.owners = !no_owners;
-    eo.warn = [](const std::string& m) { std::fprintf(stderr, "daxfs: warning: %s\n", m.c_str()); };
+    eo.warn = [](const std::string& m) { std::fprintf(stderr, "daxfs: warning: %s\n", EscapeControls(m).c_str()); };
     daxfs::Status s = daxfs::Extract(i, path, dest, eo);
-    return s.ok() ? 0 : Fail(s);
+    rc = s.ok() ? 0 : Fail(s);
   }
-  return 0;
+  // Output made from zeros after a bus error is not a success.
+  if (rc == 0 && !g_region->status().ok()) rc = Fail(g_region->status());
+  return rc;
 }

@@ -3,11 +3,13 @@
 
 #include "common/cli.h"
 #include <chrono>
+#include <clocale>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
 #include "common/progress.h"
+#include "common/quote.h"
 #include "daxfs/builder.h"
 
 namespace {
@@ -24,6 +26,7 @@ bool ParseTime(const std::string& s, int64_t* out) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::setlocale(LC_CTYPE, "");  // which characters are printable in messages
   CLI::App app{
       "Build a daxfs image from a directory or a tar archive.\n\n"
       "Files of 4 KiB and more start on a 4 KiB boundary so they can be mapped\n"
@@ -101,7 +104,8 @@ int main(int argc, char** argv) {
 
   struct stat st;
   if (stat(source.c_str(), &st) != 0) {
-    std::fprintf(stderr, "mkdaxfs: %s: %s\n", source.c_str(), std::strerror(errno));
+    std::fprintf(stderr, "mkdaxfs: %s: %s\n", daxfs::tools::EscapeControls(source).c_str(),
+                 std::strerror(errno));
     return 1;
   }
   if (!S_ISDIR(st.st_mode)) tar = true;
@@ -113,7 +117,7 @@ int main(int argc, char** argv) {
                     : daxfs::BuildFromDirectory(source, output, opts);
   progress.Finish();
   if (!result.ok()) {
-    std::fprintf(stderr, "mkdaxfs: %s\n", result.status().ToString().c_str());
+    std::fprintf(stderr, "mkdaxfs: %s\n", daxfs::tools::EscapeControls(result.status().ToString()).c_str());
     return 1;
   }
   if (!quiet) {
@@ -121,7 +125,7 @@ int main(int argc, char** argv) {
     const auto& s = *result;
     using daxfs::tools::HumanBytes;
     std::printf("%s: %llu inodes (%llu files, %llu dirs, %llu symlinks, %llu special, %llu extra hard links)\n",
-                output.c_str(), (unsigned long long)s.inodes, (unsigned long long)s.regular_files,
+                daxfs::tools::EscapeControls(output).c_str(), (unsigned long long)s.inodes, (unsigned long long)s.regular_files,
                 (unsigned long long)s.directories, (unsigned long long)s.symlinks,
                 (unsigned long long)s.special_files, (unsigned long long)s.hardlinks);
     std::printf("  file data %s, metadata %s, image %s, built in %.2fs\n",
