@@ -16,23 +16,10 @@
 #include "output/new_file.h"
 #include "region/mapped_region.h"
 #include "region/region_spec.h"
+#include "util/file_io.h"
 
 namespace daxfs {
 namespace {
-
-Status WriteAll(int fd, std::span<const std::byte> bytes, const std::string& name) {
-  uint64_t off = 0;
-  while (off < bytes.size()) {
-    ssize_t n = pwrite(fd, bytes.data() + off, std::min<size_t>(bytes.size() - off, 64u << 20),
-                       static_cast<off_t>(off));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Status::IOError(name + ": write at offset " + std::to_string(off), errno);
-    }
-    off += static_cast<uint64_t>(n);
-  }
-  return Status::OK();
-}
 
 // Allocates every block up front: writing through a mapping into space the
 // filesystem cannot provide would be a SIGBUS, not an error.
@@ -120,7 +107,7 @@ Result<std::shared_ptr<Region>> Region::SealedMemfd(std::span<const std::byte> b
     std::memcpy(p, bytes.data(), bytes.size());
     munmap(p, size);
   } else {
-    Status st = WriteAll(fd, bytes, "memfd " + name);
+    Status st = PwriteAll(fd, bytes, 0, "memfd " + name);
     if (!st.ok()) {
       close(fd);
       return st;
