@@ -7,6 +7,7 @@
 
 #include "build/tree.h"
 #include "daxfs/builder.h"
+#include "daxfs/format.h"
 #include "daxfs/status.h"
 
 namespace daxfs::build {
@@ -16,7 +17,7 @@ struct Layout {
   std::vector<uint32_t> dir_node;    // directory inode index -> its node
   std::vector<uint32_t> data_order;  // regular files with data, in data order
   std::vector<std::byte> xattr_area; // serialized xattr area (empty if none)
-  uint64_t inode_table = 4096;       // base-relative
+  uint64_t inode_table = sizeof(format::BaseSuper);  // base-relative, right after the base superblock
   uint64_t meta_start = 0;           // base-relative start of dirents etc.
   uint64_t xattr_offset = 0;         // base-relative
   uint64_t meta_size = 0;            // base-relative, 4 KiB aligned: file data starts here

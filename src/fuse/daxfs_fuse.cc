@@ -19,6 +19,7 @@
 #include <optional>
 #include <vector>
 
+#include "daxfs/format.h"
 #include "fuse/mount_ownership.h"
 #include "fuse/region_guard.h"
 
@@ -250,11 +251,11 @@ void OpStatfs(fuse_req_t req, fuse_ino_t) {
   Context& c = Ctx(req);
   const auto& info = c.image->info();
   struct statvfs s{};
-  s.f_bsize = 4096;
-  s.f_frsize = 4096;
-  s.f_blocks = info.total_size / 4096;
+  s.f_bsize = format::kBlockSize;
+  s.f_frsize = format::kBlockSize;
+  s.f_blocks = info.total_size / format::kBlockSize;
   s.f_files = info.inode_count;
-  s.f_namemax = 255;
+  s.f_namemax = format::kNameMax;
   s.f_flag = ST_RDONLY;
   fuse_reply_statfs(req, &s);
 }
