@@ -107,6 +107,11 @@ Result<Layout> ComputeLayout(Tree* tree, const BuildOptions& options,
           cursor = fmt::AlignUp(cursor, fmt::kCompactDirAlign);
           uint64_t bytes = sizeof(fmt::CompactDirHeader) + count * sizeof(fmt::CompactDirent);
           for (uint32_t c : node.children) bytes += tree->nodes[c].name.size();
+          // Name offsets are 32-bit: 16 million 255-byte names would overflow.
+          if (bytes > UINT32_MAX)
+            return Status::NoSpace(tree->PathOf(out.dir_node[idx]) + ": directory of " +
+                                   std::to_string(count) + " entries exceeds the compact "
+                                   "layout's 4 GiB; use --upstream-readable");
           inode.size = bytes;
           inode.data_offset = cursor;
           cursor += bytes;
