@@ -192,6 +192,17 @@ Status CheckName(std::string_view name) {
     return Status::InvalidArgument("'" + std::string(name) + "': " + why);
   return Status::OK();
 }
+// A set-group-ID directory passes its group on, and its set-group-ID bit to
+// new subdirectories (as Linux filesystems do).
+Status Inherit(const Index& idx, Record* r) {
+  auto d = idx.Stat(r->dir);
+  if (!d.ok()) return Status::OK();  // Validate reports it
+  if (d->mode & S_ISGID) {
+    r->gid = d->gid;
+    if (S_ISDIR(r->mode)) r->mode |= S_ISGID;
+  }
+  return Status::OK();
+}
 }  // namespace
 
 Result<Ino> Branch::mknod(Ino dir, std::string_view name, uint32_t mode, uint32_t rdev_major,
@@ -212,6 +223,7 @@ Result<Ino> Branch::mknod(Ino dir, std::string_view name, uint32_t mode, uint32_
     r->uid = uid;
     r->gid = gid;
     if (S_ISCHR(mode) || S_ISBLK(mode)) r->rdev = fmt::EncodeDev(rdev_major, rdev_minor);
+    DAXFS_RETURN_IF_ERROR(Inherit(idx, r));
     DAXFS_RETURN_IF_ERROR(idx.Validate(*r));
     r->ino = branch::A(impl_->m->hdr->next_inode_id).fetch_add(1, std::memory_order_acq_rel);
     made = r->ino;
@@ -236,6 +248,7 @@ Result<Ino> Branch::mkdir(Ino dir, std::string_view name, uint32_t mode, uint32_
     r->mode = S_IFDIR | (mode & 07777);
     r->uid = uid;
     r->gid = gid;
+    DAXFS_RETURN_IF_ERROR(Inherit(idx, r));
     DAXFS_RETURN_IF_ERROR(idx.Validate(*r));
     r->ino = branch::A(impl_->m->hdr->next_inode_id).fetch_add(1, std::memory_order_acq_rel);
     made = r->ino;
@@ -260,6 +273,7 @@ Result<Ino> Branch::symlink(Ino dir, std::string_view name, std::string_view tar
     r->mode = S_IFLNK | 0777;
     r->uid = uid;
     r->gid = gid;
+    DAXFS_RETURN_IF_ERROR(Inherit(idx, r));
     DAXFS_RETURN_IF_ERROR(idx.Validate(*r));
     r->ino = branch::A(impl_->m->hdr->next_inode_id).fetch_add(1, std::memory_order_acq_rel);
     made = r->ino;
@@ -406,11 +420,22 @@ Status Setattr(Branch::Impl& b, Ino ino, Fill fill) {
 }  // namespace
 
 Status Branch::truncate(Ino ino, uint64_t size) {
-  return Setattr(*impl_, ino, [&](Record* r) {
+  bool same = false;
+  Status st = impl_->WriteOp([&](Index& idx, Record* r) -> Status {
+    r->type = bf::kRecSetattr;
+    r->ino = ino;
     r->mask = bf::kSetSize | bf::kSetMtime;
     r->size = size;
     r->mtime = r->time;
+    DAXFS_RETURN_IF_ERROR(idx.Validate(*r));
+    // POSIX: the times change only when the size does.
+    if (idx.Stat(ino)->size == size) {
+      same = true;
+      return Status::FromErrno(EALREADY, "");
+    }
+    return Status::OK();
   });
+  return same ? Status::OK() : st;
 }
 
 Status Branch::chmod(Ino ino, uint32_t mode) {

@@ -327,7 +327,7 @@ Status Index::DoCreate(const Record& r, bool mutate) {
 
 Status Index::DoLink(const Record& r, bool mutate) {
   DAXFS_ASSIGN_OR_RETURN(uint32_t t, Type(r.ino));
-  if (t == S_IFDIR) return Status::Permission(InoStr(r.ino) + ": cannot hard-link a directory");
+  if (t == S_IFDIR) return Status::FromErrno(EPERM, InoStr(r.ino) + ": cannot hard-link a directory");
   DAXFS_ASSIGN_OR_RETURN(DEnt e, Find(r.dir, r.name));
   if (e.ino != 0) return Status::Exists(std::string(r.name) + ": file exists");
   if (!mutate) return Status::OK();
@@ -405,9 +405,13 @@ Status Index::DoRename(const Record& r, bool mutate) {
     DAXFS_ASSIGN_OR_RETURN(bool in, inside(src.ino, r.ddir));
     if (in) return Status::InvalidArgument(std::string(r.name) + ": cannot move a directory into itself");
   }
-  if (exchange && dst.type == S_IFDIR) {
+  // A destination that contains the source (Linux checks this first).
+  if (dst.type == S_IFDIR) {
     DAXFS_ASSIGN_OR_RETURN(bool in, inside(dst.ino, r.dir));
-    if (in) return Status::InvalidArgument(std::string(r.name2) + ": cannot move a directory into itself");
+    if (in && exchange)
+      return Status::InvalidArgument(std::string(r.name2) + ": cannot move a directory into itself");
+    if (in)
+      return Status::FromErrno(ENOTEMPTY, std::string(r.name2) + ": directory not empty (it contains the source)");
   }
   if (!exchange && dst.ino != 0) {
     if (src.type == S_IFDIR && dst.type != S_IFDIR)
