@@ -801,10 +801,24 @@ Result<GcResult> BranchStore::Gc() {
     return Status::Busy(m.where() + ": gc needs the region to itself; attached processes:" + others);
   GcResult g;
   std::lock_guard lk(m.state_mu);
-  for (uint32_t s = 1; s < bf::kSlotCount; ++s) {
-    if (LoadAcq(m.slots[s].state) != bf::kAborted || m.writer_open[s]) continue;
-    StoreRel(m.slots[s].state, uint32_t{bf::kFree});
-    ++g.slots_freed;
+  // Free aborted slots, and committed ones whose log only an aborted (or
+  // freed) parent refers to; repeat, since freeing one frees its children.
+  for (bool again = true; again;) {
+    again = false;
+    for (uint32_t s = 1; s < bf::kSlotCount; ++s) {
+      const uint32_t st = LoadAcq(m.slots[s].state);
+      if (m.writer_open[s]) continue;
+      bool dead = st == bf::kAborted;
+      if (st == bf::kCommitted) {
+        const uint32_t p = m.slots[s].parent_slot;
+        dead = p >= bf::kSlotCount || m.slots[p].id != m.slots[s].parent_id ||
+               LoadAcq(m.slots[p].state) == bf::kAborted || LoadAcq(m.slots[p].state) == bf::kFree;
+      }
+      if (!dead) continue;
+      StoreRel(m.slots[s].state, uint32_t{bf::kFree});
+      ++g.slots_freed;
+      again = true;
+    }
   }
   // With no branch but main and nothing ever committed, the whole delta
   // area after main's first chunk is free again.
