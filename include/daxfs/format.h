@@ -60,8 +60,13 @@ inline constexpr uint64_t kKnownCompat = kFeatureSortedDirs | kFeatureInodeExt |
 // Incompatible features: a reader must refuse an image with unknown ones.
 enum FeatureIncompat : uint64_t {
   kFeatureCompactDirs = 1ull << 0,   // directories use the compact layout
+  kFeatureBranchRegion = 1ull << 1,  // a branchable region: control block + delta
+                                     // area after the base (docs/BRANCHES.md)
 };
-inline constexpr uint64_t kKnownIncompat = kFeatureCompactDirs;
+inline constexpr uint64_t kKnownIncompat = kFeatureCompactDirs | kFeatureBranchRegion;
+// kFeatureBranchRegion: where the control block is, in ExtHeader::reserved.
+inline constexpr size_t kExtBranchControlOffset = 0;  // u64 absolute offset
+inline constexpr size_t kExtBranchControlSize = 8;    // u64 bytes
 
 // Extension header at superblock offset 192 (ends before byte 1024).
 struct ExtHeader {

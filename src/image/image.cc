@@ -42,7 +42,7 @@ std::string FeatureNames(const ImageInfo& info) {
       {fmt::kFeatureXattrs, "xattrs"},          {fmt::kFeatureMetaCsum, "meta-csum"},
       {fmt::kFeatureDataCsum, "data-csum"}};
   static constexpr std::pair<uint64_t, const char*> kIncompat[] = {
-      {fmt::kFeatureCompactDirs, "compact-dirs"}};
+      {fmt::kFeatureCompactDirs, "compact-dirs"}, {fmt::kFeatureBranchRegion, "branch-region"}};
   std::string out;
   auto add = [&](const char* name) { out += out.empty() ? name : std::string(" ") + name; };
   for (const auto& [bit, name] : kCompat)

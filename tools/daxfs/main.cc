@@ -17,6 +17,7 @@
 #include "daxfs/check.h"
 #include "common/progress.h"
 #include "common/quote.h"
+#include "branch_cmd.h"
 #include "daxfs/extract.h"
 #include "daxfs/image.h"
 #include "daxfs/region_server.h"
@@ -332,8 +333,10 @@ int main(int argc, char** argv) {
     app.add_flag("-q,--quiet", quiet, "Print only problems");
     app.add_flag("--no-data", no_data, "Skip the file data checksum");
   }
+  auto branch = daxfs::tools::AddBranchCommand(app);
   app.set_version_flag("-V,--version", "daxfs 0.1.0");
   DAXFS_PARSE_OR_EXIT(app, argc, argv);
+  if (branch.app->parsed()) return branch.run();
 
   g_quoting = daxfs::tools::DefaultQuoting(STDOUT_FILENO);
   if (!quoting_style.empty() && !daxfs::tools::ParseQuoting(quoting_style, &g_quoting)) {

@@ -1,0 +1,189 @@
+// Copy-on-write branches inside a shared region (docs/BRANCHES.md).
+//
+//   auto store = BranchStore::Init("base.img", "shm:/work", 1ull << 30);  // or Open("shm:/work")
+//   auto b = (*store)->Create("try1");                 // child of main, O(1)
+//   auto w = (*store)->OpenBranch("try1", true);       // the one writer
+//   auto f = (*w)->create((*w)->root(), "hello", S_IFREG | 0644);
+//   (*w)->write(*f, 0, bytes);
+//   (*store)->Commit("try1");                          // atomically into main
+//
+// `main` is the base image plus everything committed into it; it is never
+// written directly. A branch sees its parent as it was when the branch was
+// created, plus its own changes. Several processes may use one region at the
+// same time; a branch has at most one writer (a lease naming pid and process
+// start time). Readers take no lock; create/commit/abort/gc take a robust
+// process-shared mutex that a dead holder cannot leave locked.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "daxfs/fs_view.h"
+#include "daxfs/image.h"
+#include "daxfs/region.h"
+#include "daxfs/status.h"
+
+namespace daxfs {
+
+struct BranchInfo {
+  std::string name;
+  uint64_t id = 0;
+  uint32_t slot = 0;
+  std::string parent;       // empty for main
+  std::string state;        // "active", "committed", "aborted"
+  uint64_t log_bytes = 0;   // published log length
+  uint64_t snapshot = 0;    // parent's log length it was created at
+  pid_t writer = 0;         // live lease holder, 0 if none
+  uint32_t children = 0;    // active children
+  int64_t created_sec = 0;
+};
+
+struct RegionUsage {
+  uint64_t delta_size = 0;
+  uint64_t delta_used = 0;
+  uint64_t next_inode = 0;
+  uint32_t slots_used = 0;
+  uint32_t attached = 0;    // live processes attached (this one included)
+};
+
+struct GcResult {
+  uint32_t slots_freed = 0;
+  uint64_t bytes_reclaimed = 0;
+  std::string note;         // what could not be reclaimed, and why
+};
+
+class BranchStore;
+
+// A live view of one branch (or main). Reads see every change published on
+// the branch, including commits of its children by other processes, checked
+// with one atomic load per call. Write methods need a writable handle
+// (OpenBranch(name, true)); they fail with EROFS otherwise. Thread-safe.
+class Branch : public FsView {
+ public:
+  ~Branch() override;
+
+  const std::string& name() const;
+  bool writable() const;
+
+  // FsView
+  Ino root() const override;
+  Result<FsAttr> stat(Ino ino) const override;
+  Result<Ino> lookup(Ino dir, std::string_view name) const override;
+  Result<std::unique_ptr<DirCursor>> opendir(Ino dir) const override;
+  Result<std::string> readlink(Ino ino) const override;
+  Result<std::span<const std::byte>> read(Ino ino, uint64_t offset, size_t len) const override;
+  Status list_xattrs(Ino ino, const std::function<void(std::string_view, std::span<const std::byte>)>&
+                                  fn) const override;
+  Result<std::span<const std::byte>> getxattr(Ino ino, std::string_view name) const override;
+
+  // POSIX operations. Each is one record in the branch's log, published
+  // atomically when the call returns (visible to other processes at once).
+  Result<Ino> create(Ino dir, std::string_view name, uint32_t mode, uint32_t uid = 0,
+                     uint32_t gid = 0);
+  Result<Ino> mkdir(Ino dir, std::string_view name, uint32_t mode, uint32_t uid = 0,
+                    uint32_t gid = 0);
+  Result<Ino> symlink(Ino dir, std::string_view name, std::string_view target, uint32_t uid = 0,
+                      uint32_t gid = 0);
+  // Devices (S_IFCHR/S_IFBLK with rdev as major/minor), fifos, sockets, files.
+  Result<Ino> mknod(Ino dir, std::string_view name, uint32_t mode, uint32_t rdev_major,
+                    uint32_t rdev_minor, uint32_t uid = 0, uint32_t gid = 0);
+  Status link(Ino ino, Ino dir, std::string_view name);
+  Status unlink(Ino dir, std::string_view name);
+  Status rmdir(Ino dir, std::string_view name);
+  // flags: 0, RENAME_NOREPLACE or RENAME_EXCHANGE.
+  Status rename(Ino sdir, std::string_view sname, Ino ddir, std::string_view dname,
+                uint32_t flags = 0);
+  // Writes at any offset; the gap before it reads as zeros. Copy-on-write
+  // per 4 KiB page: only the pages touched get new blocks.
+  Status write(Ino ino, uint64_t offset, std::span<const std::byte> data);
+  Status truncate(Ino ino, uint64_t size);
+  Status chmod(Ino ino, uint32_t mode);
+  // uid/gid UINT32_MAX: leave unchanged.
+  Status chown(Ino ino, uint32_t uid, uint32_t gid);
+  // nsec may be UTIME_NOW or UTIME_OMIT.
+  Status utimens(Ino ino, const struct timespec times[2]);
+  // flags: 0, XATTR_CREATE or XATTR_REPLACE.
+  Status setxattr(Ino ino, std::string_view name, std::span<const std::byte> value,
+                  uint32_t flags = 0);
+  Status removexattr(Ino ino, std::string_view name);
+  // Everything written is already published; in shared memory it survives
+  // the writer's death. On a region backed by a file on a disk filesystem
+  // this also msyncs (MS_SYNC) the region so the branch survives power loss.
+  Status fsync();
+
+  // Path helpers for tools and tests ("/a/b"). Parents must exist.
+  Result<std::pair<Ino, std::string>> parent_of(std::string_view path) const;
+
+  struct Impl;
+
+ private:
+  friend class BranchStore;
+  explicit Branch(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+class BranchStore : public std::enable_shared_from_this<BranchStore> {
+ public:
+  ~BranchStore();
+
+  // Makes a branchable region at `region_spec` (file, shm:, hugetlbfs:, dax:,
+  // ...) from the image at `image_spec`, with `delta_size` bytes for branch
+  // logs and data. The region then holds main == the image.
+  static Result<std::shared_ptr<BranchStore>> Init(const std::string& image_spec,
+                                                   const std::string& region_spec,
+                                                   uint64_t delta_size);
+  static Result<std::shared_ptr<BranchStore>> Open(const std::string& region_spec);
+  static Result<std::shared_ptr<BranchStore>> Open(std::shared_ptr<Region> region);
+
+  const Region& region() const;
+  // The base image (main as it was at init).
+  std::shared_ptr<const Image> base() const;
+
+  Result<std::vector<BranchInfo>> List() const;
+  Result<BranchInfo> Info(std::string_view name) const;
+  RegionUsage Usage() const;
+
+  // A new branch of `parent` ("main" or another active branch). O(1).
+  Result<BranchInfo> Create(std::string_view name, std::string_view parent = "main");
+  // Merges leaf `name` into its parent atomically. EBUSY if it has active
+  // children; ESTALE (message lists the paths) if it touched something its
+  // parent changed since the branch was created; the branch is then left
+  // as it was. `conflicts`, if given, receives the conflicting paths.
+  Status Commit(std::string_view name, std::vector<std::string>* conflicts = nullptr);
+  // Discards `name` (EBUSY if it has active children).
+  Status Abort(std::string_view name);
+  // Reclaims what is safe to reclaim (see GcResult::note).
+  Result<GcResult> Gc();
+
+  // A live view of `name` ("main" too). `write`: take the branch's writer
+  // lease (EBUSY naming the holder if a live process has it; main is never
+  // writable).
+  Result<std::shared_ptr<Branch>> OpenBranch(std::string_view name, bool write = false);
+
+  // Verifies the control block, every slot and every live branch's log.
+  // Calls report for each problem; returns the number of problems.
+  uint64_t Check(const std::function<void(const std::string&)>& report) const;
+
+  struct Impl;
+
+ private:
+  explicit BranchStore(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+  friend class Branch;
+};
+
+// Writes `view` (a branch, main, or an image) as a new self-contained
+// read-only daxfs image at `output` (compact layout by default).
+struct ExportStats {
+  uint64_t inodes = 0;
+  uint64_t image_size = 0;
+};
+Result<ExportStats> ExportView(const FsView& view, const std::string& output, bool compact = true);
+
+}  // namespace daxfs

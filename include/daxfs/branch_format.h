@@ -1,0 +1,189 @@
+// On-region structures of a branchable region (format::kFeatureBranchRegion).
+// See docs/BRANCHES.md for the layout and the rules.
+//
+// Region layout:
+//   [superblock][base image, as in the source image][control block][delta area]
+//
+// The control block and the delta area are written by every process that
+// uses the region, so readers treat them as untrusted: every offset, length,
+// slot number and inode number is checked before use. Shared fields marked
+// "atomic" are only accessed through std::atomic_ref with acquire/release
+// ordering; everything else in a slot is written before the slot's state is
+// published (release) and not changed afterwards.
+#pragma once
+
+#include <pthread.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace daxfs::format::branch {
+
+inline constexpr uint32_t kControlMagic = 0x48435244;  // "DRCH"
+inline constexpr uint32_t kControlVersion = 1;
+inline constexpr uint32_t kSlotCount = 256;
+inline constexpr uint32_t kAttachCount = 128;
+inline constexpr uint32_t kBranchNameMax = 63;
+inline constexpr uint32_t kMainSlot = 0;
+inline constexpr uint64_t kPage = 4096;
+
+// Control block header at the control block's offset (first 4 KiB).
+struct ControlHeader {
+  uint32_t magic;              // 0   kControlMagic
+  uint32_t version;            // 4   kControlVersion
+  uint64_t control_size;       // 8   bytes of the control block (4 KiB multiple)
+  uint64_t delta_offset;       // 16  absolute start of the delta area (4 KiB aligned)
+  uint64_t delta_size;         // 24  bytes of the delta area
+  uint32_t slot_count;         // 32  kSlotCount
+  uint32_t slot_size;          // 36  sizeof(Slot)
+  uint32_t attach_count;       // 40  kAttachCount
+  uint32_t reserved0;          // 44
+  uint64_t base_inode_count;   // 48  inode numbers <= this are the base image's
+  uint64_t geometry_csum;      // 56  XXH3-64 of bytes [0, 56): the fixed geometry
+  uint64_t next_inode_id;      // 64  atomic: next inode number for a new inode
+  uint64_t delta_cursor;       // 72  atomic: bytes of the delta area handed out
+  uint64_t generation;         // 80  atomic: bumped by create/commit/abort/gc
+  uint64_t next_branch_id;     // 88  under the mutex
+  uint64_t boot_hash;          // 96  atomic: the boot the mutex was set up in
+  uint8_t reserved1[24];       // 104
+  uint8_t mutex[64];           // 128 pthread_mutex_t: process-shared, robust
+  uint8_t reserved2[3904];     // 192
+};
+static_assert(sizeof(ControlHeader) == 4096);
+static_assert(sizeof(pthread_mutex_t) <= 64);
+
+enum SlotState : uint32_t {
+  kFree = 0,
+  kActive = 1,
+  kCommitted = 2,
+  kAborted = 3,
+};
+
+// One branch (slot 0 is main). 256 bytes, kSlotCount of them after the header.
+struct Slot {
+  uint32_t state;              // 0   atomic SlotState; published last (release)
+  uint32_t parent_slot;        // 4
+  uint64_t id;                 // 8   unique, increasing; main is 1
+  uint64_t parent_id;          // 16  the parent slot's id (checked)
+  uint64_t snapshot_len;       // 24  parent's published log length at creation
+  uint64_t first_chunk;        // 32  delta-relative offset of the first log chunk
+  uint64_t published_len;      // 40  atomic: logical bytes of the log readers may use
+  uint64_t lease_pid;          // 48  atomic: writer's pid (0 = none)
+  uint64_t lease_start;        // 56  atomic: writer's start time (/proc/PID/stat field 22)
+  uint64_t lease_token;        // 64  atomic: writer's BranchStore instance
+  int64_t created_sec;         // 72
+  uint64_t commit_pos;         // 80  committed: the merge record's position in the parent log
+  char name[64];               // 88  NUL terminated, 1..63 bytes
+  uint8_t reserved[104];       // 152
+};
+static_assert(sizeof(Slot) == 256);
+
+// A process attached to the region (LMDB-style reader table).
+struct AttachEntry {
+  uint64_t pid;                // 0 atomic (0 = free)
+  uint64_t start;              // 8 atomic
+  uint64_t token;              // 16 atomic
+  uint64_t reserved;           // 24
+};
+static_assert(sizeof(AttachEntry) == 32);
+
+inline constexpr uint64_t kSlotsOffset = 4096;  // from the control block start
+inline constexpr uint64_t kAttachOffset = kSlotsOffset + uint64_t{kSlotCount} * sizeof(Slot);
+inline constexpr uint64_t kControlSize =
+    (kAttachOffset + uint64_t{kAttachCount} * sizeof(AttachEntry) + kPage - 1) / kPage * kPage;
+// Delta offsets are delta-relative; the first page is never handed out so
+// that 0 can mean "none".
+inline constexpr uint64_t kDeltaReserved = kPage;
+
+// A log chunk (page aligned in the delta area). A log is a chain of chunks;
+// logical log positions count only the chunks' data bytes.
+inline constexpr uint32_t kChunkMagic = 0x4b4e4843;  // "CHNK"
+struct ChunkHeader {
+  uint32_t magic;              // 0
+  uint32_t reserved;           // 4
+  uint64_t capacity;           // 8   bytes including this header (4 KiB multiple)
+  uint64_t log_start;          // 16  logical position of the first data byte
+  uint64_t next;               // 24  atomic: delta-relative next chunk (0 = none)
+};
+static_assert(sizeof(ChunkHeader) == 32);
+
+// Records are 8-aligned: a header, then the type's fixed part, then names
+// and values. A record never crosses a chunk; the rest of a chunk after the
+// last record is a kPad record, or fewer than 8 bytes that are skipped.
+enum RecordType : uint32_t {
+  kRecPad = 1,
+  kRecCreate = 2,
+  kRecLink = 3,
+  kRecUnlink = 4,
+  kRecRename = 5,
+  kRecSetattr = 6,
+  kRecWrite = 7,
+  kRecSetxattr = 8,
+  kRecRemovexattr = 9,
+  kRecMerge = 10,
+};
+struct RecordHeader {
+  uint32_t type;
+  uint32_t length;             // bytes including this header, multiple of 8
+};
+inline constexpr uint32_t kRecordMax = 128 * 1024;
+
+struct RecCreate {             // + name + symlink target
+  uint64_t dir, ino;
+  uint32_t mode, uid, gid, rdev;
+  int64_t sec;
+  uint32_t nsec;
+  uint16_t name_len, target_len;
+};
+struct RecLink {               // + name
+  uint64_t dir, ino;
+  int64_t sec;
+  uint32_t nsec;
+  uint16_t name_len, reserved;
+};
+struct RecUnlink {             // + name
+  uint64_t dir, ino;
+  int64_t sec;
+  uint32_t nsec;
+  uint16_t name_len, is_dir;
+};
+struct RecRename {             // + source name + destination name
+  uint64_t sdir, ddir, sino, dino;  // dino: inode at the destination, 0 = none
+  int64_t sec;
+  uint32_t nsec, flags;        // RENAME_NOREPLACE / RENAME_EXCHANGE
+  uint16_t sname_len, dname_len;
+  uint32_t reserved;
+};
+enum SetattrMask : uint32_t {
+  kSetMode = 1, kSetUid = 2, kSetGid = 4, kSetSize = 8,
+  kSetAtime = 16, kSetMtime = 32,
+};
+struct RecSetattr {
+  uint64_t ino;
+  uint32_t mask, mode, uid, gid;
+  uint64_t size;
+  int64_t atime_sec, mtime_sec, ctime_sec;
+  uint32_t atime_nsec, mtime_nsec, ctime_nsec, reserved;
+};
+// Replaces whole pages [first_page, first_page + count) of a regular file by
+// delta blocks (each 4 KiB, page aligned); the file grows to at least `end`.
+struct RecWrite {              // + count x u64 delta-relative block offsets
+  uint64_t ino, end, first_page;
+  int64_t sec;
+  uint32_t nsec, count;
+};
+inline constexpr uint32_t kWritePagesMax = 1024;
+struct RecXattr {              // + name + value (set) / + name (remove)
+  uint64_t ino;
+  int64_t sec;
+  uint32_t nsec, flags;        // XATTR_CREATE / XATTR_REPLACE
+  uint16_t name_len, reserved;
+  uint32_t value_len;
+};
+// The commit of a child: replays the child's log [0, child_len) here.
+struct RecMerge {
+  uint32_t child_slot, reserved;
+  uint64_t child_id, child_len;
+};
+
+}  // namespace daxfs::format::branch

@@ -1,0 +1,379 @@
+// `daxfs branch ...`: branchable regions from the command line.
+#include "branch_cmd.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cinttypes>
+#include <cstdio>
+#include <ctime>
+#include <vector>
+
+#include "daxfs/branch.h"
+
+namespace daxfs::tools {
+namespace {
+
+struct Args {
+  std::string image, region, name, parent = "main", path, path2, output, delta = "";
+  bool upstream_readable = false, recursive = false, quiet = false;
+};
+Args g;
+
+int Fail(const Status& s) {
+  std::fprintf(stderr, "daxfs branch: %s\n", s.ToString().c_str());
+  return 1;
+}
+
+Result<uint64_t> ParseSize(const std::string& s) {
+  char* end = nullptr;
+  const double v = std::strtod(s.c_str(), &end);
+  if (end == s.c_str() || v <= 0) return Status::InvalidArgument("bad size '" + s + "'");
+  uint64_t mul = 1;
+  switch (*end) {
+    case 'k': case 'K': mul = 1ull << 10; break;
+    case 'm': case 'M': mul = 1ull << 20; break;
+    case 'g': case 'G': mul = 1ull << 30; break;
+    case 't': case 'T': mul = 1ull << 40; break;
+    case '\0': break;
+    default: return Status::InvalidArgument("bad size suffix in '" + s + "' (use K, M, G, T)");
+  }
+  return static_cast<uint64_t>(v * static_cast<double>(mul));
+}
+
+Result<std::shared_ptr<BranchStore>> OpenStore() { return BranchStore::Open(g.region); }
+
+Result<std::shared_ptr<Branch>> OpenB(bool write) {
+  DAXFS_ASSIGN_OR_RETURN(auto s, OpenStore());
+  auto b = s->OpenBranch(g.name, write);
+  if (!b.ok()) return b.status();
+  return *b;
+}
+
+Status WriteOut(std::span<const std::byte> s) {
+  for (size_t off = 0; off < s.size();) {
+    ssize_t n = ::write(STDOUT_FILENO, s.data() + off, s.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::IOError("stdout", errno);
+    }
+    off += static_cast<size_t>(n);
+  }
+  return Status::OK();
+}
+
+std::string Where(const std::string& p) { return g.region + " branch " + g.name + ": " + p; }
+
+int CmdInit() {
+  auto size = ParseSize(g.delta);
+  if (!size.ok()) return Fail(size.status());
+  auto s = BranchStore::Init(g.image, g.region, *size);
+  if (!s.ok()) return Fail(s.status());
+  if (!g.quiet) {
+    auto u = (*s)->Usage();
+    std::printf("made branch region %s from %s: delta area %" PRIu64 " bytes; branch 'main' = the image\n",
+                (*s)->region().name().c_str(), g.image.c_str(), u.delta_size);
+  }
+  return 0;
+}
+
+int CmdList() {
+  auto s = OpenStore();
+  if (!s.ok()) return Fail(s.status());
+  auto l = (*s)->List();
+  if (!l.ok()) return Fail(l.status());
+  std::printf("%-24s %-10s %-16s %10s %8s %s\n", "BRANCH", "STATE", "PARENT", "LOG", "WRITER", "CHILDREN");
+  for (const auto& b : *l)
+    std::printf("%-24s %-10s %-16s %10" PRIu64 " %8s %u\n", b.name.c_str(), b.state.c_str(),
+                b.parent.empty() ? "-" : b.parent.c_str(), b.log_bytes,
+                b.writer ? std::to_string(b.writer).c_str() : "-", b.children);
+  auto u = (*s)->Usage();
+  std::printf("delta area: %" PRIu64 " of %" PRIu64 " bytes used; %u slots used; %u process(es) attached\n",
+              u.delta_used, u.delta_size, u.slots_used, u.attached);
+  return 0;
+}
+
+int CmdCreate() {
+  auto s = OpenStore();
+  if (!s.ok()) return Fail(s.status());
+  auto b = (*s)->Create(g.name, g.parent);
+  if (!b.ok()) return Fail(b.status());
+  if (!g.quiet) std::printf("created branch '%s' of '%s'\n", b->name.c_str(), b->parent.c_str());
+  return 0;
+}
+
+int CmdCommit() {
+  auto s = OpenStore();
+  if (!s.ok()) return Fail(s.status());
+  std::vector<std::string> conflicts;
+  Status st = (*s)->Commit(g.name, &conflicts);
+  if (!st.ok()) {
+    Fail(st);
+    for (const auto& c : conflicts) std::fprintf(stderr, "conflict: %s\n", c.c_str());
+    return st.errno_value() == ESTALE ? 3 : 1;
+  }
+  return 0;
+}
+
+int CmdAbort() {
+  auto s = OpenStore();
+  if (!s.ok()) return Fail(s.status());
+  Status st = (*s)->Abort(g.name);
+  return st.ok() ? 0 : Fail(st);
+}
+
+int CmdGc() {
+  auto s = OpenStore();
+  if (!s.ok()) return Fail(s.status());
+  auto r = (*s)->Gc();
+  if (!r.ok()) return Fail(r.status());
+  std::printf("freed %u branch slot(s), reclaimed %" PRIu64 " bytes\nnote: %s\n", r->slots_freed,
+              r->bytes_reclaimed, r->note.c_str());
+  return 0;
+}
+
+int CmdCheck() {
+  auto s = OpenStore();
+  if (!s.ok()) {
+    Fail(s.status());
+    return 8;
+  }
+  const uint64_t n = (*s)->Check([](const std::string& m) { std::printf("error: %s\n", m.c_str()); });
+  if (!g.quiet || n) std::printf("%s: %" PRIu64 " problem(s)\n", g.region.c_str(), n);
+  return n ? 4 : 0;
+}
+
+int CmdExport() {
+  auto b = OpenB(false);
+  if (!b.ok()) return Fail(b.status());
+  auto r = ExportView(**b, g.output, !g.upstream_readable);
+  if (!r.ok()) return Fail(r.status().WithContext(Where("export to " + g.output)));
+  if (!g.quiet)
+    std::printf("exported branch '%s' to %s (%" PRIu64 " inodes, %" PRIu64 " bytes)\n", g.name.c_str(),
+                g.output.c_str(), r->inodes, r->image_size);
+  return 0;
+}
+
+int CmdLs() {
+  auto b = OpenB(false);
+  if (!b.ok()) return Fail(b.status());
+  auto& v = **b;
+  auto ino = v.resolve(g.path);
+  if (!ino.ok()) return Fail(ino.status().WithContext(Where(g.path)));
+  std::vector<std::pair<Ino, std::string>> todo{{*ino, g.path}};
+  for (size_t k = 0; k < todo.size(); ++k) {
+    auto [dir, dpath] = todo[k];
+    auto cur = v.opendir(dir);
+    if (!cur.ok()) {
+      auto a = v.stat(dir);
+      if (!a.ok()) return Fail(a.status());
+      std::printf("%8" PRIu64 " %06o %3u %5u %5u %12" PRIu64 " %s\n", a->ino, a->mode, a->nlink, a->uid,
+                  a->gid, a->size, dpath.c_str());
+      continue;
+    }
+    if (g.recursive) std::printf("%s:\n", dpath.c_str());
+    for (;;) {
+      auto e = (*cur)->next();
+      if (!e.ok()) return Fail(e.status());
+      if (!*e) break;
+      auto a = v.stat((*e)->ino);
+      if (!a.ok()) return Fail(a.status());
+      std::string line = (*e)->name;
+      if (S_ISLNK(a->mode)) {
+        auto t = v.readlink((*e)->ino);
+        if (t.ok()) line += " -> " + *t;
+      }
+      std::printf("%8" PRIu64 " %06o %3u %5u %5u %12" PRIu64 " %s\n", a->ino, a->mode, a->nlink, a->uid,
+                  a->gid, a->size, line.c_str());
+      if (g.recursive && S_ISDIR(a->mode))
+        todo.emplace_back((*e)->ino, (dpath == "/" ? "" : dpath) + "/" + (*e)->name);
+    }
+  }
+  return 0;
+}
+
+int CmdCat() {
+  auto b = OpenB(false);
+  if (!b.ok()) return Fail(b.status());
+  auto ino = (*b)->resolve(g.path);
+  if (!ino.ok()) return Fail(ino.status().WithContext(Where(g.path)));
+  for (uint64_t off = 0;;) {
+    auto s = (*b)->read(*ino, off, 1 << 20);
+    if (!s.ok()) return Fail(s.status().WithContext(Where(g.path)));
+    if (s->empty()) break;
+    Status st = WriteOut(*s);
+    if (!st.ok()) return Fail(st);
+    off += s->size();
+  }
+  return 0;
+}
+
+int CmdWrite() {
+  auto b = OpenB(true);
+  if (!b.ok()) return Fail(b.status());
+  auto& w = **b;
+  auto ino = w.resolve(g.path);
+  if (!ino.ok()) {
+    auto pl = w.parent_of(g.path);
+    if (!pl.ok()) return Fail(pl.status().WithContext(Where(g.path)));
+    ino = w.create(pl->first, pl->second, 0644, getuid(), getgid());
+    if (!ino.ok()) return Fail(ino.status().WithContext(Where(g.path)));
+  } else {
+    Status st = w.truncate(*ino, 0);
+    if (!st.ok()) return Fail(st.WithContext(Where(g.path)));
+  }
+  std::vector<std::byte> buf(1 << 20);
+  uint64_t off = 0;
+  for (;;) {
+    ssize_t n = ::read(STDIN_FILENO, buf.data(), buf.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Fail(Status::IOError("stdin", errno));
+    }
+    if (n == 0) break;
+    Status st = w.write(*ino, off, {buf.data(), static_cast<size_t>(n)});
+    if (!st.ok()) return Fail(st.WithContext(Where(g.path)));
+    off += static_cast<uint64_t>(n);
+  }
+  Status st = w.fsync();
+  return st.ok() ? 0 : Fail(st);
+}
+
+int CmdMkdir() {
+  auto b = OpenB(true);
+  if (!b.ok()) return Fail(b.status());
+  auto pl = (*b)->parent_of(g.path);
+  if (!pl.ok()) return Fail(pl.status().WithContext(Where(g.path)));
+  auto r = (*b)->mkdir(pl->first, pl->second, 0755, getuid(), getgid());
+  return r.ok() ? 0 : Fail(r.status().WithContext(Where(g.path)));
+}
+
+int CmdRm() {
+  auto b = OpenB(true);
+  if (!b.ok()) return Fail(b.status());
+  auto pl = (*b)->parent_of(g.path);
+  if (!pl.ok()) return Fail(pl.status().WithContext(Where(g.path)));
+  auto ino = (*b)->lookup(pl->first, pl->second);
+  if (!ino.ok()) return Fail(ino.status().WithContext(Where(g.path)));
+  auto a = (*b)->stat(*ino);
+  Status st = a.ok() && S_ISDIR(a->mode) ? (*b)->rmdir(pl->first, pl->second)
+                                          : (*b)->unlink(pl->first, pl->second);
+  return st.ok() ? 0 : Fail(st.WithContext(Where(g.path)));
+}
+
+int CmdMv() {
+  auto b = OpenB(true);
+  if (!b.ok()) return Fail(b.status());
+  auto s = (*b)->parent_of(g.path);
+  if (!s.ok()) return Fail(s.status().WithContext(Where(g.path)));
+  auto d = (*b)->parent_of(g.path2);
+  if (!d.ok()) return Fail(d.status().WithContext(Where(g.path2)));
+  Status st = (*b)->rename(s->first, s->second, d->first, d->second);
+  return st.ok() ? 0 : Fail(st.WithContext(Where(g.path + " -> " + g.path2)));
+}
+
+int CmdSymlink() {
+  auto b = OpenB(true);
+  if (!b.ok()) return Fail(b.status());
+  auto pl = (*b)->parent_of(g.path2);
+  if (!pl.ok()) return Fail(pl.status().WithContext(Where(g.path2)));
+  auto r = (*b)->symlink(pl->first, pl->second, g.path, getuid(), getgid());
+  return r.ok() ? 0 : Fail(r.status().WithContext(Where(g.path2)));
+}
+
+}  // namespace
+
+BranchCommand AddBranchCommand(CLI::App& app) {
+  auto* br = app.add_subcommand(
+      "branch",
+      "Copy-on-write branches in a shared region (init, list, create, commit, abort, export, gc,\n"
+      "check, and ls/cat/write/mkdir/rm/mv/symlink inside a branch)");
+  br->require_subcommand(1, 1);
+  std::vector<std::pair<CLI::App*, int (*)()>> cmds;
+  auto region = [](CLI::App* c) { c->add_option("REGION", g.region, "Branch region (file, shm:/x, hugetlbfs:, dax:, fd:)")->required(); };
+  auto name = [](CLI::App* c) { c->add_option("BRANCH", g.name, "Branch name")->required(); };
+
+  auto* init = br->add_subcommand("init", "Make a branchable region from an image: main = the image");
+  init->add_option("IMAGE", g.image, "Source image")->required();
+  region(init);
+  init->add_option("--delta", g.delta, "Bytes for branch logs and data (K, M, G suffixes)")->required();
+  init->add_flag("-q,--quiet", g.quiet, "No summary");
+  cmds.emplace_back(init, CmdInit);
+  auto* list = br->add_subcommand("list", "List branches, their state, parent, log size and writer");
+  region(list);
+  cmds.emplace_back(list, CmdList);
+  auto* create = br->add_subcommand("create", "Create a branch (of main, or --parent)");
+  region(create);
+  name(create);
+  create->add_option("-p,--parent", g.parent, "Parent branch (default main)");
+  create->add_flag("-q,--quiet", g.quiet, "No message");
+  cmds.emplace_back(create, CmdCreate);
+  auto* commit = br->add_subcommand("commit", "Merge a leaf branch into its parent atomically (exit 3 on a conflict)");
+  region(commit);
+  name(commit);
+  cmds.emplace_back(commit, CmdCommit);
+  auto* abort = br->add_subcommand("abort", "Discard a branch");
+  region(abort);
+  name(abort);
+  cmds.emplace_back(abort, CmdAbort);
+  auto* exp = br->add_subcommand("export", "Write a branch (or main) as a new read-only image");
+  region(exp);
+  name(exp);
+  exp->add_option("OUTPUT", g.output, "Image file to write")->required();
+  exp->add_flag("--upstream-readable", g.upstream_readable, "Upstream v5 directory layout");
+  exp->add_flag("-q,--quiet", g.quiet, "No summary");
+  cmds.emplace_back(exp, CmdExport);
+  auto* gc = br->add_subcommand("gc", "Reclaim what is safe to reclaim (needs the region to itself)");
+  region(gc);
+  cmds.emplace_back(gc, CmdGc);
+  auto* check = br->add_subcommand("check", "Verify the base image, the branch table and every live branch's log");
+  region(check);
+  check->add_flag("-q,--quiet", g.quiet, "Print only problems");
+  cmds.emplace_back(check, CmdCheck);
+  auto* ls = br->add_subcommand("ls", "List a directory of a branch");
+  region(ls);
+  name(ls);
+  ls->add_option("PATH", g.path, "Path (default /)");
+  ls->add_flag("-R,--recursive", g.recursive, "Recurse");
+  cmds.emplace_back(ls, CmdLs);
+  auto* cat = br->add_subcommand("cat", "Write a branch file to stdout");
+  region(cat);
+  name(cat);
+  cat->add_option("PATH", g.path, "Path")->required();
+  cmds.emplace_back(cat, CmdCat);
+  auto* write = br->add_subcommand("write", "Replace (or create) a branch file with stdin");
+  region(write);
+  name(write);
+  write->add_option("PATH", g.path, "Path")->required();
+  cmds.emplace_back(write, CmdWrite);
+  auto* mkd = br->add_subcommand("mkdir", "Make a directory in a branch");
+  region(mkd);
+  name(mkd);
+  mkd->add_option("PATH", g.path, "Path")->required();
+  cmds.emplace_back(mkd, CmdMkdir);
+  auto* rm = br->add_subcommand("rm", "Remove a file or an empty directory from a branch");
+  region(rm);
+  name(rm);
+  rm->add_option("PATH", g.path, "Path")->required();
+  cmds.emplace_back(rm, CmdRm);
+  auto* mv = br->add_subcommand("mv", "Rename inside a branch (replaces the target like rename(2))");
+  region(mv);
+  name(mv);
+  mv->add_option("FROM", g.path, "Source path")->required();
+  mv->add_option("TO", g.path2, "Destination path")->required();
+  cmds.emplace_back(mv, CmdMv);
+  auto* sl = br->add_subcommand("symlink", "Make a symlink in a branch");
+  region(sl);
+  name(sl);
+  sl->add_option("TARGET", g.path, "Link target")->required();
+  sl->add_option("PATH", g.path2, "Path of the link")->required();
+  cmds.emplace_back(sl, CmdSymlink);
+  g.path = "/";
+  return BranchCommand{br, [cmds]() {
+                         for (auto& [c, fn] : cmds)
+                           if (c->parsed()) return fn();
+                         return 2;
+                       }};
+}
+
+}  // namespace daxfs::tools
