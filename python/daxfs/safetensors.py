@@ -20,8 +20,9 @@ without copying, with prefetch=True).
 dtypes: numpy gets every dtype it has (BOOL, U8..U64, I8..I64, F16, F32, F64,
 C64); BF16 comes as a uint16 view of the raw bits and F8_* as uint8 views
 (numpy has no such types). torch gets its own bfloat16 and, where the
-installed torch has them, uint16/32/64 and float8 types; a dtype the
-installed torch lacks raises TypeError naming the tensor. F4 and F6 (packed
+installed torch has them, uint16/32/64 and float8 types (float8 as uint8
+raw bits otherwise); U16/U32/U64 on a torch without unsigned types (1.13)
+raise TypeError naming the tensor. F4 and F6 (packed
 sub-byte types) raise TypeError in both.
 """
 
@@ -63,6 +64,9 @@ def _torch_types():
             t = getattr(torch, tn, None)
             if isinstance(t, torch.dtype):
                 table[st] = t
+        # No float8 in this torch: raw bits, as numpy gets them.
+        for st in ("F8_E5M2", "F8_E4M3", "F8_E8M0"):
+            table.setdefault(st, torch.uint8)
         _torch, _TORCH = torch, table
     return _torch, _TORCH
 
