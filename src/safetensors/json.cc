@@ -84,7 +84,7 @@ class Parser {
       SkipSpace();
       Value child;
       if (!ParseValue(&child, depth)) return false;
-      v->members.emplace_back(std::move(key), std::move(child));
+      v->members.push_back(Value::Member{std::move(key), std::move(child)});
       SkipSpace();
       if (pos_ >= s_.size()) return Fail("unexpected end of JSON in an object");
       if (s_[pos_] == ',') {

@@ -17,16 +17,22 @@
 namespace daxfs::json {
 
 struct Value {
+  struct Member;
   enum class Kind : uint8_t { kNull, kBool, kNumber, kString, kArray, kObject };
   Kind kind = Kind::kNull;
   bool boolean = false;
   size_t offset = 0;   // where the value starts in the input
   std::string text;    // kString: decoded UTF-8; kNumber: the literal
   std::vector<Value> items;                            // kArray
-  std::vector<std::pair<std::string, Value>> members;  // kObject, in input order
+  std::vector<Member> members;  // kObject, in input order
 
   // The member named `key` of an object, or nullptr.
   const Value* get(std::string_view key) const;
+};
+
+struct Value::Member {
+  std::string key;
+  Value value;
 };
 
 const char* KindName(Value::Kind kind);
