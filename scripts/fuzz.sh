@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang + ASan/UBSan and fuzzes for SECONDS
-# in all (default 60), split between the image parser (fuzz_image) and the
-# builder's archive input (fuzz_archive). New crash inputs land in
-# fuzz/regressions/ and fuzz/regressions_archive/ (commit them: the test
-# suite replays every file there).
+# in all (default 60), split between the image parser (fuzz_image), the
+# builder's archive input (fuzz_archive) and the safetensors header parser
+# (fuzz_safetensors). New crash inputs land in fuzz/regressions/,
+# fuzz/regressions_archive/ and fuzz/regressions_safetensors/ (commit them:
+# the test suite replays every file there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_TO_RUN=${1:-60}
 BUILD=build-fuzz
 CC=clang CXX=clang++ cmake -S . -B $BUILD -G Ninja -DDAXFS_BUILD_FUZZ=ON -DDAXFS_BUILD_TESTS=OFF \
   -DDAXFS_BUILD_BENCHMARKS=OFF -DDAXFS_BUILD_FUSE=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-ninja -C $BUILD fuzz_image fuzz_archive
+ninja -C $BUILD fuzz_image fuzz_archive fuzz_safetensors
 work=$(mktemp -d)
 trap 'rm -rf "$work" /tmp/daxfs-fuzz-archive.*' EXIT
-half=$(( (SECONDS_TO_RUN + 1) / 2 ))
+half=$(( (SECONDS_TO_RUN + 2) / 3 ))   # each target's share of the time
 # fuzz TARGET CORPUS REGRESSIONS MAX_LEN
 fuzz() {
   mkdir -p "$work/$1" "$3"
@@ -24,3 +25,4 @@ fuzz() {
 }
 fuzz fuzz_image fuzz/corpus fuzz/regressions 65536
 fuzz fuzz_archive fuzz/corpus_archive fuzz/regressions_archive 65536
+fuzz fuzz_safetensors fuzz/corpus_safetensors fuzz/regressions_safetensors 65536
