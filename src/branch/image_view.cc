@@ -7,6 +7,7 @@
 
 #include "daxfs/format.h"
 #include "daxfs/fs_view.h"
+#include "format/path_walk.h"
 
 namespace daxfs {
 
@@ -16,25 +17,7 @@ std::span<const std::byte> ZeroPage() {
 }
 
 Result<Ino> FsView::resolve(std::string_view path) const {
-  Ino cur = root();
-  size_t pos = 0;
-  while (pos < path.size()) {
-    const size_t slash = path.find('/', pos);
-    const size_t end = slash == std::string_view::npos ? path.size() : slash;
-    const std::string_view comp = path.substr(pos, end - pos);
-    pos = end + 1;
-    if (comp.empty()) continue;
-    auto next = lookup(cur, comp);
-    if (!next.ok()) {
-      if (next.status().IsNotFound())
-        return Status::NotFound(std::string(path) + ": no such file or directory");
-      if (next.status().errno_value() == ENOTDIR)
-        return Status::NotDirectory(std::string(path) + ": a path component is not a directory");
-      return next.status();
-    }
-    cur = *next;
-  }
-  return cur;
+  return WalkPath(root(), path, [this](Ino dir, std::string_view name) { return lookup(dir, name); });
 }
 
 Result<size_t> FsView::read_into(Ino ino, uint64_t offset, std::span<std::byte> out) const {

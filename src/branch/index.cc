@@ -8,6 +8,7 @@
 
 #include "daxfs/branch_format.h"
 #include "daxfs/format.h"
+#include "format/file_type.h"
 
 namespace daxfs::branch {
 
@@ -17,16 +18,6 @@ namespace fmt = daxfs::format;
 namespace {
 
 std::string InoStr(Ino ino) { return "inode " + std::to_string(ino); }
-
-bool ValidType(uint32_t mode) {
-  switch (mode & S_IFMT) {
-    case S_IFREG: case S_IFDIR: case S_IFLNK: case S_IFCHR:
-    case S_IFBLK: case S_IFIFO: case S_IFSOCK:
-      return true;
-    default:
-      return false;
-  }
-}
 
 Status NoEnt(Ino ino) { return Status::NotFound(InoStr(ino) + ": no such file or directory"); }
 
@@ -290,7 +281,7 @@ Status Index::Do(const Record& r, bool mutate) {
 Status Index::DoCreate(const Record& r, bool mutate) {
   DAXFS_ASSIGN_OR_RETURN(DEnt e, Find(r.dir, r.name));
   if (e.ino != 0) return Status::Exists(std::string(r.name) + ": file exists");
-  if (!ValidType(r.mode)) return Status::InvalidArgument("invalid file type in mode");
+  if (!ValidFileType(r.mode)) return Status::InvalidArgument("invalid file type in mode");
   if (r.ino <= g_.base_inodes || Exists(r.ino))
     return Status::Corruption("create: new " + InoStr(r.ino) + " is already in use");
   if (!mutate) return Status::OK();

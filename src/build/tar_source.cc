@@ -222,15 +222,11 @@ class TarSource final : public Source {
     InodeRec rec;
     rec.mode = archive_entry_mode(e);
     if ((rec.mode & S_IFMT) == 0) rec.mode |= S_IFREG;
-    switch (rec.mode & S_IFMT) {
-      case S_IFREG: case S_IFDIR: case S_IFLNK: case S_IFCHR: case S_IFBLK: case S_IFIFO: case S_IFSOCK:
-        break;
-      default: {
-        char mode[16];
-        std::snprintf(mode, sizeof mode, "%#o", rec.mode);
-        return Status::InvalidArgument(path_ + ": " + path + ": entry " + std::to_string(index) +
-                                       " has no valid file type (mode " + mode + ")");
-      }
+    if (!ValidFileType(rec.mode)) {
+      char mode[16];
+      std::snprintf(mode, sizeof mode, "%#o", rec.mode);
+      return Status::InvalidArgument(path_ + ": " + path + ": entry " + std::to_string(index) +
+                                     " has no valid file type (mode " + mode + ")");
     }
     rec.uid = static_cast<uint32_t>(archive_entry_uid(e));
     rec.gid = static_cast<uint32_t>(archive_entry_gid(e));

@@ -1,9 +1,23 @@
-// "a directory", "a FIFO", ...: what a path is, for error messages.
+// File types: which st_mode types an image may hold, and "a directory",
+// "a FIFO", ... for error messages.
 #pragma once
 
 #include <sys/stat.h>
 
+#include <cstdint>
+
 namespace daxfs {
+
+// The seven POSIX file types; anything else in an inode is damage.
+inline bool ValidFileType(uint32_t mode) {
+  switch (mode & S_IFMT) {
+    case S_IFREG: case S_IFDIR: case S_IFLNK: case S_IFCHR:
+    case S_IFBLK: case S_IFIFO: case S_IFSOCK:
+      return true;
+    default:
+      return false;
+  }
+}
 
 inline const char* DescribeFileType(mode_t mode) {
   switch (mode & S_IFMT) {

@@ -11,6 +11,8 @@
 
 #include "daxfs/format.h"
 #include "format/checksum.h"
+#include "format/file_type.h"
+#include "format/path_walk.h"
 
 namespace daxfs {
 
@@ -22,16 +24,6 @@ std::string Hex(uint64_t v) {
   char buf[24];
   std::snprintf(buf, sizeof buf, "0x%" PRIx64, v);
   return buf;
-}
-
-bool ValidFileType(uint32_t mode) {
-  switch (mode & S_IFMT) {
-    case S_IFREG: case S_IFDIR: case S_IFLNK: case S_IFCHR:
-    case S_IFBLK: case S_IFIFO: case S_IFSOCK:
-      return true;
-    default:
-      return false;
-  }
 }
 
 }  // namespace
@@ -404,23 +396,7 @@ Result<Ino> Image::lookup(Ino dir, std::string_view name) const {
 }
 
 Result<Ino> Image::resolve(std::string_view path) const {
-  Ino cur = root_;
-  size_t pos = 0;
-  while (pos < path.size()) {
-    const size_t slash = path.find('/', pos);
-    const size_t end = slash == std::string_view::npos ? path.size() : slash;
-    const std::string_view comp = path.substr(pos, end - pos);
-    pos = end + 1;
-    if (comp.empty()) continue;
-    auto next = lookup(cur, comp);
-    if (!next.ok()) {
-      if (next.status().IsNotFound())
-        return Status::NotFound(std::string(path) + ": no such file or directory");
-      return next.status();
-    }
-    cur = *next;
-  }
-  return cur;
+  return WalkPath(root_, path, [this](Ino dir, std::string_view name) { return lookup(dir, name); });
 }
 
 }  // namespace daxfs
