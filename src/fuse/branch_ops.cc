@@ -405,6 +405,10 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
     auto w = c.Writer(n->view);
     if (!w.ok()) return ReplyError(req, w.status());
+    // FUSE_CAP_ATOMIC_O_TRUNC (libfuse's default): O_TRUNC comes here.
+    if (fi->flags & O_TRUNC) {
+      if (Status st = (*w)->truncate(n->ino, 0); !st.ok()) return ReplyError(req, st);
+    }
   }
   auto a = c.Reader(n->view)->stat(n->ino);
   if (!a.ok()) return ReplyError(req, a.status());
