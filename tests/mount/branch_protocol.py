@@ -166,6 +166,25 @@ except OSError as e:
         fail(f"reading a file of an aborted branch: {e}")
 f.close()
 
+# A shared mapping of a file of an aborted branch faults (SIGBUS) on its next
+# access, in a child process (the signal would end this one).
+import signal
+import subprocess
+s9 = create(M)
+write(os.path.join(at(s9), "mapped"), "x" * 8192)
+child = subprocess.run([sys.executable, "-c", f"""
+import fcntl, mmap, os, time
+fd = os.open({os.path.join(at(s9), 'mapped')!r}, os.O_RDWR)
+m = mmap.mmap(fd, 8192)
+assert m[0:1] == b"x"
+c = os.open({os.path.join(at(s9), CTL)!r}, os.O_RDWR)
+fcntl.ioctl(c, {ABORT}, 0)
+time.sleep(0.5)
+m[0:1]
+"""], capture_output=True, text=True, timeout=60)
+if child.returncode != -signal.SIGBUS:
+    fail(f"mapping of an aborted branch: exit {child.returncode}, expected SIGBUS; {child.stderr[-300:]}")
+
 # main is read-only.
 expect_errno(errno.EROFS, write, os.path.join(M, "nope"), "x")
 print("ok")
