@@ -6,6 +6,10 @@
 
 #include "daxfs/image.h"
 
+namespace daxfs {
+class BranchStore;
+}
+
 namespace daxfs::fuse {
 
 // How file data reaches readers.
@@ -37,9 +41,20 @@ struct MountOptions {
   bool exec = true;
   bool verify = false;        // verify the metadata checksum at mount
   std::string fsname;         // shown in /proc/mounts (default: the image)
+  // The type in /proc/mounts is fuse.<fstype>: "daxfs", or "branchfs" under
+  // -o fstype=branchfs for tooling that looks for fuse.branchfs.
+  std::string fstype = "daxfs";
+  // Branch regions: serve this branch writable at the root instead of main.
+  std::string branch;
 };
 
-// Mounts and serves until unmounted or signalled. Returns the exit status.
+// Mounts and serves a read-only image until unmounted or signalled.
+// Returns the exit status.
 int Serve(std::shared_ptr<const Image> image, const MountOptions& options);
+
+// Mounts a branch region (docs/BRANCHES.md, "Mounting branches"): main
+// read-only at the root and every branch writable at /@NAME/, or the branch
+// options.branch writable at the root.
+int ServeBranches(std::shared_ptr<BranchStore> store, const MountOptions& options);
 
 }  // namespace daxfs::fuse

@@ -16,6 +16,9 @@ const char kMountOptionsHelp[] =
     "  threads=N            at most N worker threads, 1 to 1024 (default: 2 per CPU)\n"
     "  fsname=NAME          source shown in /proc/mounts (default: the image)\n"
     "  debug                same as -d\n"
+  "  branch=NAME          (branch region) mount branch NAME writable at the root\n"
+  "  fstype=branchfs      /proc/mounts shows fuse.branchfs (for multikernel/branching);\n"
+  "                       fstype=daxfs is the default\n"
     "  suid, dev            honour set-user-ID bits and device files (root only)\n"
     "  nosuid, nodev        the defaults, as for FUSE; as mount.fuse.daxfs under mount(8),\n"
     "                       suid and dev are the defaults, as for mount.fuse3\n"
@@ -136,6 +139,14 @@ Status ApplyMountOptions(const std::vector<std::string>& opts, const OptionConte
     } else if (key == "fsname") {
       if (val.empty()) return bad(opt, "expected a name");
       o->fsname = val;
+      DAXFS_RETURN_IF_ERROR(once(key, opt));
+    } else if (key == "branch") {
+      if (val.empty()) return bad(opt, "expected a branch name");
+      o->branch = val;
+      DAXFS_RETURN_IF_ERROR(once(key, opt));
+    } else if (key == "fstype") {
+      if (val != "daxfs" && val != "branchfs") return bad(opt, "expected fstype=daxfs or fstype=branchfs");
+      o->fstype = val;
       DAXFS_RETURN_IF_ERROR(once(key, opt));
     } else if (key == "allow_other") {
       o->allow_other = true;

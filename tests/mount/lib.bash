@@ -26,7 +26,7 @@ mount_image() {
   mkdir -p "$dir"
   "$MOUNT" "$img" "$dir" "$@"
   MOUNTS=("$dir" "${MOUNTS[@]}")
-  grep -q " $dir fuse.daxfs " /proc/mounts || fail "$dir is not mounted"
+  grep -qE " $dir fuse\.(daxfs|branchfs) " /proc/mounts || fail "$dir is not mounted"
 }
 
 # A tree with every file type, hard links, xattrs, odd names and mtimes.
@@ -61,4 +61,16 @@ describe_tree() {
    find . ! -type d -printf '%p|%s\n' | sort
    find . \( -type c -o -type b \) -exec stat -c '%n|%t|%T' {} + | sort
    getfattr -R -h -d -m - --absolute-names . 2>/dev/null | grep -v '^$' | sort)
+}
+
+# make_branch_region REGION: a branch region whose main holds a small tree.
+make_branch_region() {
+  local region=$1
+  mkdir -p "$WORK/base/dir/sub"
+  printf 'hello\n' > "$WORK/base/hello.txt"
+  printf 'shared\n' > "$WORK/base/shared.txt"
+  printf 'f3\n' > "$WORK/base/f3"
+  seq 1 1000 > "$WORK/base/dir/numbers.txt"
+  "$MKDAXFS" -q "$WORK/base.img" "$WORK/base"
+  "$DAXFS" branch init "$WORK/base.img" "$region" --delta 64M >/dev/null
 }

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "daxfs/branch.h"
+#include "daxfs/format.h"
 #include "daxfs/image.h"
 #include "fuse/daxfs_fuse.h"
 #include "fuse/image_open.h"
@@ -139,6 +141,21 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "%s: %s\n", prog.c_str(), image.status().ToString().c_str());
     }
     return 1;
+  }
+  if ((*image)->info().features_incompat & daxfs::format::kFeatureBranchRegion) {
+    // A branch region: main at the root, branches at /@NAME/ (or -o branch=).
+    auto store = daxfs::BranchStore::Open(o.image);
+    image->reset();
+    if (!store.ok()) {
+      std::fprintf(stderr, "%s: %s\n", prog.c_str(), store.status().ToString().c_str());
+      return 1;
+    }
+    return daxfs::fuse::ServeBranches(std::move(*store), o);
+  }
+  if (!o.branch.empty()) {
+    std::fprintf(stderr, "%s: -o branch=%s: %s is not a branch region\n", prog.c_str(), o.branch.c_str(),
+                 o.image.c_str());
+    return 2;
   }
   return daxfs::fuse::Serve(std::move(*image), o);
 }

@@ -1,5 +1,7 @@
+// Request handlers for a read-only image (infinite cache timeouts).
 #define FUSE_USE_VERSION 314
 #include "fuse/daxfs_fuse.h"
+#include "fuse/session.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -20,7 +22,6 @@
 #include <vector>
 
 #include "daxfs/format.h"
-#include "fuse/mount_ownership.h"
 #include "fuse/region_guard.h"
 
 namespace daxfs::fuse {
@@ -76,14 +77,6 @@ void FillStat(const Context& c, const Attr& a, struct stat* st) {
   st->st_mtim.tv_nsec = a.mtime_nsec;
   st->st_atim = st->st_mtim;
   st->st_ctim = st->st_mtim;
-}
-
-// Problems found while serving go to stderr, or to syslog once the daemon
-// has detached from its terminal.
-std::atomic<bool> g_detached{false};
-void LogProblem(const std::string& message) {
-  if (g_detached) syslog(LOG_ERR, "%s", message.c_str());
-  else std::fprintf(stderr, "daxfs-mount: %s\n", message.c_str());
 }
 
 void ReplyError(fuse_req_t req, const Status& s) {
@@ -299,215 +292,16 @@ const fuse_lowlevel_ops kOps = [] {
   return ops;
 }();
 
-// --- Our own /dev/fuse transport ------------------------------------------
-// Every reply passes through here, which lets us (1) add what libfuse 3.14
-// cannot ask for to the INIT reply: FUSE_DIRECT_IO_ALLOW_MMAP (kernel 6.6+),
-// so that direct-I/O files can be mmapped, and (2) turn every reply into
-// EIO once the image's memory is gone.
-
-constexpr uint32_t kInitExt = 1u << 30;              // FUSE_INIT_EXT
-constexpr uint32_t kDirectIoAllowMmapHi = 1u << 4;   // bit 36 in flags2
-constexpr size_t kOutHeader = 16;                    // len, error, unique
-constexpr size_t kInitOutFlags = 12, kInitOutFlags2 = 32, kInitOutMinSize = 64;
-
-std::atomic<bool> g_init_sent{false};
-
-// Sends, instead of a reply, a bare header carrying -EIO.
-ssize_t WriteEio(int fd, const iovec& header) {
-  char out[kOutHeader];
-  std::memcpy(out, header.iov_base, kOutHeader);
-  const uint32_t len = kOutHeader;
-  const int32_t error = -EIO;
-  std::memcpy(out, &len, 4);
-  std::memcpy(out + 4, &error, 4);
-  return write(fd, out, kOutHeader);
-}
-
-ssize_t TransportWritev(int fd, iovec* iov, int count, void*) {
-  const bool is_reply = count >= 1 && iov[0].iov_len == kOutHeader;
-  if (!g_init_sent.exchange(true) && is_reply && count >= 2 && iov[1].iov_len >= kInitOutMinSize) {
-    auto* init = static_cast<char*>(iov[1].iov_base);
-    uint32_t flags, flags2;
-    std::memcpy(&flags, init + kInitOutFlags, 4);
-    std::memcpy(&flags2, init + kInitOutFlags2, 4);
-    flags |= kInitExt;
-    flags2 |= kDirectIoAllowMmapHi;
-    std::memcpy(init + kInitOutFlags, &flags, 4);
-    std::memcpy(init + kInitOutFlags2, &flags2, 4);
-  }
-  if (is_reply && RegionLost()) return WriteEio(fd, iov[0]);
-  ssize_t n = writev(fd, iov, count);
-  if (n < 0 && errno == EFAULT && is_reply) {
-    // The kernel could not copy from our buffers: if they lie in a region
-    // that just went away, touching them here trips the guard.
-    for (int i = 1; i < count; ++i)
-      ProbeTail({static_cast<const std::byte*>(iov[i].iov_base), iov[i].iov_len});
-    if (RegionLost()) return WriteEio(fd, iov[0]);
-    errno = EFAULT;
-  }
-  return n;
-}
-ssize_t TransportRead(int fd, void* buf, size_t len, void*) { return read(fd, buf, len); }
-
-// --- Mounting ourselves (as root) -----------------------------------------
-// mount(2) directly rather than through fusermount3, with the options a
-// read-only image wants.
-
-// Returns the /dev/fuse fd mounted at mountpoint, or -1 (errno set).
-int MountDirect(const MountOptions& o) {
-  int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
-  if (fd < 0) return -1;
-  char opts[256];
-  std::snprintf(opts, sizeof opts, "fd=%d,rootmode=40000,user_id=%u,group_id=%u,default_permissions%s",
-                fd, getuid(), getgid(), o.allow_other ? ",allow_other" : "");
-  const std::string source = o.fsname.empty() ? o.image : o.fsname;
-  const unsigned long flags =
-      MS_RDONLY | (o.suid ? 0 : MS_NOSUID) | (o.dev ? 0 : MS_NODEV) | (o.exec ? 0 : MS_NOEXEC);
-  if (mount(source.c_str(), o.mountpoint.c_str(), "fuse.daxfs", flags, opts) != 0) {
-    int err = errno;
-    close(fd);
-    errno = err;
-    return -1;
-  }
-  return fd;
-}
-
-// libfuse splits -o at commas and reads "\\," as a literal comma: an image
-// named "a,b" must not become the options "fsname=a" and "b".
-std::string EscapeOption(const std::string& value) {
-  std::string out;
-  for (char c : value) {
-    if (c == ',' || c == '\\') out.push_back('\\');
-    out.push_back(c);
-  }
-  return out;
-}
-
 }  // namespace
 
 int Serve(std::shared_ptr<const Image> image, const MountOptions& options) {
-  // Each worker's request buffer would otherwise become a 2 MiB transparent
-  // huge page: N mounts x threads x 2 MiB of memory the image does not need.
-  prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
   Context ctx{std::move(image), options, 1};
   ctx.root = ctx.image->root();
-
-  // Options for the unprivileged path, where fusermount3 does the mount.
-  std::vector<std::string> argv_store{
-      "daxfs-mount", "-oro,default_permissions,subtype=daxfs",
-      "-ofsname=" + EscapeOption(options.fsname.empty() ? options.image : options.fsname)};
-  if (options.allow_other) argv_store.push_back("-oallow_other");
-  // libfuse mounts nosuid,nodev unless told otherwise; fusermount3 honours
-  // suid and dev for root only (ApplyMountOptions cleared them for others).
-  if (options.suid) argv_store.push_back("-osuid");
-  if (options.dev) argv_store.push_back("-odev");
-  if (!options.exec) argv_store.push_back("-onoexec");
-  if (options.debug) argv_store.push_back("-d");
-  std::vector<char*> argv;
-  for (auto& s : argv_store) argv.push_back(s.data());
-  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
-  fuse_session* se = fuse_session_new(&args, &kOps, sizeof kOps, &ctx);
-  if (se == nullptr) {
-    std::fprintf(stderr, "daxfs-mount: cannot create FUSE session\n");
-    return 1;
-  }
-  if (fuse_set_signal_handlers(se) != 0) {
-    fuse_session_destroy(se);
-    return 1;
-  }
-  // From here a fault on the image ends the session (SIGTERM) instead of the
-  // process, so that whatever we mounted is unmounted.
-  GuardRegion(ctx.image->region().bytes());
-  bool own_mount = false;
-  std::optional<MountOwnership> ours;
-  auto close_session = [&] {
-    fuse_remove_signal_handlers(se);
-    fuse_session_destroy(se);
-  };
-  int fd = -1;
-  if (geteuid() == 0) {
-    fd = MountDirect(options);
-    if (fd >= 0) {
-      own_mount = true;
-    } else if (errno != EPERM) {
-      std::fprintf(stderr, "daxfs-mount: mount %s on %s: %s\n", options.image.c_str(),
-                   options.mountpoint.c_str(), std::strerror(errno));
-      close_session();
-      return 1;
-    }
-  }
-  if (!own_mount) {
-    // Unprivileged: fusermount3 mounts and hands us the /dev/fuse fd.
-    if (fuse_session_mount(se, options.mountpoint.c_str()) != 0) {
-      close_session();
-      return 1;
-    }
-    fd = fuse_session_fd(se);
-  }
-  // Remember which mount is ours before anything else can happen at the path.
-  if (auto claim = MountOwnership::Claim(options.mountpoint); claim.ok()) {
-    ours = *claim;
-  } else {
-    // Cannot happen short of running out of memory: the mount is microseconds old.
-    std::fprintf(stderr, "daxfs-mount: %s\n", claim.status().message().c_str());
-    if (own_mount) umount2(options.mountpoint.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW);
-    else fuse_session_unmount(se);
-    if (own_mount) close(fd);
-    close_session();
-    return 1;
-  }
-  // Unmounts ours, and only while it is the top mount at the path: after an
-  // external umount (the usual way a session ends) the path shows what was
-  // there before us, and a mount made over ours later is not ours either.
-  auto unmount = [&] {
-    if (own_mount) {
-      std::string error;
-      if (ours->UnmountIfOurs(&error) == MountOwnership::State::kOurs) {
-        if (!error.empty()) LogProblem(error);
-        return;
-      }
-    } else if (ours->Check() == MountOwnership::State::kOurs) {
-      fuse_session_unmount(se);
-      return;
-    }
-    // POLLERR: the kernel ended the session (unmounted, aborted). Otherwise
-    // our mount still exists somewhere: say why we leave it.
-    pollfd p{fd, 0, 0};
-    if (poll(&p, 1, 0) == 1 && (p.revents & POLLERR)) return;
-    LogProblem(options.mountpoint + ": our mount is no longer the top one there (another mount covers it, or "
-               "it was detached with umount -l); not unmounting anything");
-  };
-  static const fuse_custom_io kIo = {TransportWritev, TransportRead, nullptr, nullptr};
-  if (fuse_session_custom_io(se, &kIo, fd) != 0) {
-    std::fprintf(stderr, "daxfs-mount: cannot attach to /dev/fuse\n");
-    unmount();
-    close_session();
-    return 1;
-  }
-  if (!options.foreground) {
-    openlog("daxfs-mount", LOG_PID, LOG_DAEMON);
-    g_detached = true;
-  }
-  fuse_daemonize(options.foreground ? 1 : 0);
-  int rc;
-  if (options.single_thread) {
-    rc = fuse_session_loop(se);
-  } else {
-    fuse_loop_config* cfg = fuse_loop_cfg_create();
-    // Requests are served from memory without blocking: a few threads per
-    // CPU saturate the machine; more only cost stacks and buffers.
-    const unsigned cpus = static_cast<unsigned>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
-    fuse_loop_cfg_set_max_threads(cfg, options.max_threads ? options.max_threads : 2 * cpus);
-    rc = fuse_session_loop_mt(se, cfg);
-    fuse_loop_cfg_destroy(cfg);
-  }
-  if (RegionLost() && g_detached) {
-    // The guard could only write to stderr, which is /dev/null by now.
-    LogProblem("the memory of " + options.image + " went away under " + options.mountpoint + "; unmounted");
-  }
-  unmount();
-  close_session();
-  return rc == 0 && !RegionLost() ? 0 : 1;
+  SessionSpec spec;
+  spec.ops = &kOps;
+  spec.userdata = &ctx;
+  spec.region = ctx.image->region().bytes();
+  return RunSession(spec, options);
 }
 
 }  // namespace daxfs::fuse

@@ -1,0 +1,714 @@
+// Request handlers for a branch region (docs/BRANCHES.md, "Mounting
+// branches"): main (or one branch, -o branch=NAME) at the root, every branch
+// at /@NAME/ (and /@parent/@child/), the .branchfs_ctl control protocol, and
+// every POSIX write operation inside a branch.
+//
+// The same engine inode appears in many views (main and each branch), so
+// FUSE inode numbers are our own: one per (view, engine inode), handed out
+// in order and never reused while the mount lives.
+//
+// Caching: a branch view changes under us (commits from any process), so
+// entry and attribute timeouts are zero; file pages go through the page
+// cache with write-through (no writeback cache) and FUSE_AUTO_INVAL_DATA, so
+// shared writable mmap + msync works (dirty pages reach us as writes) and a
+// changed mtime/size drops stale pages. A commit or abort done through this
+// mount also invalidates the pages of every inode of that view and of its
+// parent (mappings of an ended branch then fault with SIGBUS).
+#define FUSE_USE_VERSION 314
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <linux/fs.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/sysmacros.h>
+#include <sys/uio.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "daxfs/branch.h"
+#include "daxfs/format.h"
+#include "fuse/daxfs_fuse.h"
+#include "fuse/region_guard.h"
+#include "fuse/session.h"
+
+namespace daxfs::fuse {
+namespace {
+
+constexpr char kCtlName[] = ".branchfs_ctl";
+// The ioctls of multikernel/branchfs (and its client multikernel/branching).
+constexpr unsigned kIocCreate = 0x80806200;  // _IOR('b', 0, char[128])
+constexpr unsigned kIocCommit = 0x6201;      // _IO('b', 1)
+constexpr unsigned kIocAbort = 0x6202;       // _IO('b', 2)
+constexpr size_t kNameBuf = 128;
+constexpr Ino kCtlIno = ~Ino{0};  // the control file of a view
+constexpr double kTimeout = 0.0;
+
+struct View {
+  std::string name;  // "main" or a branch
+  std::shared_ptr<Branch> reader;
+  std::shared_ptr<Branch> writer;  // the writer lease, taken on the first write
+  bool writable = false;
+};
+
+struct Node {
+  uint32_t view = 0;
+  Ino ino = 0;
+};
+
+struct Context {
+  std::shared_ptr<BranchStore> store;
+  MountOptions options;
+  fuse_session* se = nullptr;
+  std::mutex mu;
+  std::vector<std::unique_ptr<View>> views;
+  std::map<std::string, uint32_t, std::less<>> view_ids;
+  std::vector<Node> nodes;  // fuse ino - 1
+  std::map<std::pair<uint32_t, Ino>, fuse_ino_t> node_ids;
+
+  Result<uint32_t> ViewOf(const std::string& name) {
+    std::lock_guard lock(mu);
+    if (auto it = view_ids.find(name); it != view_ids.end()) return it->second;
+    DAXFS_ASSIGN_OR_RETURN(auto b, store->OpenBranch(name, false));
+    auto v = std::make_unique<View>();
+    v->name = name;
+    v->reader = std::move(b);
+    v->writable = name != "main";
+    views.push_back(std::move(v));
+    const auto id = static_cast<uint32_t>(views.size() - 1);
+    view_ids.emplace(name, id);
+    return id;
+  }
+  fuse_ino_t Fuse(uint32_t view, Ino ino) {
+    std::lock_guard lock(mu);
+    auto [it, fresh] = node_ids.emplace(std::make_pair(view, ino), 0);
+    if (fresh) {
+      nodes.push_back({view, ino});
+      it->second = nodes.size();
+    }
+    return it->second;
+  }
+  std::optional<Node> Get(fuse_ino_t fino) {
+    std::lock_guard lock(mu);
+    if (fino == 0 || fino > nodes.size()) return std::nullopt;
+    return nodes[fino - 1];
+  }
+  std::string ViewName(uint32_t id) {
+    std::lock_guard lock(mu);
+    return views[id]->name;
+  }
+  std::shared_ptr<Branch> Reader(uint32_t id) {
+    std::lock_guard lock(mu);
+    return views[id]->writer ? views[id]->writer : views[id]->reader;
+  }
+  Result<std::shared_ptr<Branch>> Writer(uint32_t id) {
+    std::lock_guard lock(mu);
+    View& v = *views[id];
+    if (!v.writable) return Status::FromErrno(EROFS, v.name + " is read-only");
+    if (!v.writer) {
+      DAXFS_ASSIGN_OR_RETURN(v.writer, store->OpenBranch(v.name, true));
+    }
+    return v.writer;
+  }
+  // Every FUSE inode of `view_name`.
+  std::vector<fuse_ino_t> NodesOf(const std::string& view_name) {
+    std::lock_guard lock(mu);
+    std::vector<fuse_ino_t> out;
+    auto it = view_ids.find(view_name);
+    if (it == view_ids.end()) return out;
+    for (size_t i = 0; i < nodes.size(); ++i)
+      if (nodes[i].view == it->second) out.push_back(i + 1);
+    return out;
+  }
+};
+
+Context& Ctx(fuse_req_t req) { return *static_cast<Context*>(fuse_req_userdata(req)); }
+
+void ReplyError(fuse_req_t req, const Status& s) {
+  int err = s.errno_value();
+  if (s.IsCorruption()) {
+    if (!RegionLost()) LogProblem(s.message());
+    err = EIO;
+  }
+  fuse_reply_err(req, err ? err : EIO);
+}
+
+void FillStat(fuse_ino_t fino, const FsAttr& a, struct stat* st) {
+  std::memset(st, 0, sizeof *st);
+  st->st_ino = fino;
+  st->st_mode = a.mode;
+  st->st_nlink = a.nlink;
+  st->st_uid = a.uid;
+  st->st_gid = a.gid;
+  st->st_size = static_cast<off_t>(a.size);
+  st->st_blocks = static_cast<blkcnt_t>(a.blocks);
+  st->st_blksize = 128 << 10;
+  st->st_rdev = makedev(a.rdev_major, a.rdev_minor);
+  st->st_mtim = {a.mtime_sec, a.mtime_nsec};
+  st->st_atim = {a.atime_sec, a.atime_nsec};
+  st->st_ctim = {a.ctime_sec, a.ctime_nsec};
+}
+
+void FillCtlStat(fuse_ino_t fino, struct stat* st) {
+  std::memset(st, 0, sizeof *st);
+  st->st_ino = fino;
+  st->st_mode = S_IFREG | 0666;
+  st->st_nlink = 1;
+  st->st_blksize = 4096;
+}
+
+// Attributes of (view, ino) as FUSE wants them.
+Status StatNode(Context& c, fuse_ino_t fino, const Node& n, struct stat* st) {
+  if (n.ino == kCtlIno) {
+    FillCtlStat(fino, st);
+    return Status::OK();
+  }
+  DAXFS_ASSIGN_OR_RETURN(FsAttr a, c.Reader(n.view)->stat(n.ino));
+  FillStat(fino, a, st);
+  return Status::OK();
+}
+
+void ReplyEntry(fuse_req_t req, uint32_t view, Ino ino) {
+  Context& c = Ctx(req);
+  fuse_entry_param e{};
+  e.ino = c.Fuse(view, ino);
+  e.generation = 1;
+  e.attr_timeout = kTimeout;
+  e.entry_timeout = kTimeout;
+  if (Status st = StatNode(c, e.ino, {view, ino}, &e.attr); !st.ok()) return ReplyError(req, st);
+  fuse_reply_entry(req, &e);
+}
+
+// The node or an error reply (ESTALE for a number we never handed out).
+std::optional<Node> NodeOrReply(fuse_req_t req, fuse_ino_t fino) {
+  auto n = Ctx(req).Get(fino);
+  if (!n) fuse_reply_err(req, ESTALE);
+  return n;
+}
+
+bool IsViewRoot(Context& c, const Node& n) { return n.ino != kCtlIno && n.ino == c.Reader(n.view)->root(); }
+
+void OpInit(void*, fuse_conn_info* conn) {
+  auto want = [conn](unsigned cap) {
+    if (conn->capable & cap) conn->want |= cap;
+  };
+  want(FUSE_CAP_PARALLEL_DIROPS);
+  want(FUSE_CAP_AUTO_INVAL_DATA);
+  want(FUSE_CAP_CACHE_SYMLINKS);
+  conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;  // write-through: see the header comment
+  conn->want &= ~FUSE_CAP_READDIRPLUS;
+  conn->max_write = 1u << 20;
+  conn->max_readahead = 1u << 20;
+}
+
+void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Context& c = Ctx(req);
+  auto p = NodeOrReply(req, parent);
+  if (!p) return;
+  if (p->ino == kCtlIno) return (void)fuse_reply_err(req, ENOTDIR);
+  const std::string_view nm = name;
+  if (IsViewRoot(c, *p)) {
+    if (nm == kCtlName) return ReplyEntry(req, p->view, kCtlIno);
+    if (nm.size() > 1 && nm[0] == '@') {
+      const std::string bname(nm.substr(1));
+      auto info = c.store->Info(bname);
+      const std::string here = c.ViewName(p->view);
+      // At the mount root every branch; at a branch's root its children.
+      if (info.ok() && info->state == "active" && bname != "main" && bname != here &&
+          (parent == FUSE_ROOT_ID || info->parent == here)) {
+        auto v = c.ViewOf(bname);
+        if (!v.ok()) return ReplyError(req, v.status());
+        return ReplyEntry(req, *v, c.Reader(*v)->root());
+      }
+    }
+  }
+  auto ino = c.Reader(p->view)->lookup(p->ino, nm);
+  if (!ino.ok()) return ReplyError(req, ino.status());
+  ReplyEntry(req, p->view, *ino);
+}
+
+void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  Context& c = Ctx(req);
+  auto n = NodeOrReply(req, ino);
+  if (!n) return;
+  struct stat st;
+  if (Status s = StatNode(c, ino, *n, &st); !s.ok()) return ReplyError(req, s);
+  fuse_reply_attr(req, &st, kTimeout);
+}
+
+void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
+  Context& c = Ctx(req);
+  auto n = NodeOrReply(req, ino);
+  if (!n) return;
+  if (n->ino != kCtlIno) {
+    auto w = c.Writer(n->view);
+    if (!w.ok()) return ReplyError(req, w.status());
+    Branch& b = **w;
+    Status st;
+    if (to_set & FUSE_SET_ATTR_MODE) st = b.chmod(n->ino, attr->st_mode);
+    if (st.ok() && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
+      st = b.chown(n->ino, (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : UINT32_MAX,
+                   (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : UINT32_MAX);
+    if (st.ok() && (to_set & FUSE_SET_ATTR_SIZE)) st = b.truncate(n->ino, static_cast<uint64_t>(attr->st_size));
+    if (st.ok() && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME))) {
+      struct timespec ts[2] = {{0, UTIME_OMIT}, {0, UTIME_OMIT}};
+      if (to_set & FUSE_SET_ATTR_ATIME_NOW) ts[0].tv_nsec = UTIME_NOW;
+      else if (to_set & FUSE_SET_ATTR_ATIME) ts[0] = attr->st_atim;
+      if (to_set & FUSE_SET_ATTR_MTIME_NOW) ts[1].tv_nsec = UTIME_NOW;
+      else if (to_set & FUSE_SET_ATTR_MTIME) ts[1] = attr->st_mtim;
+      st = b.utimens(n->ino, ts);
+    }
+    if (!st.ok()) return ReplyError(req, st);
+  }
+  struct stat out;
+  if (Status s = StatNode(c, ino, *n, &out); !s.ok()) return ReplyError(req, s);
+  fuse_reply_attr(req, &out, kTimeout);
+}
+
+void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
+  Context& c = Ctx(req);
+  auto n = NodeOrReply(req, ino);
+  if (!n) return;
+  if (n->ino == kCtlIno) return (void)fuse_reply_err(req, EINVAL);
+  auto t = c.Reader(n->view)->readlink(n->ino);
+  if (!t.ok()) return ReplyError(req, t.status());
+  fuse_reply_readlink(req, t->c_str());
+}
+
+// The writable branch and directory node for an operation in `parent`.
+struct DirOp {
+  std::shared_ptr<Branch> w;
+  Node dir;
+};
+std::optional<DirOp> WritableDir(fuse_req_t req, fuse_ino_t parent) {
+  Context& c = Ctx(req);
+  auto p = NodeOrReply(req, parent);
+  if (!p) return std::nullopt;
+  if (p->ino == kCtlIno) {
+    fuse_reply_err(req, ENOTDIR);
+    return std::nullopt;
+  }
+  auto w = c.Writer(p->view);
+  if (!w.ok()) {
+    ReplyError(req, w.status());
+    return std::nullopt;
+  }
+  return DirOp{*w, *p};
+}
+
+// Names that the mount itself gives a meaning at a view's root.
+bool Reserved(Context& c, const Node& dir, std::string_view name) {
+  return IsViewRoot(c, dir) && name == kCtlName;
+}
+
+void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+  auto d = WritableDir(req, parent);
+  if (!d) return;
+  if (Reserved(Ctx(req), d->dir, name)) return (void)fuse_reply_err(req, EEXIST);
+  const fuse_ctx* who = fuse_req_ctx(req);
+  auto r = d->w->mknod(d->dir.ino, name, mode, major(rdev), minor(rdev), who->uid, who->gid);
+  if (!r.ok()) return ReplyError(req, r.status());
+  ReplyEntry(req, d->dir.view, *r);
+}
+
+void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  auto d = WritableDir(req, parent);
+  if (!d) return;
+  if (Reserved(Ctx(req), d->dir, name)) return (void)fuse_reply_err(req, EEXIST);
+  const fuse_ctx* who = fuse_req_ctx(req);
+  auto r = d->w->mkdir(d->dir.ino, name, mode, who->uid, who->gid);
+  if (!r.ok()) return ReplyError(req, r.status());
+  ReplyEntry(req, d->dir.view, *r);
+}
+
+void OpSymlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
+  auto d = WritableDir(req, parent);
+  if (!d) return;
+  if (Reserved(Ctx(req), d->dir, name)) return (void)fuse_reply_err(req, EEXIST);
+  const fuse_ctx* who = fuse_req_ctx(req);
+  auto r = d->w->symlink(d->dir.ino, name, target, who->uid, who->gid);
+  if (!r.ok()) return ReplyError(req, r.status());
+  ReplyEntry(req, d->dir.view, *r);
+}
+
+void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
+  Context& c = Ctx(req);
+  auto n = NodeOrReply(req, ino);
+  if (!n) return;
+  auto d = WritableDir(req, newparent);
+  if (!d) return;
+  if (n->view != d->dir.view || n->ino == kCtlIno) return (void)fuse_reply_err(req, EXDEV);
+  if (Reserved(c, d->dir, newname)) return (void)fuse_reply_err(req, EEXIST);
+  if (Status st = d->w->link(n->ino, d->dir.ino, newname); !st.ok()) return ReplyError(req, st);
+  ReplyEntry(req, n->view, n->ino);
+}
+
+void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  auto d = WritableDir(req, parent);
+  if (!d) return;
+  if (Reserved(Ctx(req), d->dir, name)) return (void)fuse_reply_err(req, EPERM);
+  fuse_reply_err(req, d->w->unlink(d->dir.ino, name).errno_value());
+}
+
+void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  auto d = WritableDir(req, parent);
+  if (!d) return;
+  fuse_reply_err(req, d->w->rmdir(d->dir.ino, name).errno_value());
+}
+
+void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
+              unsigned int flags) {
+  Context& c = Ctx(req);
+  auto d = WritableDir(req, parent);
+  if (!d) return;
+  auto nd = NodeOrReply(req, newparent);
+  if (!nd) return;
+  if (nd->view != d->dir.view || nd->ino == kCtlIno) return (void)fuse_reply_err(req, EXDEV);
+  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return (void)fuse_reply_err(req, EINVAL);
+  if (Reserved(c, d->dir, name) || Reserved(c, *nd, newname)) return (void)fuse_reply_err(req, EPERM);
+  fuse_reply_err(req, d->w->rename(d->dir.ino, name, nd->ino, newname, flags).errno_value());
+}
+
+void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
+  Context& c = Ctx(req);
+  auto d = WritableDir(req, parent);
+  if (!d) return;
+  if (Reserved(c, d->dir, name)) return (void)fuse_reply_err(req, EEXIST);
+  const fuse_ctx* who = fuse_req_ctx(req);
+  auto r = d->w->create(d->dir.ino, name, mode, who->uid, who->gid);
+  if (!r.ok()) return ReplyError(req, r.status());
+  fuse_entry_param e{};
+  e.ino = c.Fuse(d->dir.view, *r);
+  e.generation = 1;
+  if (Status st = StatNode(c, e.ino, {d->dir.view, *r}, &e.attr); !st.ok()) return ReplyError(req, st);
+  fi->keep_cache = 0;
+  fuse_reply_create(req, &e, fi);
+}
+
+void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Context& c = Ctx(req);
+  auto n = NodeOrReply(req, ino);
+  if (!n) return;
+  if (n->ino == kCtlIno) {
+    fi->direct_io = 1;
+    fi->nonseekable = 1;
+    return (void)fuse_reply_open(req, fi);
+  }
+  if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+    auto w = c.Writer(n->view);
+    if (!w.ok()) return ReplyError(req, w.status());
+    // FUSE_CAP_ATOMIC_O_TRUNC (libfuse's default): O_TRUNC comes here.
+    if (fi->flags & O_TRUNC) {
+      if (Status st = (*w)->truncate(n->ino, 0); !st.ok()) return ReplyError(req, st);
+    }
+  }
+  auto a = c.Reader(n->view)->stat(n->ino);
+  if (!a.ok()) return ReplyError(req, a.status());
+  if (S_ISDIR(a->mode)) return (void)fuse_reply_err(req, EISDIR);
+  fi->keep_cache = 0;
+  fuse_reply_open(req, fi);
+}
+
+void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  Context& c = Ctx(req);
+  auto n = NodeOrReply(req, ino);
+  if (!n) return;
+  if (n->ino == kCtlIno) return (void)fuse_reply_buf(req, nullptr, 0);
+  auto b = c.Reader(n->view);
+  // Zero-copy: the reply gathers spans of the mapping (base, delta, zeros).
+  std::vector<iovec> iov;
+  size_t got = 0;
+  while (got < size) {
+    auto data = b->read(n->ino, static_cast<uint64_t>(off) + got, size - got);
+    if (!data.ok()) return ReplyError(req, data.status());
+    if (data->empty()) break;
+    ProbeTail(*data);
+    iov.push_back({const_cast<std::byte*>(data->data()), data->size()});
+    got += data->size();
+  }
+  fuse_reply_iov(req, iov.data(), static_cast<int>(iov.size()));
+}
+
+// "commit" / "abort" written to a control file, or the ioctls.
+Status EndBranch(Context& c, uint32_t view, bool commit) {
+  const std::string name = c.ViewName(view);
+  if (name == "main") return Status::InvalidArgument("main cannot be committed or aborted");
+  auto info = c.store->Info(name);
+  Status st = commit ? c.store->Commit(name) : c.store->Abort(name);
+  if (!st.ok()) {
+    LogProblem((commit ? "commit " : "abort ") + name + ": " + st.message());
+    return st;
+  }
+  // Drop cached pages and attributes of the ended branch (its mappings
+  // fault from now on) and of the parent it changed. Off the request
+  // thread: invalidation may wait for writeback, which needs a worker.
+  std::vector<fuse_ino_t> inval = c.NodesOf(name);
+  if (info.ok()) {
+    auto more = c.NodesOf(info->parent);
+    inval.insert(inval.end(), more.begin(), more.end());
+  }
+  if (c.se && !inval.empty()) {
+    fuse_session* se = c.se;
+    std::thread([se, inval = std::move(inval)] {
+      for (fuse_ino_t i : inval) fuse_lowlevel_notify_inval_inode(se, i, 0, 0);
+    }).detach();
+  }
+  return Status::OK();
+}
+
+void OpWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info*) {
+  Context& c = Ctx(req);
+  auto n = NodeOrReply(req, ino);
+  if (!n) return;
+  if (n->ino == kCtlIno) {
+    std::string cmd(buf, size);
+    while (!cmd.empty() && (cmd.back() == '\n' || cmd.back() == ' ' || cmd.back() == '\0')) cmd.pop_back();
+    if (cmd != "commit" && cmd != "abort") return (void)fuse_reply_err(req, EINVAL);
+    if (Status st = EndBranch(c, n->view, cmd == "commit"); !st.ok()) return ReplyError(req, st);
+    return (void)fuse_reply_write(req, size);
+  }
+  auto w = c.Writer(n->view);
+  if (!w.ok()) return ReplyError(req, w.status());
+  Status st = (*w)->write(n->ino, static_cast<uint64_t>(off),
+                          {reinterpret_cast<const std::byte*>(buf), size});
+  if (!st.ok()) return ReplyError(req, st);
+  fuse_reply_write(req, size);
+}
+
+void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_info*, unsigned flags,
+             const void*, size_t, size_t out_bufsz) {
+  Context& c = Ctx(req);
+  auto n = NodeOrReply(req, ino);
+  if (!n) return;
+  if (n->ino != kCtlIno) return (void)fuse_reply_err(req, ENOTTY);
+  if (flags & FUSE_IOCTL_COMPAT) return (void)fuse_reply_err(req, ENOSYS);
+  if (cmd == kIocCreate) {
+    if (out_bufsz < kNameBuf) return (void)fuse_reply_err(req, EINVAL);
+    const std::string parent = c.ViewName(n->view);
+    static std::mutex rng_mu;
+    static std::mt19937_64 rng{std::random_device{}()};
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      uint64_t r;
+      {
+        std::lock_guard lock(rng_mu);
+        r = rng();
+      }
+      char name[kNameBuf] = {};
+      std::snprintf(name, sizeof name, "b%016llx", static_cast<unsigned long long>(r));
+      auto made = c.store->Create(name, parent);
+      if (made.ok()) return (void)fuse_reply_ioctl(req, 0, name, kNameBuf);
+      if (made.status().errno_value() != EEXIST) return ReplyError(req, made.status());
+    }
+    return (void)fuse_reply_err(req, EEXIST);
+  }
+  if (cmd == kIocCommit || cmd == kIocAbort) {
+    if (Status st = EndBranch(c, n->view, cmd == kIocCommit); !st.ok()) return ReplyError(req, st);
+    return (void)fuse_reply_ioctl(req, 0, nullptr, 0);
+  }
+  fuse_reply_err(req, ENOTTY);
+}
+
+void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
+void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
+
+void OpFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
+  Context& c = Ctx(req);
+  auto n = NodeOrReply(req, ino);
+  if (!n) return;
+  if (n->ino == kCtlIno) return (void)fuse_reply_err(req, 0);
+  std::shared_ptr<Branch> w;
+  {
+    std::lock_guard lock(c.mu);
+    w = c.views[n->view]->writer;
+  }
+  fuse_reply_err(req, w ? w->fsync().errno_value() : 0);
+}
+
+using Listing = std::vector<FsDirEntry>;
+
+void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Context& c = Ctx(req);
+  auto n = NodeOrReply(req, ino);
+  if (!n) return;
+  if (n->ino == kCtlIno) return (void)fuse_reply_err(req, ENOTDIR);
+  auto b = c.Reader(n->view);
+  auto d = b->opendir(n->ino);
+  if (!d.ok()) return ReplyError(req, d.status());
+  auto list = std::make_unique<Listing>();
+  auto up = b->lookup(n->ino, "..");
+  list->push_back({".", n->ino, S_IFDIR});
+  list->push_back({"..", up.ok() ? *up : n->ino, S_IFDIR});
+  for (;;) {
+    auto e = (*d)->next();
+    if (!e.ok()) return ReplyError(req, e.status());
+    if (!*e) break;
+    list->push_back(std::move(**e));
+  }
+  fi->fh = reinterpret_cast<uint64_t>(list.release());
+  fuse_reply_open(req, fi);
+}
+
+void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  Context& c = Ctx(req);
+  auto n = NodeOrReply(req, ino);
+  if (!n) return;
+  const auto& list = *reinterpret_cast<Listing*>(fi->fh);
+  std::vector<char> buf(size);
+  size_t used = 0;
+  for (size_t i = static_cast<size_t>(off); i < list.size(); ++i) {
+    struct stat st{};
+    st.st_ino = c.Fuse(n->view, list[i].ino);
+    st.st_mode = list[i].mode;
+    const size_t need = fuse_add_direntry(req, buf.data() + used, size - used, list[i].name.c_str(), &st,
+                                          static_cast<off_t>(i + 1));
+    if (need > size - used) break;
+    used += need;
+  }
+  fuse_reply_buf(req, buf.data(), used);
+}
+
+void OpReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  delete reinterpret_cast<Listing*>(fi->fh);
+  fuse_reply_err(req, 0);
+}
+void OpFsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) {
+  OpFsync(req, ino, datasync, fi);
+}
+
+void OpStatfs(fuse_req_t req, fuse_ino_t) {
+  Context& c = Ctx(req);
+  const RegionUsage u = c.store->Usage();
+  struct statvfs s{};
+  s.f_bsize = format::kBlockSize;
+  s.f_frsize = format::kBlockSize;
+  s.f_blocks = (c.store->region().bytes().size()) / format::kBlockSize;
+  s.f_bfree = s.f_bavail = (u.delta_size - std::min(u.delta_used, u.delta_size)) / format::kBlockSize;
+  s.f_files = u.next_inode;
+  s.f_namemax = format::kNameMax;
+  fuse_reply_statfs(req, &s);
+}
+
+void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  Context& c = Ctx(req);
+  auto n = NodeOrReply(req, ino);
+  if (!n) return;
+  if (n->ino == kCtlIno) return (void)fuse_reply_err(req, ENODATA);
+  auto v = c.Reader(n->view)->getxattr(n->ino, name);
+  if (!v.ok()) return ReplyError(req, v.status());
+  if (size == 0) return (void)fuse_reply_xattr(req, v->size());
+  if (size < v->size()) return (void)fuse_reply_err(req, ERANGE);
+  fuse_reply_buf(req, reinterpret_cast<const char*>(v->data()), v->size());
+}
+
+void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  Context& c = Ctx(req);
+  auto n = NodeOrReply(req, ino);
+  if (!n) return;
+  std::string names;
+  if (n->ino != kCtlIno) {
+    Status st = c.Reader(n->view)->list_xattrs(n->ino, [&](std::string_view nm, std::span<const std::byte>) {
+      names.append(nm);
+      names.push_back('\0');
+    });
+    if (!st.ok()) return ReplyError(req, st);
+  }
+  if (size == 0) return (void)fuse_reply_xattr(req, names.size());
+  if (size < names.size()) return (void)fuse_reply_err(req, ERANGE);
+  fuse_reply_buf(req, names.data(), names.size());
+}
+
+void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
+  Context& c = Ctx(req);
+  auto n = NodeOrReply(req, ino);
+  if (!n) return;
+  if (n->ino == kCtlIno) return (void)fuse_reply_err(req, EPERM);
+  auto w = c.Writer(n->view);
+  if (!w.ok()) return ReplyError(req, w.status());
+  fuse_reply_err(req, (*w)->setxattr(n->ino, name, {reinterpret_cast<const std::byte*>(value), size},
+                                     static_cast<uint32_t>(flags))
+                          .errno_value());
+}
+
+void OpRemovexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  Context& c = Ctx(req);
+  auto n = NodeOrReply(req, ino);
+  if (!n) return;
+  if (n->ino == kCtlIno) return (void)fuse_reply_err(req, ENODATA);
+  auto w = c.Writer(n->view);
+  if (!w.ok()) return ReplyError(req, w.status());
+  fuse_reply_err(req, (*w)->removexattr(n->ino, name).errno_value());
+}
+
+const fuse_lowlevel_ops kOps = [] {
+  fuse_lowlevel_ops ops{};
+  ops.init = OpInit;
+  ops.lookup = OpLookup;
+  ops.getattr = OpGetattr;
+  ops.setattr = OpSetattr;
+  ops.readlink = OpReadlink;
+  ops.mknod = OpMknod;
+  ops.mkdir = OpMkdir;
+  ops.symlink = OpSymlink;
+  ops.link = OpLink;
+  ops.unlink = OpUnlink;
+  ops.rmdir = OpRmdir;
+  ops.rename = OpRename;
+  ops.create = OpCreate;
+  ops.open = OpOpen;
+  ops.read = OpRead;
+  ops.write = OpWrite;
+  ops.flush = OpFlush;
+  ops.release = OpRelease;
+  ops.fsync = OpFsync;
+  ops.opendir = OpOpendir;
+  ops.readdir = OpReaddir;
+  ops.releasedir = OpReleasedir;
+  ops.fsyncdir = OpFsyncdir;
+  ops.statfs = OpStatfs;
+  ops.getxattr = OpGetxattr;
+  ops.listxattr = OpListxattr;
+  ops.setxattr = OpSetxattr;
+  ops.removexattr = OpRemovexattr;
+  ops.ioctl = OpIoctl;
+  return ops;
+}();
+
+}  // namespace
+
+int ServeBranches(std::shared_ptr<BranchStore> store, const MountOptions& options) {
+  Context ctx;
+  ctx.store = std::move(store);
+  ctx.options = options;
+  const std::string root_name = options.branch.empty() ? "main" : options.branch;
+  if (root_name != "main") {
+    auto info = ctx.store->Info(root_name);
+    if (!info.ok() || info->state != "active") {
+      std::fprintf(stderr, "daxfs-mount: branch %s: %s\n", root_name.c_str(),
+                   info.ok() ? ("is " + info->state).c_str() : info.status().message().c_str());
+      return 1;
+    }
+  }
+  auto root = ctx.ViewOf(root_name);
+  if (!root.ok()) {
+    std::fprintf(stderr, "daxfs-mount: %s\n", root.status().ToString().c_str());
+    return 1;
+  }
+  ctx.Fuse(*root, ctx.Reader(*root)->root());  // FUSE_ROOT_ID
+  SessionSpec spec;
+  spec.ops = &kOps;
+  spec.userdata = &ctx;
+  spec.region = ctx.store->region().bytes();
+  spec.writable = true;
+  spec.started = [&ctx](fuse_session* se) { ctx.se = se; };
+  return RunSession(spec, options);
+}
+
+}  // namespace daxfs::fuse
