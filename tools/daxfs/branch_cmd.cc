@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "daxfs/branch.h"
+#include "util/file_io.h"
 
 namespace daxfs::tools {
 namespace {
@@ -50,17 +51,7 @@ Result<std::shared_ptr<Branch>> OpenB(bool write) {
   return *b;
 }
 
-Status WriteOut(std::span<const std::byte> s) {
-  for (size_t off = 0; off < s.size();) {
-    ssize_t n = ::write(STDOUT_FILENO, s.data() + off, s.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Status::IOError("stdout", errno);
-    }
-    off += static_cast<size_t>(n);
-  }
-  return Status::OK();
-}
+Status WriteOut(std::span<const std::byte> s) { return WriteAll(STDOUT_FILENO, s, "stdout"); }
 
 std::string Where(const std::string& p) { return g.region + " branch " + g.name + ": " + p; }
 
