@@ -490,6 +490,12 @@ TEST_F(BranchTest, ExtractABranch) {
   ASSERT_EQ(lstat((out / "t/big").c_str(), &st), 0);
   EXPECT_LT(st.st_blocks * 512, 3 << 20);
 
+  CheckOptions co;
+  std::string problems;
+  co.report = [&](const std::string& m) { problems += m + "\n"; };
+  EXPECT_EQ(CheckView(*b, co).problems, 0u) << problems;
+  EXPECT_EQ(CheckView(*b, co).inodes_reached, 7u);  // /, b.txt, dir, inner, empty, big, new
+
   // main is unchanged, and a subtree comes out alone.
   auto main = Open("main", false);
   ASSERT_DAXFS_OK(Extract(*main, "/dir", out / "m", eo));

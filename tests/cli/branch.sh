@@ -77,5 +77,6 @@ diff -r --no-dereference "$W/x-main" "$W/x-next" || fail "extract --branch main 
 [ "$(readlink "$W/x-main/new/link")" = ../etc/conf ] || fail "extract --branch: symlink"
 D branch gc "$R" | grep -q "freed 2 branch slot" || fail "gc"
 D branch check "$R" -q
+D branch check "$R" | grep -q "^branch main: .* 0 problem" || fail "branch check does not check main's tree"
 D check "$R" -q || fail "daxfs check reports problems on the region"
 echo "branch CLI OK"
