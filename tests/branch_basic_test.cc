@@ -14,6 +14,7 @@
 
 #include "branch_test_util.h"
 #include "daxfs/check.h"
+#include "daxfs/extract.h"
 
 namespace daxfs::testing {
 namespace {
@@ -445,6 +446,61 @@ TEST_F(BranchTest, BranchTableAndNamesAreChecked) {
   ASSERT_TRUE(gc.ok()) << gc.status().ToString();
   EXPECT_EQ(gc->slots_freed, 1u);
   EXPECT_EQ(store().List()->size(), 2u);
+}
+
+// Extract takes any FsView: a branch comes out with its own changes (block
+// CoW pieces, a sparse tail, xattrs, times) and none of main's later ones.
+TEST_F(BranchTest, ExtractABranch) {
+  ASSERT_TRUE(store().Create("x").ok());
+  auto b = Open("x", true);
+  const Ino big = Path(*b, "/big");
+  ASSERT_DAXFS_OK(b->write(big, 5000, B("XYZ")));           // inside a base block
+  ASSERT_DAXFS_OK(b->write(big, (4u << 20) + 1, B("tail")));  // past a hole
+  auto f = b->create(b->root(), "new", 0640);
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  ASSERT_DAXFS_OK(b->write(*f, 0, B("fresh")));
+  ASSERT_DAXFS_OK(b->setxattr(*f, "user.k", B("v"), 0));
+  ASSERT_DAXFS_OK(b->unlink(b->root(), "a.txt"));
+  ASSERT_DAXFS_OK(b->fsync());
+
+  TempDir out;
+  ExtractOptions eo;
+  eo.owners = false;
+  ASSERT_DAXFS_OK(Extract(*b, "/", out / "t", eo));
+  std::string want = big_;
+  want.replace(5000, 3, "XYZ");
+  want.resize((4u << 20) + 1, '\0');
+  want += "tail";
+  EXPECT_TRUE(ReadFile(out / "t/big") == want) << "big differs";
+  EXPECT_EQ(ReadFile(out / "t/new"), "fresh");
+  EXPECT_EQ(ReadFile(out / "t/dir/inner"), "inner");
+  struct stat st;
+  EXPECT_NE(lstat((out / "t/a.txt").c_str(), &st), 0) << "unlinked file extracted";
+  ASSERT_EQ(lstat((out / "t/new").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0640u);
+  auto fa = b->stat(*f);
+  ASSERT_TRUE(fa.ok());
+  EXPECT_EQ(st.st_mtim.tv_sec, fa->mtime_sec);
+  EXPECT_EQ(st.st_atim.tv_sec, fa->atime_sec);
+  char v[8];
+  if (getxattr((out / "t/new").c_str(), "user.k", v, sizeof v) >= 0) {
+    EXPECT_EQ(v[0], 'v');
+  }
+  // The hole stays a hole (4 MiB of zeros not written out).
+  ASSERT_EQ(lstat((out / "t/big").c_str(), &st), 0);
+  EXPECT_LT(st.st_blocks * 512, 3 << 20);
+
+  CheckOptions co;
+  std::string problems;
+  co.report = [&](const std::string& m) { problems += m + "\n"; };
+  EXPECT_EQ(CheckView(*b, co).problems, 0u) << problems;
+  EXPECT_EQ(CheckView(*b, co).inodes_reached, 7u);  // /, b.txt, dir, inner, empty, big, new
+
+  // main is unchanged, and a subtree comes out alone.
+  auto main = Open("main", false);
+  ASSERT_DAXFS_OK(Extract(*main, "/dir", out / "m", eo));
+  EXPECT_EQ(ReadFile(out / "m/inner"), "inner");
+  EXPECT_NE(lstat((out / "m/a.txt").c_str(), &st), 0);
 }
 
 }  // namespace

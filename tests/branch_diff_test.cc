@@ -20,6 +20,7 @@
 #include <random>
 
 #include "branch_test_util.h"
+#include "daxfs/check.h"
 
 namespace daxfs::testing {
 namespace {
@@ -412,7 +413,12 @@ TEST(BranchDiff, RandomOperationsMatchTmpfsAcrossNestedBranchesAndCommits) {
   auto check = [&](const FsView& v, const std::string& dir, const std::string& when) {
     std::string d = Compare(v, dir);
     EXPECT_EQ(d, "") << when;
-    return d.empty();
+    // The tree checks (daxfs branch check) find nothing either.
+    CheckOptions co;
+    std::string problems;
+    co.report = [&](const std::string& m) { problems += m + "\n"; };
+    EXPECT_EQ(CheckView(v, co).problems, 0u) << when << "\n" << problems;
+    return d.empty() && problems.empty();
   };
   auto run = [&](Differ& df, const std::shared_ptr<Branch>& b, const std::string& dir, int n,
                  const std::string& label) {

@@ -38,7 +38,7 @@ TEST(Builder, RichTreeRoundTrip) {
   ASSERT_TRUE(ino.ok());
   auto loc = image->data_location(*ino);
   ASSERT_TRUE(loc.ok());
-  EXPECT_EQ(*loc % 4096, 0u);
+  EXPECT_EQ(*loc % format::kBlockSize, 0u);
 }
 
 TEST(Builder, ExtractRoundTrip) {
@@ -265,7 +265,7 @@ class PackAndDedup : public ::testing::TestWithParam<int> {
     mkdir(src.c_str(), 0755);
     mkdir((src + "/small").c_str(), 0755);
     for (int i = 0; i < 300; ++i) {
-      const size_t size = 1 + (static_cast<size_t>(i) * 977) % 4095;
+      const size_t size = 1 + (static_cast<size_t>(i) * 977) % format::kPackedFileMax;
       std::string s(size, '\0');
       for (size_t k = 0; k < size; ++k) s[k] = static_cast<char>('a' + (i + k) % 26);
       WriteFile(src + "/small/f" + std::to_string(i), s, i % 7 == 0 ? 0600 : 0644);
@@ -325,7 +325,7 @@ TEST_P(PackAndDedup, RoundTripAndPlacement) {
   // a_big + c_sparse (apparent size), the aligned edge files, the small
   // files' bytes and 64 blocks of metadata; unpacked, the 300 small files
   // alone would waste about 150 blocks.
-  EXPECT_LT(stats->image_size, (44u << 20) + 131072 + 4095 + small_bytes + 64 * 4096);
+  EXPECT_LT(stats->image_size, (44u << 20) + 131072 + format::kPackedFileMax + small_bytes + 64 * format::kBlockSize);
   if (GetParam() != 0) {
     // Upstream maps page-aligned data directly: no packed file may start on
     // a page boundary, and nothing may follow a large file in its last page.

@@ -140,7 +140,7 @@ TEST_F(Corruption, RandomByteFlipsNeverCrash) {
   std::mt19937_64 rng(42);
   for (const auto* base : All()) {
     // Concentrate on the metadata (first blocks), where flips matter.
-    const size_t hot = std::min<size_t>(base->size(), 5 * 4096 + 4096);
+    const size_t hot = std::min<size_t>(base->size(), 6 * size_t{fmt::kBlockSize});
     int refused = 0, damage_found = 0;
     for (int iter = 0; iter < 3000; ++iter) {
       std::vector<std::byte> b = *base;
@@ -200,7 +200,8 @@ TEST_F(Corruption, UnknownIncompatibleFeatureIsRefused) {
 
 TEST_F(Corruption, SuperblockChecksumCatchesFieldDamage) {
   auto b = *good_;
-  Poke<uint64_t>(&b, 32, fmt::Load<uint64_t>(b.data() + 32) - 4096);  // base_size
+  const size_t base_size_at = offsetof(fmt::Superblock, base_size);
+  Poke<uint64_t>(&b, base_size_at, fmt::Load<uint64_t>(b.data() + base_size_at) - fmt::kBlockSize);
   auto r = OpenBytes(b);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("checksum"), std::string::npos);
@@ -331,7 +332,7 @@ TEST_F(Corruption, BadDirectorySizeAndRootType) {
   Poke<uint64_t>(&bytes, InodeField(*img, img->root(), offsetof(fmt::Inode, size)), fmt::kDirentStride);
   auto r0 = OpenBytes(bytes);  // the root inode is validated at open
   ASSERT_FALSE(r0.ok());
-  EXPECT_NE(r0.status().message().find("multiple of 271"), std::string::npos);
+  EXPECT_NE(r0.status().message().find("multiple of " + std::to_string(fmt::kDirentSizeUnit)), std::string::npos);
   img = *OpenBytes(*good_);
   bytes = *good_;
   Poke<uint64_t>(&bytes, InodeField(*img, img->root(), offsetof(fmt::Inode, size)), 4);

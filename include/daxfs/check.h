@@ -5,6 +5,7 @@
 #include <functional>
 #include <string>
 
+#include "daxfs/fs_view.h"
 #include "daxfs/image.h"
 
 namespace daxfs {
@@ -29,5 +30,13 @@ struct CheckResult {
 // counts, reachability, name order, overlapping extents, xattrs. Never fails
 // on a bad image; the problems are counted and reported.
 CheckResult CheckImage(const Image& image, const CheckOptions& options);
+
+// The tree-level checks for any FsView (a branch, main, an image): every
+// directory entry (valid name, strict name order, found again by lookup,
+// type matching its inode), no directory linked twice, link counts,
+// symlink targets, xattrs, and with verify_data every regular file read to
+// its end. A branch has no checksums or extents to check; its log is
+// verified by BranchStore::Check. inodes_reached counts distinct inodes.
+CheckResult CheckView(const FsView& view, const CheckOptions& options);
 
 }  // namespace daxfs

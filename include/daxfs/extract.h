@@ -4,6 +4,7 @@
 #include <functional>
 #include <string>
 
+#include "daxfs/fs_view.h"
 #include "daxfs/image.h"
 
 namespace daxfs {
@@ -20,5 +21,11 @@ struct ExtractOptions {
 // whole 4 KiB blocks are zero. Hard links are recreated as hard links.
 Status Extract(const Image& image, const std::string& subtree, const std::string& dest_dir,
                const ExtractOptions& options);
+
+// The same for any FsView (a branch, main, an image). `health`, if given,
+// reports the state of the memory behind the view: after a bus error the
+// view reads as zeros, and extraction stops with that error instead.
+Status Extract(const FsView& view, const std::string& subtree, const std::string& dest_dir,
+               const ExtractOptions& options, std::function<Status()> health = {});
 
 }  // namespace daxfs

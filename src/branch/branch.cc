@@ -474,7 +474,7 @@ Status Branch::utimens(Ino ino, const struct timespec times[2]) {
 Status Branch::setxattr(Ino ino, std::string_view name, std::span<const std::byte> value,
                         uint32_t flags) {
   if (name.empty() || name.size() > fmt::kXattrNameMax || name.find('\0') != std::string_view::npos)
-    return Status::FromErrno(ERANGE, "xattr name must be 1..255 bytes");
+    return Status::FromErrno(ERANGE, "xattr name must be 1.." + std::to_string(fmt::kXattrNameMax) + " bytes");
   if (value.size() > fmt::kXattrValueMax) return Status::FromErrno(E2BIG, "xattr value too large");
   if (flags & ~uint32_t{XATTR_CREATE | XATTR_REPLACE}) return Status::InvalidArgument("setxattr flags");
   return impl_->WriteOp([&](Index& idx, Record* r) -> Status {

@@ -4,9 +4,9 @@
 
 #include <unordered_map>
 
-#include "build/image_writer.h"
-#include "build/layout.h"
-#include "build/source.h"
+#include "builder/image_writer.h"
+#include "builder/layout.h"
+#include "builder/source.h"
 #include "daxfs/branch.h"
 #include "daxfs/format.h"
 

@@ -1,10 +1,12 @@
 #include "daxfs/check.h"
 
 #include "daxfs/format.h"
+#include "format/names.h"
 
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -150,7 +152,124 @@ class Checker {
   std::vector<Span> extents_;
 };
 
+class ViewChecker {
+ public:
+  ViewChecker(const FsView& view, const CheckOptions& options) : view_(view), options_(options) {}
+
+  CheckResult Run() {
+    Walk();
+    CheckInodes();
+    return result_;
+  }
+
+ private:
+  struct Seen {
+    uint64_t refs = 0;     // directory entries naming it
+    uint64_t subdirs = 0;  // directories: child directories
+  };
+
+  void Problem(const std::string& msg) {
+    ++result_.problems;
+    if (options_.report) options_.report(msg);
+  }
+  bool Note(const Status& s, const std::string& where) {
+    if (!s.ok()) Problem(where + ": " + s.message());
+    return s.ok();
+  }
+
+  void Walk() {
+    const Ino root = view_.root();
+    std::vector<Ino> queue{root};
+    seen_[root];
+    std::unordered_set<Ino> entered{root};
+    for (size_t qi = 0; qi < queue.size(); ++qi) {
+      const Ino dir = queue[qi];
+      const std::string dwho = "directory inode " + std::to_string(dir);
+      auto cur = view_.opendir(dir);
+      if (!Note(cur.status(), dwho)) continue;
+      std::string prev;
+      bool first = true;
+      for (;;) {
+        auto n = (*cur)->next();
+        if (!Note(n.status(), dwho)) break;
+        if (!*n) break;
+        const FsDirEntry& e = **n;
+        ++result_.entries;
+        const std::string where = dwho + ", entry '" + e.name + "'";
+        if (const char* why = format::InvalidNameReason(e.name)) Problem(where + ": " + why);
+        if (!first && !(prev < e.name)) Problem(where + ": not in strict name order (duplicate or unsorted)");
+        first = false;
+        prev = e.name;
+        auto found = view_.lookup(dir, e.name);
+        if (Note(found.status(), where + ": lookup") && *found != e.ino)
+          Problem(where + ": lookup finds inode " + std::to_string(*found) + ", the listing inode " +
+                  std::to_string(e.ino));
+        auto a = view_.stat(e.ino);
+        if (!Note(a.status(), where + ": inode " + std::to_string(e.ino))) continue;
+        if ((a->mode & S_IFMT) != (e.mode & S_IFMT))
+          Problem(where + ": entry type " + std::to_string(e.mode >> 12) + " differs from inode " +
+                  std::to_string(e.ino) + "'s type " + std::to_string(a->mode >> 12));
+        ++seen_[e.ino].refs;
+        if (S_ISDIR(a->mode)) {
+          ++seen_[dir].subdirs;
+          if (!entered.insert(e.ino).second) {
+            Problem(where + ": directory inode " + std::to_string(e.ino) +
+                    " is linked more than once (cycle or hard-linked directory)");
+            continue;
+          }
+          queue.push_back(e.ino);
+        }
+      }
+    }
+  }
+
+  void CheckInodes() {
+    std::vector<Ino> inos;
+    inos.reserve(seen_.size());
+    for (const auto& [ino, s] : seen_) inos.push_back(ino);
+    std::sort(inos.begin(), inos.end());
+    std::vector<std::byte> buf;
+    for (Ino ino : inos) {
+      ++result_.inodes_reached;
+      const Seen& s = seen_[ino];
+      const std::string who = "inode " + std::to_string(ino);
+      auto a = view_.stat(ino);
+      if (!Note(a.status(), who)) continue;
+      const uint64_t want = S_ISDIR(a->mode) ? 2 + s.subdirs : s.refs;
+      if (a->nlink != want)
+        Problem(who + ": link count " + std::to_string(a->nlink) + ", expected " + std::to_string(want));
+      if (S_ISLNK(a->mode)) {
+        auto t = view_.readlink(ino);
+        if (Note(t.status(), who) && t->size() != a->size)
+          Problem(who + ": symlink target is " + std::to_string(t->size()) + " bytes, size says " +
+                  std::to_string(a->size));
+      }
+      Note(view_.list_xattrs(ino, [](std::string_view, std::span<const std::byte>) {}), who + ": xattrs");
+      if (options_.verify_data && S_ISREG(a->mode)) {
+        uint64_t at = 0;
+        for (;;) {
+          auto piece = view_.read(ino, at, a->size - std::min(at, a->size) + 1);
+          if (!Note(piece.status(), who + ": read at offset " + std::to_string(at))) break;
+          if (piece->empty()) break;
+          at += piece->size();
+        }
+        if (at != a->size)
+          Problem(who + ": reads " + std::to_string(at) + " bytes, size is " + std::to_string(a->size));
+      }
+    }
+  }
+
+  const FsView& view_;
+  const CheckOptions& options_;
+  CheckResult result_;
+  std::unordered_map<Ino, Seen> seen_;
+};
+
 }  // namespace
+
+CheckResult CheckView(const FsView& view, const CheckOptions& options) {
+  return ViewChecker(view, options).Run();
+}
 
 CheckResult CheckImage(const Image& image, const CheckOptions& options) {
   return Checker(image, options).Run();

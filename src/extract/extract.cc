@@ -20,6 +20,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include "daxfs/format.h"
+#include "daxfs/fs_view.h"
 #include "format/file_type.h"
 #include "format/names.h"
 #include "output/interrupt.h"
@@ -78,10 +80,13 @@ void RemoveTree(int dir_fd, const std::string& name) {
 
 class Extractor {
  public:
-  Extractor(const Image& image, const ExtractOptions& options) : image_(image), options_(options) {}
+  // `health`: the state of the memory behind `view` (after a bus error it
+  // reads as zeros; stop with the real cause).
+  Extractor(const FsView& view, std::function<Status()> health, const ExtractOptions& options)
+      : view_(view), health_(std::move(health)), options_(options) {}
 
   Status Run(Ino top, const std::string& dest) {
-    DAXFS_ASSIGN_OR_RETURN(Attr top_attr, image_.stat(top));
+    DAXFS_ASSIGN_OR_RETURN(FsAttr top_attr, view_.stat(top));
     if (!S_ISDIR(top_attr.mode))
       return Status::NotDirectory("extracting a single non-directory is not supported; give its directory");
     DAXFS_RETURN_IF_ERROR(OpenDestination(dest));
@@ -94,10 +99,9 @@ class Extractor {
  private:
   struct Frame {
     Ino ino;
-    Attr attr;
+    FsAttr attr;
     Fd fd;
-    Directory dir;
-    size_t next;
+    std::unique_ptr<DirCursor> dir;
     std::string name;  // in the parent
     std::string path;  // for messages
   };
@@ -171,21 +175,22 @@ class Extractor {
   }
 
   // After a bus error the image reads as zeros: stop with the real cause.
-  Status RegionHealth() const { return image_.region().status(); }
+  Status RegionHealth() const { return health_ ? health_() : Status::OK(); }
 
-  Status Tree(Ino top, const Attr& top_attr, const std::string& dest) {
+  Status Tree(Ino top, const FsAttr& top_attr, const std::string& dest) {
     std::unordered_set<Ino> seen_dirs{top};
     std::vector<Frame> stack;
     {
-      DAXFS_ASSIGN_OR_RETURN(Directory d, image_.opendir(top));
+      DAXFS_ASSIGN_OR_RETURN(auto d, view_.opendir(top));
       Fd root_copy(fcntl(root_.get(), F_DUPFD_CLOEXEC, 0));
       if (root_copy.get() < 0) return Status::IOError(dest + ": dup", errno);
-      stack.push_back(Frame{top, top_attr, std::move(root_copy), d, 0, "", dest});
+      stack.push_back(Frame{top, top_attr, std::move(root_copy), std::move(d), "", dest});
     }
     while (!stack.empty()) {
       if (output::DeferInterrupts::Requested()) return Interrupted(stack.back().path);
       Frame& f = stack.back();
-      if (f.next == f.dir.size()) {
+      DAXFS_ASSIGN_OR_RETURN(std::optional<FsDirEntry> next, f.dir->next());
+      if (!next) {
         // Directory metadata after its children, so creating them neither
         // changes its mtime nor is blocked by a read-only mode.
         DAXFS_RETURN_IF_ERROR(RegionHealth());
@@ -194,12 +199,12 @@ class Extractor {
         stack.pop_back();
         continue;
       }
-      DAXFS_ASSIGN_OR_RETURN(DirEntry e, f.dir.entry(f.next++));
+      const FsDirEntry& e = *next;
       const std::string name(e.name);
       if (const char* why = format::InvalidNameReason(name))
         return Status::Corruption("directory inode " + std::to_string(f.ino) + ": entry name: " + why);
       const std::string path = f.path + "/" + name;
-      DAXFS_ASSIGN_OR_RETURN(Attr a, image_.stat(e.ino));
+      DAXFS_ASSIGN_OR_RETURN(FsAttr a, view_.stat(e.ino));
       const int dir_fd = f.fd.get();
       const bool top_level = stack.size() == 1;
       if (S_ISDIR(a.mode)) {
@@ -215,8 +220,8 @@ class Extractor {
           return Status::FromErrno(err, path + ": cannot open: " + std::strerror(err) +
                                             (err == EMFILE ? " (one descriptor per directory level: raise the open-file limit, ulimit -n)" : ""));
         }
-        DAXFS_ASSIGN_OR_RETURN(Directory d, image_.opendir(e.ino));
-        stack.push_back(Frame{e.ino, a, std::move(child), d, 0, name, path});
+        DAXFS_ASSIGN_OR_RETURN(auto d, view_.opendir(e.ino));
+        stack.push_back(Frame{e.ino, a, std::move(child), std::move(d), name, path});
         continue;
       }
       if (a.nlink > 1) {
@@ -251,20 +256,19 @@ class Extractor {
     return Status::OK();
   }
 
-  Status Create(Ino ino, const Attr& a, int dir_fd, const std::string& name, const std::string& path,
+  Status Create(Ino ino, const FsAttr& a, int dir_fd, const std::string& name, const std::string& path,
                 bool top_level) {
     switch (a.mode & S_IFMT) {
       case S_IFREG: {
-        DAXFS_ASSIGN_OR_RETURN(auto data, image_.contents(ino));
         Fd fd(openat(dir_fd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
         if (fd.get() < 0) return Status::FromErrno(errno, path + ": create: " + std::strerror(errno));
         if (top_level) created_top_.push_back(name);
-        DAXFS_RETURN_IF_ERROR(WriteData(fd.get(), data, path));
+        DAXFS_RETURN_IF_ERROR(WriteData(ino, a.size, fd.get(), path));
         return ApplyMetadata(ino, a, path, fd.get(), dir_fd, name);
       }
       case S_IFLNK: {
-        DAXFS_ASSIGN_OR_RETURN(std::string_view target, image_.readlink(ino));
-        if (symlinkat(std::string(target).c_str(), dir_fd, name.c_str()) != 0)
+        DAXFS_ASSIGN_OR_RETURN(std::string target, view_.readlink(ino));
+        if (symlinkat(target.c_str(), dir_fd, name.c_str()) != 0)
           return Status::FromErrno(errno, path + ": symlink: " + std::strerror(errno));
         break;
       }
@@ -284,41 +288,59 @@ class Extractor {
     return ApplyMetadata(ino, a, path, -1, dir_fd, name);
   }
 
-  // Writes the non-zero 4 KiB blocks and leaves zero blocks as holes.
-  Status WriteData(int fd, std::span<const std::byte> data, const std::string& path) {
+  // Writes the non-zero 4 KiB blocks and leaves zero blocks as holes. The
+  // view hands out the data as spans (the whole file for an image; pieces
+  // that end at block boundaries for a branch), each written in place.
+  Status WriteData(Ino ino, uint64_t size, int fd, const std::string& path) {
+    size_t since_check = 0;
+    uint64_t at = 0;
+    while (at < size) {
+      DAXFS_ASSIGN_OR_RETURN(auto piece, view_.read(ino, at, static_cast<size_t>(std::min<uint64_t>(size - at, SIZE_MAX))));
+      if (piece.empty()) break;
+      DAXFS_RETURN_IF_ERROR(WritePiece(fd, piece, at, path, &since_check));
+      at += piece.size();
+    }
+    if (ftruncate(fd, static_cast<off_t>(at)) != 0)
+      return Status::FromErrno(errno, path + ": truncate: " + std::strerror(errno));
+    return Status::OK();
+  }
+
+  // `data` is the file's bytes at offset `base` (a multiple of 4 KiB or the
+  // rest of the file after a piece that ended on a block boundary).
+  Status WritePiece(int fd, std::span<const std::byte> data, uint64_t base, const std::string& path,
+                    size_t* since_check) {
     constexpr size_t kBlock = format::kBlockSize;
-    size_t pos = 0, since_check = 0;
+    size_t pos = 0;
     auto block = [&](size_t at) { return data.subspan(at, std::min(kBlock, data.size() - at)); };
     while (pos < data.size()) {
       size_t end = pos;
       while (end < data.size() && !AllZero(block(end))) end += block(end).size();
       for (size_t w = pos; w < end;) {
-        ssize_t n = pwrite(fd, data.data() + w, std::min(end - w, kChunk), static_cast<off_t>(w));
+        const uint64_t off = base + w;
+        ssize_t n = pwrite(fd, data.data() + w, std::min(end - w, kChunk), static_cast<off_t>(off));
         if (n < 0) {
           if (errno == EINTR) continue;
           if (errno == EFAULT && !RegionHealth().ok()) return RegionHealth();
-          return Status::FromErrno(errno, path + ": write at offset " + std::to_string(w) + ": " +
+          return Status::FromErrno(errno, path + ": write at offset " + std::to_string(off) + ": " +
                                               std::strerror(errno));
         }
         w += static_cast<size_t>(n);
-        since_check += static_cast<size_t>(n);
-        if (since_check >= kChunk) {
-          since_check = 0;
+        *since_check += static_cast<size_t>(n);
+        if (*since_check >= kChunk) {
+          *since_check = 0;
           if (output::DeferInterrupts::Requested()) return Interrupted(path);
         }
       }
       pos = end;
       while (pos < data.size() && AllZero(block(pos))) pos += block(pos).size();
     }
-    if (ftruncate(fd, static_cast<off_t>(data.size())) != 0)
-      return Status::FromErrno(errno, path + ": truncate: " + std::strerror(errno));
     return Status::OK();
   }
 
   // Through `fd` when there is one, else by name in `dir_fd` (links, nodes).
   // Order matters: chown clears setuid bits and file capabilities, so the
   // owner goes first, then the mode, then xattrs, then the times.
-  Status ApplyMetadata(Ino ino, const Attr& a, const std::string& path, int fd, int dir_fd,
+  Status ApplyMetadata(Ino ino, const FsAttr& a, const std::string& path, int fd, int dir_fd,
                        const std::string& name) {
     auto fail = [&](const char* what) {
       return Status::FromErrno(errno, path + ": " + what + ": " + std::strerror(errno));
@@ -338,7 +360,7 @@ class Extractor {
     if (options_.xattrs) {
       Status st;
       const std::string by_name = fd >= 0 ? "" : ProcPath(dir_fd, name);
-      DAXFS_RETURN_IF_ERROR(image_.list_xattrs(ino, [&](std::string_view xname, std::span<const std::byte> v) {
+      DAXFS_RETURN_IF_ERROR(view_.list_xattrs(ino, [&](std::string_view xname, std::span<const std::byte> v) {
         if (!st.ok()) return;
         const std::string n(xname);
         const int rc = fd >= 0 ? fsetxattr(fd, n.c_str(), v.data(), v.size(), 0)
@@ -353,15 +375,17 @@ class Extractor {
       DAXFS_RETURN_IF_ERROR(st);
     }
     timespec times[2];
-    times[0].tv_sec = a.mtime_sec;
-    times[0].tv_nsec = a.mtime_nsec;
-    times[1] = times[0];
+    times[0].tv_sec = a.atime_sec;  // an image stores only mtime: atime equals it
+    times[0].tv_nsec = a.atime_nsec;
+    times[1].tv_sec = a.mtime_sec;
+    times[1].tv_nsec = a.mtime_nsec;
     const int rc = fd >= 0 ? futimens(fd, times) : utimensat(dir_fd, name.c_str(), times, AT_SYMLINK_NOFOLLOW);
     if (rc != 0) return fail("set times");
     return Status::OK();
   }
 
-  const Image& image_;
+  const FsView& view_;
+  std::function<Status()> health_;
   const ExtractOptions& options_;
   Fd root_;                 // the directory being filled
   Fd parent_;               // its parent, when it is built under temp_name_
@@ -371,15 +395,29 @@ class Extractor {
   std::unordered_map<Ino, std::vector<std::string>> first_path_;  // components from the root
 };
 
+Status ExtractTop(const FsView& view, Ino top, const std::string& dest_dir, const ExtractOptions& options,
+                  std::function<Status()> health) {
+  // A terminating signal stops the extraction, which then removes what it
+  // created before the process ends by that signal.
+  output::DeferInterrupts defer;
+  return Extractor(view, std::move(health), options).Run(top, dest_dir);
+}
+
 }  // namespace
+
+Status Extract(const FsView& view, const std::string& subtree, const std::string& dest_dir,
+               const ExtractOptions& options, std::function<Status()> health) {
+  DAXFS_ASSIGN_OR_RETURN(Ino top, view.resolve(subtree));
+  return ExtractTop(view, top, dest_dir, options, std::move(health));
+}
 
 Status Extract(const Image& image, const std::string& subtree, const std::string& dest_dir,
                const ExtractOptions& options) {
   DAXFS_ASSIGN_OR_RETURN(Ino top, image.resolve(subtree));
-  // A terminating signal stops the extraction, which then removes what it
-  // created before the process ends by that signal.
-  output::DeferInterrupts defer;
-  return Extractor(image, options).Run(top, dest_dir);
+  // The caller keeps `image` alive for the call: a non-owning view.
+  auto view = MakeImageView(std::shared_ptr<const Image>(&image, [](const Image*) {}));
+  const Region& region = image.region();
+  return ExtractTop(*view, top, dest_dir, options, [&region] { return region.status(); });
 }
 
 }  // namespace daxfs

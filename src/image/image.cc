@@ -79,7 +79,8 @@ Status Image::Init(const OpenOptions& options) {
   };
   if (bytes.size() < sizeof(fmt::Superblock))
     return corrupt("region is " + std::to_string(bytes.size()) +
-                   " bytes, smaller than a superblock (4096)");
+                   " bytes, smaller than a superblock (" +
+                   std::to_string(sizeof(fmt::Superblock)) + ")");
   const auto sb = fmt::Load<fmt::Superblock>(bytes.data());
   if (sb.magic != fmt::kSuperMagic)
     return corrupt("bad magic " + Hex(sb.magic) + " at offset 0 (expected " +
@@ -260,7 +261,8 @@ Result<format::Inode> Image::inode(Ino ino) const {
         break;
       }
       if (r.size % fmt::kDirentSizeUnit != 0)
-        return bad("directory size " + std::to_string(r.size) + " is not a multiple of 271");
+        return bad("directory size " + std::to_string(r.size) + " is not a multiple of " +
+                   std::to_string(fmt::kDirentSizeUnit));
       // The last entry needs only its header and name; CheckEntry bounds each.
       if (r.size > 0) DAXFS_RETURN_IF_ERROR(CheckExtent(ino, r.data_offset, 16, "directory entries"));
       if (r.size / fmt::kDirentSizeUnit > (base_size_ - r.data_offset) / 16)

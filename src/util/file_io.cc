@@ -22,6 +22,18 @@ Status PwriteAll(int fd, std::span<const std::byte> bytes, uint64_t offset, cons
   return Status::OK();
 }
 
+Status WriteAll(int fd, std::span<const std::byte> bytes, const std::string& name) {
+  while (!bytes.empty()) {
+    const ssize_t w = write(fd, bytes.data(), bytes.size());
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return Status::IOError(name, errno);
+    }
+    bytes = bytes.subspan(static_cast<size_t>(w));
+  }
+  return Status::OK();
+}
+
 Status PreadFull(int fd, std::span<std::byte> out, uint64_t offset, const std::string& name) {
   while (!out.empty()) {
     const ssize_t r = pread(fd, out.data(), out.size(), static_cast<off_t>(offset));

@@ -12,6 +12,8 @@ namespace daxfs {
 
 // Writes all of `bytes` at `offset`; the error names `name` and the offset.
 Status PwriteAll(int fd, std::span<const std::byte> bytes, uint64_t offset, const std::string& name);
+// Writes all of `bytes` to a stream (a pipe, a terminal, stdout).
+Status WriteAll(int fd, std::span<const std::byte> bytes, const std::string& name);
 // Reads `out.size()` bytes at `offset`; bytes past end of file read as zero.
 Status PreadFull(int fd, std::span<std::byte> out, uint64_t offset, const std::string& name);
 

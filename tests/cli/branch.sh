@@ -46,6 +46,12 @@ D branch cat "$R" main /etc/conf | grep -qx changed || fail "commit not visible 
 expect_rc 3 D branch commit "$R" agent2
 grep -q "conflict: /etc/conf" "$W/err" || fail "conflict list: $(cat "$W/err")"
 D branch cat "$R" agent2 /fine | grep -qx fine || fail "conflicting branch not left intact"
+# extract --branch writes out a live branch's tree.
+D extract "$R" "$W/x-agent2" --branch agent2 --no-owners
+[ "$(cat "$W/x-agent2/etc/conf")" = other ] && [ "$(cat "$W/x-agent2/fine")" = fine ] || fail "extract --branch agent2"
+[ ! -e "$W/x-agent2/new" ] || fail "extract --branch shows another branch's changes"
+expect_rc 1 D extract "$R" "$W/x-none" --branch no-such
+[ ! -e "$W/x-none" ] || fail "a failed extract left its destination"
 D branch abort "$R" agent2
 expect_rc 1 D branch cat "$R" agent2 /fine
 grep -q "agent2" "$W/err" || fail "message does not name the branch"
@@ -64,7 +70,13 @@ D branch export "$R" main "$W/next.img" -q
 D check "$W/next.img" -q
 D cat "$W/next.img" /new/link >/dev/null 2>&1 && fail "cat followed a symlink?" || true
 D cat "$W/next.img" /kept | grep -qx keep || fail "export"
+D extract "$R" "$W/x-main" --branch main --no-owners
+D extract "$W/next.img" "$W/x-next" --no-owners
+diff -r --no-dereference "$W/x-main" "$W/x-next" || fail "extract --branch main differs from its export"
+[ "$(stat -c %s "$W/x-main/new/big")" = 5000 ] || fail "extract --branch: big file"
+[ "$(readlink "$W/x-main/new/link")" = ../etc/conf ] || fail "extract --branch: symlink"
 D branch gc "$R" | grep -q "freed 2 branch slot" || fail "gc"
 D branch check "$R" -q
+D branch check "$R" | grep -q "^branch main: .* 0 problem" || fail "branch check does not check main's tree"
 D check "$R" -q || fail "daxfs check reports problems on the region"
 echo "branch CLI OK"

@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "daxfs/branch.h"
+#include "daxfs/check.h"
+#include "util/file_io.h"
 
 namespace daxfs::tools {
 namespace {
@@ -50,17 +52,7 @@ Result<std::shared_ptr<Branch>> OpenB(bool write) {
   return *b;
 }
 
-Status WriteOut(std::span<const std::byte> s) {
-  for (size_t off = 0; off < s.size();) {
-    ssize_t n = ::write(STDOUT_FILENO, s.data() + off, s.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Status::IOError("stdout", errno);
-    }
-    off += static_cast<size_t>(n);
-  }
-  return Status::OK();
-}
+Status WriteOut(std::span<const std::byte> s) { return WriteAll(STDOUT_FILENO, s, "stdout"); }
 
 std::string Where(const std::string& p) { return g.region + " branch " + g.name + ": " + p; }
 
@@ -138,7 +130,31 @@ int CmdCheck() {
     Fail(s.status());
     return 8;
   }
-  const uint64_t n = (*s)->Check([](const std::string& m) { std::printf("error: %s\n", m.c_str()); });
+  uint64_t n = (*s)->Check([](const std::string& m) { std::printf("error: %s\n", m.c_str()); });
+  // Then the tree of main and of every active branch, as each reads now.
+  std::vector<std::string> views{"main"};
+  if (auto list = (*s)->List(); list.ok()) {
+    for (const auto& b : *list)
+      if (b.state == "active") views.push_back(b.name);
+  } else {
+    std::printf("error: %s\n", list.status().ToString().c_str());
+    ++n;
+  }
+  for (const auto& name : views) {
+    auto b = (*s)->OpenBranch(name, false);
+    if (!b.ok()) {
+      std::printf("error: branch %s: %s\n", name.c_str(), b.status().ToString().c_str());
+      ++n;
+      continue;
+    }
+    CheckOptions o;
+    o.report = [&name](const std::string& m) { std::printf("error: branch %s: %s\n", name.c_str(), m.c_str()); };
+    const CheckResult r = CheckView(**b, o);
+    n += r.problems;
+    if (!g.quiet)
+      std::printf("branch %s: %" PRIu64 " inodes, %" PRIu64 " entries checked: %" PRIu64 " problem(s)\n",
+                  name.c_str(), r.inodes_reached, r.entries, r.problems);
+  }
   if (!g.quiet || n) std::printf("%s: %" PRIu64 " problem(s)\n", g.region.c_str(), n);
   return n ? 4 : 0;
 }
@@ -326,7 +342,7 @@ BranchCommand AddBranchCommand(CLI::App& app) {
   auto* gc = br->add_subcommand("gc", "Reclaim what is safe to reclaim (needs the region to itself)");
   region(gc);
   cmds.emplace_back(gc, CmdGc);
-  auto* check = br->add_subcommand("check", "Verify the base image, the branch table and every live branch's log");
+  auto* check = br->add_subcommand("check", "Verify the base image, the branch table, every live branch's log and the tree of main and of every active branch");
   region(check);
   check->add_flag("-q,--quiet", g.quiet, "Print only problems");
   cmds.emplace_back(check, CmdCheck);

@@ -20,6 +20,7 @@
 #include "common/progress.h"
 #include "common/quote.h"
 #include "branch_cmd.h"
+#include "daxfs/branch.h"
 #include "daxfs/extract.h"
 #include "daxfs/image.h"
 #include "daxfs/prefetch.h"
@@ -196,6 +197,27 @@ int CmdCat(const Image& img, const std::string& path) {
   return 0;
 }
 
+daxfs::ExtractOptions ExtractOpts(bool no_owners) {
+  daxfs::ExtractOptions eo;
+  eo.owners = !no_owners;
+  eo.warn = [](const std::string& m) { std::fprintf(stderr, "daxfs: warning: %s\n", EscapeControls(m).c_str()); };
+  return eo;
+}
+
+// `daxfs extract REGION DIR --branch NAME`: a live view of the branch; what
+// commits meanwhile into its parent is not seen (a branch keeps its snapshot).
+int CmdExtractBranch(const std::string& region, const std::string& name, const std::string& path,
+                     const std::string& dest, bool no_owners) {
+  auto store = daxfs::BranchStore::Open(region);
+  if (!store.ok()) return Fail(store.status());
+  auto b = (*store)->OpenBranch(name, false);
+  if (!b.ok()) return Fail(b.status().WithContext(region + " branch " + name));
+  const daxfs::Region& r = (*store)->region();
+  daxfs::Status s = daxfs::Extract(**b, path, dest, ExtractOpts(no_owners), [&r] { return r.status(); });
+  if (s.ok() && !r.status().ok()) s = r.status();
+  return s.ok() ? 0 : Fail(s);
+}
+
 int CmdCheck(const Image& img, bool no_data, bool quiet) {
   daxfs::CheckOptions o;
   o.verify_data = !no_data;
@@ -333,6 +355,9 @@ int main(int argc, char** argv) {
   extract->add_option("DIR", dest, "Destination directory (created if missing)")->required();
   extract->add_option("--path", path, "Extract only this subtree (default /)");
   extract->add_flag("--no-owners", no_owners, "Do not restore uid/gid");
+  std::string branch_name;
+  extract->add_option("--branch", branch_name,
+                      "IMAGE is a branch region: extract this branch (or main) as it is now");
 
   std::string region_spec, socket;
   bool hugetlb = false;
@@ -367,6 +392,8 @@ int main(int argc, char** argv) {
   if (escape) g_quoting = Quoting::kEscape;
   if (literal) g_quoting = Quoting::kLiteral;
 
+  if (extract->parsed() && !branch_name.empty()) return CmdExtractBranch(image, branch_name, path, dest, no_owners);
+
   const bool fsck_like = as_fsck || check->parsed();
   daxfs::OpenOptions oo;
   oo.verify_metadata = verify;
@@ -392,10 +419,7 @@ int main(int argc, char** argv) {
   else if (load->parsed()) rc = CmdLoad(i, region_spec, quiet);
   else if (serve->parsed()) rc = CmdServe(i, socket, hugetlb, heap, quiet);
   else if (extract->parsed()) {
-    daxfs::ExtractOptions eo;
-    eo.owners = !no_owners;
-    eo.warn = [](const std::string& m) { std::fprintf(stderr, "daxfs: warning: %s\n", EscapeControls(m).c_str()); };
-    daxfs::Status s = daxfs::Extract(i, path, dest, eo);
+    daxfs::Status s = daxfs::Extract(i, path, dest, ExtractOpts(no_owners));
     rc = s.ok() ? 0 : Fail(s);
   }
   // Output made from zeros after a bus error is not a success.

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "build/tree.h"
+#include "builder/tree.h"
 #include "daxfs/builder.h"
 #include "daxfs/format.h"
 #include "daxfs/status.h"

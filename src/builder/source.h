@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "build/tree.h"
+#include "builder/tree.h"
 #include "daxfs/builder.h"
 #include "daxfs/status.h"
 

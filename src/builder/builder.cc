@@ -3,9 +3,9 @@
 
 #include <sys/stat.h>
 
-#include "build/image_writer.h"
-#include "build/layout.h"
-#include "build/source.h"
+#include "builder/image_writer.h"
+#include "builder/layout.h"
+#include "builder/source.h"
 #include "output/new_file.h"
 
 namespace daxfs {

@@ -1,5 +1,5 @@
 // Helpers shared by the sources.
-#include "build/source.h"
+#include "builder/source.h"
 
 namespace daxfs::build {
 

@@ -12,7 +12,7 @@
 #include <cstring>
 #include <unordered_map>
 
-#include "build/source.h"
+#include "builder/source.h"
 #include "daxfs/format.h"
 #include "format/file_type.h"
 

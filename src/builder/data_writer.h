@@ -19,7 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "build/source.h"
+#include "builder/source.h"
 #include "daxfs/builder.h"
 #include "daxfs/status.h"
 

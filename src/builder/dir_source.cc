@@ -10,7 +10,7 @@
 #include <cstring>
 #include <map>
 
-#include "build/source.h"
+#include "builder/source.h"
 #include "daxfs/format.h"
 
 namespace daxfs::build {

@@ -1,4 +1,4 @@
-#include "build/data_writer.h"
+#include "builder/data_writer.h"
 
 #include <algorithm>
 #include <cstring>

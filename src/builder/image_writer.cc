@@ -1,4 +1,4 @@
-#include "build/image_writer.h"
+#include "builder/image_writer.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -10,7 +10,7 @@
 #include <cstring>
 #include <ctime>
 
-#include "build/data_writer.h"
+#include "builder/data_writer.h"
 #include "daxfs/format.h"
 #include "format/checksum.h"
 #include "output/new_file.h"

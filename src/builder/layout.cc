@@ -1,4 +1,4 @@
-#include "build/layout.h"
+#include "builder/layout.h"
 
 #include <sys/stat.h>
 

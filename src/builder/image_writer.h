@@ -3,8 +3,8 @@
 
 #include <string>
 
-#include "build/layout.h"
-#include "build/source.h"
+#include "builder/layout.h"
+#include "builder/source.h"
 
 namespace daxfs::build {
 

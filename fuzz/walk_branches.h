@@ -1,0 +1,86 @@
+// Shared by fuzz_branches and its replay test: treats arbitrary bytes as a
+// branch region (base image + control block + delta area) and drives the
+// branch engine over all of it: open, check, list, every active branch's
+// tree through CheckView (reading every file), then commit and abort.
+//
+// Input format: the region with its trailing zero bytes cut off; it is
+// padded with zeros to the next multiple of kBranchFuzzUnit (the seeds are
+// made with region sizes that are such multiples, see
+// tests/fuzz_regressions_test.cc), so a seed stays small on disk.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "daxfs/branch.h"
+#include "daxfs/branch_format.h"
+#include "daxfs/check.h"
+#include "daxfs/format.h"
+#include "daxfs/region.h"
+
+namespace daxfs::testing {
+
+// 2 MiB: the smallest region with a small image and the minimum 1 MiB delta.
+inline constexpr size_t kBranchFuzzUnit = 2u << 20;
+
+// Heap memory as a read-write Region (Region::FromMemory is read-only).
+class FuzzMemoryRegion final : public Region {
+ public:
+  FuzzMemoryRegion(std::byte* data, size_t size) : Region(data, size, Access::kReadWrite, "fuzz") {}
+};
+
+// Runs everything; returns the number of problems reported (for the tests:
+// the seeds must give 0).
+inline uint64_t WalkBranchRegion(const uint8_t* data, size_t size) {
+  if (size == 0 || size > 8 * kBranchFuzzUnit) return 0;
+  const size_t padded = (size + kBranchFuzzUnit - 1) / kBranchFuzzUnit * kBranchFuzzUnit;
+  // Page aligned like a mapping (the control block holds a process-shared
+  // mutex and atomics), exactly sized so ASan flags reads past the end.
+  std::unique_ptr<std::byte, decltype(&std::free)> mem(
+      static_cast<std::byte*>(std::aligned_alloc(format::kBlockSize, padded)), &std::free);
+  if (!mem) return 0;
+  std::memcpy(mem.get(), data, size);
+  std::memset(mem.get() + size, 0, padded - size);
+  // The mutex is pthread's, not ours to validate: a boot hash that does not
+  // match this boot makes Open set it up afresh, as after a reboot. Clear
+  // it (when the control block can be found) so that a seed saved on
+  // another boot, or a mutated mutex, never reaches pthread_mutex_lock.
+  if (padded >= sizeof(format::Superblock)) {
+    const auto sb = format::Load<format::Superblock>(mem.get());
+    uint64_t coff;
+    std::memcpy(&coff, sb.ext.reserved + format::kExtBranchControlOffset, 8);
+    if (coff <= padded && padded - coff >= sizeof(format::branch::ControlHeader))
+      std::memset(mem.get() + coff + offsetof(format::branch::ControlHeader, boot_hash), 0, 8);
+  }
+  auto region = std::make_shared<FuzzMemoryRegion>(mem.get(), padded);
+  auto store = BranchStore::Open(region);
+  if (!store.ok()) return 0;
+  BranchStore& s = **store;
+  uint64_t problems = s.Check(nullptr);
+  auto list = s.List();
+  if (!list.ok()) return problems + 1;
+  std::vector<std::string> views{"main"};
+  for (const auto& b : *list)
+    if (b.state == "active") views.push_back(b.name);
+  for (const auto& name : views) {
+    auto v = s.OpenBranch(name, false);
+    if (!v.ok()) {
+      ++problems;
+      continue;
+    }
+    CheckOptions o;
+    problems += CheckView(**v, o).problems;
+  }
+  // Writers: commit the active leaves, abort what is left.
+  for (const auto& b : *list)
+    if (b.state == "active" && b.children == 0) (void)s.Commit(b.name);
+  for (const auto& b : *list)
+    if (b.state == "active") (void)s.Abort(b.name);
+  return problems;
+}
+
+}  // namespace daxfs::testing
