@@ -25,7 +25,11 @@ with open(sys.argv[2], 'rb') as f:
         m.close()
 PY
   stat -f "$mnt" >/dev/null || fail "statfs"
-  [ "$(stat -f -c %T "$mnt")" = fuseblk ] || [ "$(stat -f -c %T "$mnt")" = fuse ] || true
+  # statfs reports FUSE's magic (coreutils names it "fuseblk"), and
+  # /proc/mounts the type mount(8) and container tooling match on.
+  fstype=$(stat -f -c %T "$mnt")
+  [ "$fstype" = fuseblk ] || [ "$fstype" = fuse ] || fail "statfs type is $fstype, not FUSE"
+  grep -q " $mnt fuse.daxfs ro," /proc/mounts || fail "/proc/mounts does not list $mnt as fuse.daxfs ro"
   umount "$mnt"
 done
 echo PASS
