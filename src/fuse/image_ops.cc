@@ -36,6 +36,9 @@ struct Context {
   MountOptions options;
   Ino root = 1;
   bool no_opendir = false;  // the kernel accepts ENOSYS for OPENDIR
+  // The image has no xattr area: nothing to find, so GETXATTR and LISTXATTR
+  // answer ENOSYS and the kernel stops asking for the whole connection.
+  bool no_xattrs = false;
 };
 
 Context& Ctx(fuse_req_t req) { return *static_cast<Context*>(fuse_req_userdata(req)); }
@@ -121,6 +124,12 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
   want(FUSE_CAP_NO_OPENDIR_SUPPORT);
   c->no_opendir = conn->want & FUSE_CAP_NO_OPENDIR_SUPPORT;
   if (c->options.cache == CacheMode::kKernel) want(FUSE_CAP_NO_OPEN_SUPPORT);
+  // The kernel answers system.posix_acl_* itself and caches the answer per
+  // inode (the image cannot change), instead of a GETXATTR round trip for
+  // every `ls -l` of every file; ACLs are then also enforced (we always
+  // mount with default_permissions). Needless without xattrs: the first
+  // ENOSYS switches GETXATTR off altogether.
+  if (!c->no_xattrs) want(FUSE_CAP_POSIX_ACL);
   conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;  // always plus: attributes are free
   conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;   // the image never changes
   // Large requests: libfuse derives max_pages from max_write, which bounds
@@ -253,8 +262,17 @@ void OpStatfs(fuse_req_t req, fuse_ino_t) {
   fuse_reply_statfs(req, &s);
 }
 
+// Without an xattr area no inode has any. GETXATTR answers ENOSYS: the
+// kernel then sets fc->no_getxattr and answers every later getxattr on this
+// mount with EOPNOTSUPP itself, as a filesystem without xattr support does
+// (`ls -l` asks for security.selinux and both POSIX ACLs of every entry and
+// takes EOPNOTSUPP as "none"). LISTXATTR answers an empty list instead:
+// the kernel's no_listxattr would turn every listxattr into EOPNOTSUPP,
+// which `getfattr -d` reports as an error for each file; listing is rare
+// (getfattr, cp -a, tar --xattrs), `ls` does not list.
 void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   Context& c = Ctx(req);
+  if (c.no_xattrs) return (void)fuse_reply_err(req, ENOSYS);
   auto v = c.image->getxattr(ToImage(c, ino), name);
   if (!v.ok()) return ReplyError(req, v.status());
   if (size == 0) return (void)fuse_reply_xattr(req, v->size());
@@ -264,6 +282,11 @@ void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
 
 void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   Context& c = Ctx(req);
+  if (c.no_xattrs) {
+    // size 0 asks for the length (a getxattr_out), otherwise the names.
+    if (size == 0) return (void)fuse_reply_xattr(req, 0);
+    return (void)fuse_reply_buf(req, nullptr, 0);
+  }
   std::string names;
   Status st = c.image->list_xattrs(ToImage(c, ino), [&](std::string_view n, std::span<const std::byte>) {
     names.append(n);
@@ -297,6 +320,7 @@ const fuse_lowlevel_ops kOps = [] {
 int Serve(std::shared_ptr<const Image> image, const MountOptions& options) {
   Context ctx{std::move(image), options, 1};
   ctx.root = ctx.image->root();
+  ctx.no_xattrs = !(ctx.image->info().features_compat & format::kFeatureXattrs);
   SessionSpec spec;
   spec.ops = &kOps;
   spec.userdata = &ctx;
