@@ -13,7 +13,9 @@
 // shared writable mmap + msync works (dirty pages reach us as writes) and a
 // changed mtime/size drops stale pages. A commit or abort done through this
 // mount also invalidates the pages of every inode of that view and of its
-// parent (mappings of an ended branch then fault with SIGBUS).
+// parent (mappings of an ended branch then fault with SIGBUS); commits and
+// aborts by other processes and mounts are found by the Watcher (a 100 ms
+// poll of the branch table), which does the same.
 #define FUSE_USE_VERSION 314
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
