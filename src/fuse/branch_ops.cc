@@ -13,7 +13,9 @@
 // shared writable mmap + msync works (dirty pages reach us as writes) and a
 // changed mtime/size drops stale pages. A commit or abort done through this
 // mount also invalidates the pages of every inode of that view and of its
-// parent (mappings of an ended branch then fault with SIGBUS).
+// parent (mappings of an ended branch then fault with SIGBUS); commits and
+// aborts by other processes and mounts are found by the Watcher (a 100 ms
+// poll of the branch table), which does the same.
 #define FUSE_USE_VERSION 314
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
@@ -27,10 +29,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <map>
 #include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -67,7 +72,7 @@ struct Node {
 struct Context {
   std::shared_ptr<BranchStore> store;
   MountOptions options;
-  fuse_session* se = nullptr;
+  std::atomic<fuse_session*> se{nullptr};
   std::mutex mu;
   std::vector<std::unique_ptr<View>> views;
   std::map<std::string, uint32_t, std::less<>> view_ids;
@@ -117,6 +122,14 @@ struct Context {
       DAXFS_ASSIGN_OR_RETURN(v.writer, store->OpenBranch(v.name, true));
     }
     return v.writer;
+  }
+  // The names of the views this mount has opened, and whether it holds
+  // the writer lease of each.
+  std::vector<std::pair<std::string, bool>> ViewNames() {
+    std::lock_guard lock(mu);
+    std::vector<std::pair<std::string, bool>> out;
+    for (const auto& v : views) out.emplace_back(v->name, v->writer != nullptr);
+    return out;
   }
   // Every FUSE inode of `view_name`.
   std::vector<fuse_ino_t> NodesOf(const std::string& view_name) {
@@ -455,14 +468,99 @@ Status EndBranch(Context& c, uint32_t view, bool commit) {
     auto more = c.NodesOf(info->parent);
     inval.insert(inval.end(), more.begin(), more.end());
   }
-  if (c.se && !inval.empty()) {
-    fuse_session* se = c.se;
+  fuse_session* se = c.se.load();
+  if (se && !inval.empty()) {
     std::thread([se, inval = std::move(inval)] {
       for (fuse_ino_t i : inval) fuse_lowlevel_notify_inval_inode(se, i, 0, 0);
     }).detach();
   }
   return Status::OK();
 }
+
+// Watches the published state of the region and drops what the kernel
+// cached of a view that changed under this mount: a commit into main or
+// into a branch (from any process or mount: its log grew), or a branch that
+// ended (its mappings fault from then on). Views this mount writes itself
+// change by its own requests, which the kernel already accounts for; they
+// are invalidated only when a child of theirs was committed into them.
+class Watcher {
+ public:
+  Watcher(Context& c, std::chrono::milliseconds period) : c_(c), period_(period) {}
+  ~Watcher() { Stop(); }
+  void Start() { thread_ = std::thread([this] { Run(); }); }
+  void Stop() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  struct Seen {
+    uint64_t log_bytes = 0;
+    std::string state;
+    std::string parent;
+  };
+
+  std::map<std::string, Seen> Snapshot() {
+    std::map<std::string, Seen> now;
+    auto list = c_.store->List();
+    if (!list.ok()) return now;
+    for (const BranchInfo& b : *list) now[b.name] = {b.log_bytes, b.state, b.parent};
+    return now;
+  }
+
+  void Run() {
+    std::map<std::string, Seen> last = Snapshot();
+    std::unique_lock lock(mu_);
+    while (!cv_.wait_for(lock, period_, [this] { return stop_; })) {
+      lock.unlock();
+      std::map<std::string, Seen> now = Snapshot();
+      if (!now.empty()) {
+        Poll(last, now);
+        last = std::move(now);
+      }
+      lock.lock();
+    }
+  }
+
+  void Poll(const std::map<std::string, Seen>& last, const std::map<std::string, Seen>& now) {
+    fuse_session* se = c_.se.load();
+    if (!se || RegionLost()) return;
+    // Branches committed since the last poll, by parent.
+    std::set<std::string> committed_into;
+    for (const auto& [name, was] : last) {
+      auto it = now.find(name);
+      if (was.state == "active" && (it == now.end() || it->second.state == "committed"))
+        committed_into.insert(was.parent);
+    }
+    for (const auto& [name, writing] : c_.ViewNames()) {
+      auto was = last.find(name);
+      auto is = now.find(name);
+      bool changed;
+      if (is == now.end() || is->second.state != "active") {
+        changed = was != last.end() && was->second.state == "active";  // ended
+      } else if (writing) {
+        changed = committed_into.count(name) != 0;
+      } else {
+        changed = was == last.end() || was->second.log_bytes != is->second.log_bytes;
+      }
+      if (!changed) continue;
+      for (fuse_ino_t i : c_.NodesOf(name)) {
+        fuse_lowlevel_notify_inval_inode(se, i, 0, 0);
+      }
+    }
+  }
+
+  Context& c_;
+  std::chrono::milliseconds period_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
 
 void OpWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info*) {
   Context& c = Ctx(req);
@@ -707,8 +805,20 @@ int ServeBranches(std::shared_ptr<BranchStore> store, const MountOptions& option
   spec.userdata = &ctx;
   spec.region = ctx.store->region().bytes();
   spec.writable = true;
-  spec.started = [&ctx](fuse_session* se) { ctx.se = se; };
-  return RunSession(spec, options);
+  // Commits from other processes and mounts: see Watcher. Started once
+  // serving (after the daemon forked), stopped before the session goes.
+  Watcher watcher(ctx, std::chrono::milliseconds(100));
+  spec.started = [&ctx, &watcher](fuse_session* se) {
+    ctx.se = se;
+    watcher.Start();
+  };
+  spec.stopping = [&ctx, &watcher] {
+    watcher.Stop();
+    ctx.se = nullptr;
+  };
+  const int rc = RunSession(spec, options);
+  watcher.Stop();
+  return rc;
 }
 
 }  // namespace daxfs::fuse

@@ -179,6 +179,7 @@ int RunSession(const SessionSpec& spec, const MountOptions& options) {
     rc = fuse_session_loop_mt(se, cfg);
     fuse_loop_cfg_destroy(cfg);
   }
+  if (spec.stopping) spec.stopping();
   if (RegionLost() && g_detached) {
     // The guard could only write to stderr, which is /dev/null by now.
     LogProblem("the memory of " + options.image + " went away under " + options.mountpoint + "; unmounted");

@@ -24,6 +24,8 @@ struct SessionSpec {
   bool writable = false;   // mount read-write (a branch mount)
   // Called once the session exists and is mounted, before serving.
   std::function<void(fuse_session*)> started;
+  // Called once serving has ended, before the session is unmounted and freed.
+  std::function<void()> stopping;
 };
 
 // Mounts and serves until unmounted or signalled. Returns the exit status.
