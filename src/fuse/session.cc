@@ -85,6 +85,8 @@ int RunSession(const SessionSpec& spec, const MountOptions& options) {
   for (auto& s : argv_store) argv.push_back(s.data());
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
   fuse_session* se = fuse_session_new(&args, spec.ops, sizeof *spec.ops, spec.userdata);
+  // Parsing may have replaced args' array with an allocated copy.
+  fuse_opt_free_args(&args);
   if (se == nullptr) {
     std::fprintf(stderr, "daxfs-mount: cannot create FUSE session\n");
     return 1;
