@@ -203,6 +203,24 @@ Status Inherit(const Index& idx, Record* r) {
   }
   return Status::OK();
 }
+
+// Fills the common part of a create record (the caller sets rdev or target
+// first), validates it against the parent and numbers the new inode from the
+// region-wide counter.
+Status FillCreate(Index& idx, Record* r, Ino dir, std::string_view name, uint32_t mode,
+                  uint32_t uid, uint32_t gid, uint64_t* next_inode_id) {
+  r->type = bf::kRecCreate;
+  r->dir = dir;
+  r->ino = UINT64_MAX;
+  r->name = name;
+  r->mode = mode;
+  r->uid = uid;
+  r->gid = gid;
+  DAXFS_RETURN_IF_ERROR(Inherit(idx, r));
+  DAXFS_RETURN_IF_ERROR(idx.Validate(*r));
+  r->ino = branch::A(*next_inode_id).fetch_add(1, std::memory_order_acq_rel);
+  return Status::OK();
+}
 }  // namespace
 
 Result<Ino> Branch::mknod(Ino dir, std::string_view name, uint32_t mode, uint32_t rdev_major,
@@ -215,17 +233,8 @@ Result<Ino> Branch::mknod(Ino dir, std::string_view name, uint32_t mode, uint32_
     return Status::InvalidArgument("device number does not fit the 32-bit encoding");
   Ino made = 0;
   Status st = impl_->WriteOp([&](Index& idx, Record* r) -> Status {
-    r->type = bf::kRecCreate;
-    r->dir = dir;
-    r->ino = UINT64_MAX;
-    r->name = name;
-    r->mode = mode;
-    r->uid = uid;
-    r->gid = gid;
     if (S_ISCHR(mode) || S_ISBLK(mode)) r->rdev = fmt::EncodeDev(rdev_major, rdev_minor);
-    DAXFS_RETURN_IF_ERROR(Inherit(idx, r));
-    DAXFS_RETURN_IF_ERROR(idx.Validate(*r));
-    r->ino = branch::A(impl_->m->hdr->next_inode_id).fetch_add(1, std::memory_order_acq_rel);
+    DAXFS_RETURN_IF_ERROR(FillCreate(idx, r, dir, name, mode, uid, gid, &impl_->m->hdr->next_inode_id));
     made = r->ino;
     return Status::OK();
   });
@@ -241,16 +250,8 @@ Result<Ino> Branch::mkdir(Ino dir, std::string_view name, uint32_t mode, uint32_
   DAXFS_RETURN_IF_ERROR(CheckName(name));
   Ino made = 0;
   Status st = impl_->WriteOp([&](Index& idx, Record* r) -> Status {
-    r->type = bf::kRecCreate;
-    r->dir = dir;
-    r->ino = UINT64_MAX;
-    r->name = name;
-    r->mode = S_IFDIR | (mode & 07777);
-    r->uid = uid;
-    r->gid = gid;
-    DAXFS_RETURN_IF_ERROR(Inherit(idx, r));
-    DAXFS_RETURN_IF_ERROR(idx.Validate(*r));
-    r->ino = branch::A(impl_->m->hdr->next_inode_id).fetch_add(1, std::memory_order_acq_rel);
+    DAXFS_RETURN_IF_ERROR(FillCreate(idx, r, dir, name, S_IFDIR | (mode & 07777), uid, gid,
+                                     &impl_->m->hdr->next_inode_id));
     made = r->ino;
     return Status::OK();
   });
@@ -265,17 +266,9 @@ Result<Ino> Branch::symlink(Ino dir, std::string_view name, std::string_view tar
     return Status::InvalidArgument("symlink target must be 1..4095 bytes without NUL");
   Ino made = 0;
   Status st = impl_->WriteOp([&](Index& idx, Record* r) -> Status {
-    r->type = bf::kRecCreate;
-    r->dir = dir;
-    r->ino = UINT64_MAX;
-    r->name = name;
     r->target = target;
-    r->mode = S_IFLNK | 0777;
-    r->uid = uid;
-    r->gid = gid;
-    DAXFS_RETURN_IF_ERROR(Inherit(idx, r));
-    DAXFS_RETURN_IF_ERROR(idx.Validate(*r));
-    r->ino = branch::A(impl_->m->hdr->next_inode_id).fetch_add(1, std::memory_order_acq_rel);
+    DAXFS_RETURN_IF_ERROR(FillCreate(idx, r, dir, name, S_IFLNK | 0777, uid, gid,
+                                     &impl_->m->hdr->next_inode_id));
     made = r->ino;
     return Status::OK();
   });
