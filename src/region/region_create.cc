@@ -9,6 +9,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "daxfs/region.h"
@@ -23,11 +24,12 @@ namespace {
 
 // Allocates every block up front: writing through a mapping into space the
 // filesystem cannot provide would be a SIGBUS, not an error.
-Status ReserveSpace(int fd, uint64_t size, const output::NewFile& file, bool huge) {
-  int rc = fallocate(fd, 0, 0, static_cast<off_t>(size));
-  int err = rc == 0 ? 0 : errno;
-  if (err == EOPNOTSUPP) {  // emulated: writes a byte per block
-    err = ftruncate(fd, static_cast<off_t>(size)) == 0 ? posix_fallocate(fd, 0, static_cast<off_t>(size)) : errno;
+// The file is `size` bytes long; the first `reserve` of them are allocated.
+Status ReserveSpace(int fd, uint64_t size, uint64_t reserve, const output::NewFile& file, bool huge) {
+  int err = ftruncate(fd, static_cast<off_t>(size)) == 0 ? 0 : errno;
+  if (err == 0 && reserve > 0) {
+    err = fallocate(fd, 0, 0, static_cast<off_t>(reserve)) == 0 ? 0 : errno;
+    if (err == EOPNOTSUPP) err = posix_fallocate(fd, 0, static_cast<off_t>(reserve));  // emulated
   }
   if (err == 0) return Status::OK();
   if (err == ENOSPC || err == EDQUOT || err == ENOMEM || (huge && err == EINVAL)) {
@@ -35,7 +37,7 @@ Status ReserveSpace(int fd, uint64_t size, const output::NewFile& file, bool hug
     const std::string avail = fstatvfs(fd, &v) == 0
         ? std::to_string(static_cast<uint64_t>(v.f_bavail) * v.f_frsize) + " available"
         : "less available";
-    return Status::NoSpace(file.path() + ": no space for the image: " + std::to_string(size) +
+    return Status::NoSpace(file.path() + ": no space for the image: " + std::to_string(reserve) +
                            " bytes needed, " + avail + " in " + file.dir() +
                            (huge ? " (reserve more huge pages: /proc/sys/vm/nr_hugepages)" : "") +
                            " (" + std::strerror(err) + ")");
@@ -47,6 +49,11 @@ Status ReserveSpace(int fd, uint64_t size, const output::NewFile& file, bool hug
 }  // namespace
 
 Result<std::shared_ptr<Region>> Region::Create(const std::string& spec, uint64_t size) {
+  return Create(spec, size, size);
+}
+
+Result<std::shared_ptr<Region>> Region::Create(const std::string& spec, uint64_t size,
+                                               uint64_t reserve) {
   const auto [kind, rest] = SplitRegionSpec(spec);
   std::string path;
   if (kind == "shm") {
@@ -78,7 +85,9 @@ Result<std::shared_ptr<Region>> Region::Create(const std::string& spec, uint64_t
   } else if (kind == "hugetlbfs") {
     return Status::InvalidArgument(path + ": not on a hugetlbfs mount");
   }
-  DAXFS_RETURN_IF_ERROR(ReserveSpace(fd, want, *file, huge));
+  uint64_t reserve_bytes = std::min(reserve, size);
+  if (huge) reserve_bytes = (reserve_bytes + sfs.f_bsize - 1) / sfs.f_bsize * sfs.f_bsize;
+  DAXFS_RETURN_IF_ERROR(ReserveSpace(fd, want, reserve_bytes, *file, huge));
   return MapNewFile(std::move(file), want);
 }
 

@@ -80,8 +80,9 @@ int CmdList() {
                 b.parent.empty() ? "-" : b.parent.c_str(), b.log_bytes,
                 b.writer ? std::to_string(b.writer).c_str() : "-", b.children);
   auto u = (*s)->Usage();
-  std::printf("delta area: %" PRIu64 " of %" PRIu64 " bytes used; %u slots used; %u process(es) attached\n",
-              u.delta_used, u.delta_size, u.slots_used, u.attached);
+  std::printf("delta area: %" PRIu64 " of %" PRIu64 " bytes used, %" PRIu64
+              " freed by gc for reuse; %u slots used; %u process(es) attached\n",
+              u.delta_used, u.delta_size, u.delta_free, u.slots_used, u.attached);
   return 0;
 }
 
@@ -119,13 +120,20 @@ int CmdGc() {
   if (!s.ok()) return Fail(s.status());
   auto r = (*s)->Gc();
   if (!r.ok()) return Fail(r.status());
-  std::printf("freed %u branch slot(s), reclaimed %" PRIu64 " bytes\nnote: %s\n", r->slots_freed,
-              r->bytes_reclaimed, r->note.c_str());
+  if (!g.quiet)
+    std::printf("freed %u branch slot(s), reclaimed %" PRIu64 " bytes; delta area: %" PRIu64
+                " bytes in use, %" PRIu64 " free for reuse\nnote: %s\n",
+                r->slots_freed, r->bytes_reclaimed, r->bytes_used, r->bytes_free, r->note.c_str());
   return 0;
 }
 
 int CmdCheck() {
   auto s = OpenStore();
+  if (!s.ok() && s.status().errno_value() == EACCES) {
+    Fail(s.status().WithContext("checking the branches needs write access to the region (it "
+                                "registers as a reader)"));
+    return 8;
+  }
   if (!s.ok()) {
     Fail(s.status());
     return 8;
@@ -135,7 +143,7 @@ int CmdCheck() {
   std::vector<std::string> views{"main"};
   if (auto list = (*s)->List(); list.ok()) {
     for (const auto& b : *list)
-      if (b.state == "active") views.push_back(b.name);
+      if (b.state == "active" && b.name != "main") views.push_back(b.name);
   } else {
     std::printf("error: %s\n", list.status().ToString().c_str());
     ++n;
@@ -298,6 +306,12 @@ int CmdSymlink() {
 }
 
 }  // namespace
+
+int CheckBranchRegion(const std::string& region, bool quiet) {
+  g.region = region;
+  g.quiet = quiet;
+  return CmdCheck();
+}
 
 BranchCommand AddBranchCommand(CLI::App& app) {
   auto* br = app.add_subcommand(
