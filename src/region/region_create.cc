@@ -56,6 +56,23 @@ Result<std::shared_ptr<Region>> Region::Create(const std::string& spec, uint64_t
                                                uint64_t reserve) {
   const auto [kind, rest] = SplitRegionSpec(spec);
   std::string path;
+  if (kind == "memfd") {
+    // A new writable memfd, to be handed out on the socket `rest` by its
+    // creator (daxfs branch init ... memfd:SOCKET); it can neither shrink
+    // nor grow, so a client's mapping never runs past its end.
+    int fd = memfd_create(("daxfs:" + rest).c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0) return Status::IOError(spec + ": memfd_create", errno);
+    int err = ftruncate(fd, static_cast<off_t>(size)) == 0 ? 0 : errno;
+    if (err == 0 && reserve > 0 && fallocate(fd, 0, 0, static_cast<off_t>(std::min(reserve, size))) != 0)
+      err = errno;
+    if (err == 0 && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) err = errno;
+    if (err != 0) {
+      close(fd);
+      return Status::FromErrno(err, spec + ": cannot make a memfd of " + std::to_string(size) +
+                                        " bytes: " + std::strerror(err));
+    }
+    return MapFd(fd, Access::kReadWrite, spec, 0, size);
+  }
   if (kind == "shm") {
     DAXFS_ASSIGN_OR_RETURN(path, ShmPath(spec, rest));
   } else if (kind.empty() || kind == "file" || kind == "hugetlbfs") {

@@ -1,9 +1,11 @@
 // `daxfs branch ...`: branchable regions from the command line.
 #include "branch_cmd.h"
 
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cinttypes>
 #include <cstdio>
 #include <ctime>
@@ -11,6 +13,7 @@
 
 #include "daxfs/branch.h"
 #include "daxfs/check.h"
+#include "daxfs/region_server.h"
 #include "util/file_io.h"
 
 namespace daxfs::tools {
@@ -56,6 +59,29 @@ Status WriteOut(std::span<const std::byte> s) { return WriteAll(STDOUT_FILENO, s
 
 std::string Where(const std::string& p) { return g.region + " branch " + g.name + ": " + p; }
 
+std::atomic<bool> g_stop{false};
+
+// A region made in a memfd lives as long as this process: hand its
+// descriptor to every client of the socket until SIGINT/SIGTERM.
+int ServeNewMemfd(std::shared_ptr<BranchStore> store) {
+  const std::string socket = g.region.substr(std::string("memfd:").size());
+  // Keep the memfd, but detach from the region: an attached server would
+  // make every client's gc wait for it.
+  auto keep = Region::Open("fd:" + std::to_string(store->region().fd()), Access::kReadWrite);
+  if (!keep.ok()) return Fail(keep.status());
+  store.reset();
+  struct sigaction sa {};
+  sa.sa_handler = [](int) { g_stop = true; };
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  if (!g.quiet)
+    std::printf("serving the branch region on %s; clients use memfd:%s (it ends with this process)\n",
+                socket.c_str(), socket.c_str());
+  std::fflush(stdout);
+  Status st = ServeRegion(**keep, socket, g_stop);
+  return st.ok() ? 0 : Fail(st);
+}
+
 int CmdInit() {
   auto size = ParseSize(g.delta);
   if (!size.ok()) return Fail(size.status());
@@ -66,6 +92,7 @@ int CmdInit() {
     std::printf("made branch region %s from %s: delta area %" PRIu64 " bytes; branch 'main' = the image\n",
                 (*s)->region().name().c_str(), g.image.c_str(), u.delta_size);
   }
+  if (g.region.rfind("memfd:", 0) == 0) return ServeNewMemfd(std::move(*s));
   return 0;
 }
 
@@ -320,10 +347,13 @@ BranchCommand AddBranchCommand(CLI::App& app) {
       "check, and ls/cat/write/mkdir/rm/mv/symlink inside a branch)");
   br->require_subcommand(1, 1);
   std::vector<std::pair<CLI::App*, int (*)()>> cmds;
-  auto region = [](CLI::App* c) { c->add_option("REGION", g.region, "Branch region (file, shm:/x, hugetlbfs:, dax:, fd:)")->required(); };
+  auto region = [](CLI::App* c) { c->add_option("REGION", g.region, "Branch region (file, shm:/x, hugetlbfs:, dax:, fd:, memfd:SOCKET)")->required(); };
   auto name = [](CLI::App* c) { c->add_option("BRANCH", g.name, "Branch name")->required(); };
 
-  auto* init = br->add_subcommand("init", "Make a branchable region from an image: main = the image");
+  auto* init = br->add_subcommand(
+      "init",
+      "Make a branchable region from an image: main = the image. With REGION memfd:SOCKET, the "
+      "region is a new memfd served on SOCKET until SIGINT/SIGTERM (clients: memfd:SOCKET)");
   init->add_option("IMAGE", g.image, "Source image")->required();
   region(init);
   init->add_option("--delta", g.delta, "Bytes for branch logs and data (K, M, G suffixes)")->required();
