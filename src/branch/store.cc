@@ -651,6 +651,12 @@ Result<std::shared_ptr<BranchStore>> BranchStore::Open(std::shared_ptr<Region> r
       impl->attach_idx = static_cast<int>(i);
     }
   }
+  // gc frees blocks only while no other process is attached, so a process
+  // it cannot see must not read the region.
+  if (impl->attach_idx < 0)
+    return Status::Busy(name + ": " + std::to_string(bf::kAttachCount) +
+                        " live processes have this region open (the most a region tracks); "
+                        "close one and retry");
   struct stat fst;
   impl->allocate_on_demand = region->fd() >= 0 && fstat(region->fd(), &fst) == 0 && S_ISREG(fst.st_mode);
   struct statfs sfs;
