@@ -859,8 +859,15 @@ Status BranchStore::Impl::MarkLive(std::vector<bool>* pages) const {
                               " outside the delta area");
   pages->assign(cursor / bf::kPage, false);
   for (uint64_t p = 0; p < bf::kDeltaReserved / bf::kPage; ++p) (*pages)[p] = true;
+  uint64_t limit = cursor;
   auto mark = [&](uint64_t off, uint64_t bytes, const std::string& what) -> Status {
-    if (off % bf::kPage || off < bf::kDeltaReserved || off > cursor || bytes > cursor - off)
+    // Other writers may allocate while this runs (daxfs check): a block past
+    // the cursor read at the start is fine if it is below the cursor now.
+    if (off <= geo.delta_size && bytes <= geo.delta_size - off && off + bytes > limit) {
+      limit = std::min(LoadAcq(hdr->delta_cursor), geo.delta_size);
+      if (limit / bf::kPage > pages->size()) pages->resize(limit / bf::kPage, false);
+    }
+    if (off % bf::kPage || off < bf::kDeltaReserved || off > limit || bytes > limit - off)
       return Status::Corruption(where() + ": " + what + " at delta offset " + std::to_string(off) +
                                 " (+" + std::to_string(bytes) + ") outside the handed-out delta area");
     for (uint64_t p = off / bf::kPage; p < (off + bytes + bf::kPage - 1) / bf::kPage; ++p) (*pages)[p] = true;
