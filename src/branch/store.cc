@@ -211,7 +211,7 @@ void BranchStore::Impl::Recover() {
 // lock is needed and two processes can never get the same page.
 uint64_t BranchStore::Impl::AllocFromFreeTable(uint64_t pages) {
   if (LoadAcq(hdr->free_pages) < pages) return 0;
-  const uint64_t cursor_pages = LoadAcq(hdr->delta_cursor) / bf::kPage;
+  const uint64_t cursor_pages = std::min(LoadAcq(hdr->delta_cursor), geo.delta_size) / bf::kPage;
   for (uint32_t i = 0; i < bf::kFreeExtents; ++i) {
     auto slot = A(hdr->free_extents[i]);
     uint64_t w = slot.load(std::memory_order_acquire);
@@ -263,7 +263,10 @@ Result<uint64_t> BranchStore::Impl::AllocRange(uint64_t bytes) {
   auto cur = A(hdr->delta_cursor);
   uint64_t at = cur.load(std::memory_order_acquire);
   for (;;) {
-    if (at < bf::kDeltaReserved || at > geo.delta_size || bytes > geo.delta_size - at)
+    if (at % bf::kPage || at < bf::kDeltaReserved)
+      return Status::Corruption(where() + ": delta cursor " + std::to_string(at) +
+                                " is not a page boundary inside the delta area");
+    if (at > geo.delta_size || bytes > geo.delta_size - at)
       return Status::NoSpace(where() + ": the delta area is full (" + std::to_string(geo.delta_size) +
                              " bytes); commit, abort and gc branches, or init a region with a "
                              "larger --delta");
@@ -883,9 +886,9 @@ Status BranchStore::Impl::MarkLive(std::vector<bool>* pages) const {
     uint64_t chunk = sl.first_chunk;
     for (int hops = 0; chunk != 0; ++hops) {
       if (hops > (1 << 20)) return Status::Corruption(where() + ": " + at + ": log chunk chain loops");
-      if (chunk > geo.delta_size - bf::kPage)
+      if (chunk > geo.delta_size - bf::kPage || chunk % bf::kPage || chunk < bf::kDeltaReserved)
         return Status::Corruption(where() + ": " + at + ": log chunk offset " + std::to_string(chunk) +
-                                  " outside the delta area");
+                                  " outside the delta area or not page aligned");
       auto* h = reinterpret_cast<bf::ChunkHeader*>(mem + geo.delta_offset + chunk);
       if (h->magic != bf::kChunkMagic)
         return Status::Corruption(where() + ": " + at + ": bad log chunk at delta offset " +
