@@ -679,6 +679,52 @@ void OpWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t
   fuse_reply_write(req, size);
 }
 
+// Writes zeros over [off, end) of `ino`, skipping 1 MiB chunks that already
+// read as zeros (holes stay holes; the engine has no way to make new ones,
+// so a punched range takes delta blocks of zeros, freeing nothing).
+Status ZeroRange(Branch& b, Ino ino, uint64_t off, uint64_t end) {
+  static const std::vector<std::byte> kZeros(1 << 20);
+  while (off < end) {
+    const uint64_t n = std::min<uint64_t>(end - off, kZeros.size());
+    bool zero = true;
+    for (uint64_t pos = off; zero && pos < off + n;) {
+      DAXFS_ASSIGN_OR_RETURN(auto span, b.read(ino, pos, off + n - pos));
+      if (span.empty()) break;
+      zero = std::all_of(span.begin(), span.end(), [](std::byte x) { return x == std::byte{0}; });
+      pos += span.size();
+    }
+    if (!zero) DAXFS_RETURN_IF_ERROR(b.write(ino, off, {kZeros.data(), n}));
+    off += n;
+  }
+  return Status::OK();
+}
+
+// fallocate(2): mode 0 extends the file (the engine reserves nothing: every
+// write takes new delta blocks anyway, so ENOSPC can still come later);
+// KEEP_SIZE alone does nothing; PUNCH_HOLE (with KEEP_SIZE) writes zeros
+// inside the file. Everything else is EOPNOTSUPP, as on tmpfs.
+void OpFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length, fuse_file_info*) {
+  Context& c = Ctx(req);
+  auto n = NodeOrReply(req, ino);
+  if (!n) return;
+  if (n->ino == kCtlIno) return (void)fuse_reply_err(req, ENODEV);
+  if (offset < 0 || length <= 0) return (void)fuse_reply_err(req, EINVAL);
+  if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE)) return (void)fuse_reply_err(req, EOPNOTSUPP);
+  if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE)) return (void)fuse_reply_err(req, EOPNOTSUPP);
+  auto w = c.Writer(n->view);
+  if (!w.ok()) return ReplyError(req, w.status());
+  Branch& b = **w;
+  auto a = b.stat(n->ino);
+  if (!a.ok()) return ReplyError(req, a.status());
+  if (S_ISDIR(a->mode)) return (void)fuse_reply_err(req, EISDIR);
+  if (!S_ISREG(a->mode)) return (void)fuse_reply_err(req, ENODEV);
+  const uint64_t off = static_cast<uint64_t>(offset), end = off + static_cast<uint64_t>(length);
+  Status st;
+  if (mode & FALLOC_FL_PUNCH_HOLE) st = ZeroRange(b, n->ino, off, std::min(end, a->size));
+  if (st.ok() && !(mode & FALLOC_FL_KEEP_SIZE) && end > a->size) st = b.truncate(n->ino, end);
+  fuse_reply_err(req, st.errno_value());
+}
+
 void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_info*, unsigned flags,
              const void*, size_t, size_t out_bufsz) {
   Context& c = Ctx(req);
@@ -874,6 +920,7 @@ const fuse_lowlevel_ops kOps = [] {
   ops.setxattr = OpSetxattr;
   ops.removexattr = OpRemovexattr;
   ops.ioctl = OpIoctl;
+  ops.fallocate = OpFallocate;
   return ops;
 }();
 
