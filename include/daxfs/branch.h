@@ -144,6 +144,11 @@ class BranchStore : public std::enable_shared_from_this<BranchStore> {
   static Result<std::shared_ptr<BranchStore>> Open(const std::string& region_spec);
   static Result<std::shared_ptr<BranchStore>> Open(std::shared_ptr<Region> region);
 
+  // After fork(): the child takes over this store's attach entry (and the
+  // writer leases it takes later name it), so that other processes see
+  // the child, not the parent that exits, as the one using the region.
+  void AdoptAfterFork();
+
   const Region& region() const;
   // The base image (main as it was at init).
   std::shared_ptr<const Image> base() const;

@@ -502,6 +502,17 @@ void BranchStore::Impl::Detach() {
 
 // ---- BranchStore ----
 
+void BranchStore::AdoptAfterFork() {
+  Impl& m = *impl_;
+  m.pid = getpid();
+  m.start_time = branch::ProcessStartTime(m.pid);
+  if (m.attach_idx < 0) return;
+  bf::AttachEntry& e = m.attach[m.attach_idx];
+  if (LoadAcq(e.token) != m.token) return;
+  StoreRel(e.start, m.start_time);
+  StoreRel(e.pid, static_cast<uint64_t>(m.pid));
+}
+
 BranchStore::BranchStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 BranchStore::~BranchStore() { impl_->Detach(); }
 
