@@ -19,6 +19,8 @@
 #include <cstdio>
 #include <cstring>
 #include <optional>
+#include <set>
+#include <string_view>
 #include <vector>
 
 #include "daxfs/format.h"
@@ -39,7 +41,34 @@ struct Context {
   // The image has no xattr area: nothing to find, so GETXATTR and LISTXATTR
   // answer ENOSYS and the kernel stops asking for the whole connection.
   bool no_xattrs = false;
+  // Every xattr name some inode carries (names_known: the area could be
+  // walked), to answer probes for names no inode has (XattrUnsupported).
+  std::set<std::string, std::less<>> xattr_names;
+  bool names_known = false;
 };
+
+constexpr std::string_view kAclAccess = "system.posix_acl_access";
+constexpr std::string_view kAclDefault = "system.posix_acl_default";
+
+bool HasName(const Context& c, std::string_view name) {
+  return !c.names_known || c.xattr_names.find(name) != c.xattr_names.end();
+}
+
+bool ImageHasAcls(const Context& c) { return HasName(c, kAclAccess) || HasName(c, kAclDefault); }
+
+// `ls -l` asks every entry for security.selinux and its POSIX ACLs, and FUSE
+// caches no xattr answer, so an ENODATA costs a round trip per entry and per
+// `ls`. EOPNOTSUPP ("this filesystem does not support that attribute") is
+// remembered by ls (and libselinux, libacl users) for the whole device
+// after the first answer. It is the truth for an LSM label or an ACL that no
+// inode of this image carries: the image has no store for them. Other names
+// (user.*, trusted.*) answer ENODATA per inode as usual.
+// The two ACL names go together: ls asks for both and takes one EOPNOTSUPP
+// as "this device has no ACLs", which must not hide the other kind.
+bool XattrUnsupported(const Context& c, std::string_view name) {
+  if (name == kAclAccess || name == kAclDefault) return !ImageHasAcls(c);
+  return name.starts_with("security.") && !HasName(c, name);
+}
 
 Context& Ctx(fuse_req_t req) { return *static_cast<Context*>(fuse_req_userdata(req)); }
 
@@ -127,9 +156,10 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
   // The kernel answers system.posix_acl_* itself and caches the answer per
   // inode (the image cannot change), instead of a GETXATTR round trip for
   // every `ls -l` of every file; ACLs are then also enforced (we always
-  // mount with default_permissions). Needless without xattrs: the first
-  // ENOSYS switches GETXATTR off altogether.
-  if (!c->no_xattrs) want(FUSE_CAP_POSIX_ACL);
+  // mount with default_permissions). Needless without xattrs (the first
+  // ENOSYS switches GETXATTR off altogether) and without ACLs (answered
+  // EOPNOTSUPP, see XattrUnsupported).
+  if (!c->no_xattrs && ImageHasAcls(*c)) want(FUSE_CAP_POSIX_ACL);
   conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;  // always plus: attributes are free
   conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;   // the image never changes
   // Large requests: libfuse derives max_pages from max_write, which bounds
@@ -272,7 +302,10 @@ void OpStatfs(fuse_req_t req, fuse_ino_t) {
 // (getfattr, cp -a, tar --xattrs), `ls` does not list.
 void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   Context& c = Ctx(req);
+  // -d: libfuse logs the opcode, not which attribute was asked for.
+  if (c.options.debug) std::fprintf(stderr, "   getxattr %s\n", name);
   if (c.no_xattrs) return (void)fuse_reply_err(req, ENOSYS);
+  if (XattrUnsupported(c, name)) return (void)fuse_reply_err(req, EOPNOTSUPP);
   auto v = c.image->getxattr(ToImage(c, ino), name);
   if (!v.ok()) return ReplyError(req, v.status());
   if (size == 0) return (void)fuse_reply_xattr(req, v->size());
@@ -318,9 +351,20 @@ const fuse_lowlevel_ops kOps = [] {
 }  // namespace
 
 int Serve(std::shared_ptr<const Image> image, const MountOptions& options) {
-  Context ctx{std::move(image), options, 1};
+  Context ctx;
+  ctx.image = std::move(image);
+  ctx.options = options;
   ctx.root = ctx.image->root();
   ctx.no_xattrs = !(ctx.image->info().features_compat & format::kFeatureXattrs);
+  if (!ctx.no_xattrs) {
+    if (auto names = ctx.image->xattr_names(); names.ok()) {
+      ctx.xattr_names.insert(names->begin(), names->end());
+      ctx.names_known = true;
+    } else {
+      // Per-inode reads may still work: serve them, just without shortcuts.
+      LogProblem(names.status().message() + "; answering every xattr probe from the inodes");
+    }
+  }
   SessionSpec spec;
   spec.ops = &kOps;
   spec.userdata = &ctx;
