@@ -25,6 +25,7 @@
 
 #include "daxfs/format.h"
 #include "fuse/region_guard.h"
+#include "fuse/stat_readers.h"
 
 namespace daxfs::fuse {
 namespace {
@@ -45,6 +46,7 @@ struct Context {
   // walked), to answer probes for names no inode has (XattrUnsupported).
   std::set<std::string, std::less<>> xattr_names;
   bool names_known = false;
+  StatReaders stat_readers;
 };
 
 constexpr std::string_view kAclAccess = "system.posix_acl_access";
@@ -183,7 +185,9 @@ void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     return ReplyError(req, ino.status());
   }
   fuse_entry_param e;
-  if (FillEntry(req, *ino, &e)) fuse_reply_entry(req, &e);
+  if (!FillEntry(req, *ino, &e)) return;
+  if (!S_ISDIR(e.attr.st_mode)) c.stat_readers.Note(fuse_req_ctx(req)->pid);
+  fuse_reply_entry(req, &e);
 }
 
 void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
@@ -242,8 +246,12 @@ void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus
   if (!d.ok()) return ReplyError(req, d.status());
   auto parent = c.image->parent(dir);
   if (!parent.ok()) return ReplyError(req, parent.status());
-  std::vector<char> buf(size);
+  // Not zeroed: the kernel asks for the reader's getdents buffer (glibc
+  // sizes it by st_blksize: 128 KiB) and most replies fill a few hundred
+  // bytes; clearing it cost more than building the entries.
+  std::unique_ptr<char[]> buf(new char[size]);
   size_t used = 0;
+  const bool all_attrs = plus && c.stat_readers.Has(fuse_req_ctx(req)->pid);
   for (size_t i = static_cast<size_t>(off); i < d->size() + 2; ++i) {
     std::string name;
     fuse_entry_param e{};
@@ -255,21 +263,23 @@ void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus
       auto ent = d->entry(i - 2);
       if (!ent.ok()) return ReplyError(req, ent.status());
       name = std::string(ent->name);
-      if (plus) {
+      if (plus && (all_attrs || S_ISDIR(ent->mode))) {
         if (!FillEntry(req, ent->ino, &e)) return;
       } else {
+        // Without a node id the kernel lists the name and links nothing.
+        // Directories always come with theirs: walkers open them next.
         e.attr.st_ino = ToFuse(c, ent->ino);
         e.attr.st_mode = ent->mode;
       }
     }
     const off_t next = static_cast<off_t>(i + 1);
     const size_t need =
-        plus ? fuse_add_direntry_plus(req, buf.data() + used, size - used, name.c_str(), &e, next)
-             : fuse_add_direntry(req, buf.data() + used, size - used, name.c_str(), &e.attr, next);
+        plus ? fuse_add_direntry_plus(req, buf.get() + used, size - used, name.c_str(), &e, next)
+             : fuse_add_direntry(req, buf.get() + used, size - used, name.c_str(), &e.attr, next);
     if (need > size - used) break;
     used += need;
   }
-  fuse_reply_buf(req, buf.data(), used);
+  fuse_reply_buf(req, buf.get(), used);
 }
 
 void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
