@@ -46,7 +46,8 @@ struct BranchInfo {
 
 struct RegionUsage {
   uint64_t delta_size = 0;
-  uint64_t delta_used = 0;
+  uint64_t delta_used = 0;  // in use: handed out and not freed by gc
+  uint64_t delta_free = 0;  // freed by gc and not reused yet (reused first)
   uint64_t next_inode = 0;
   uint32_t slots_used = 0;
   uint32_t attached = 0;    // live processes attached (this one included)
@@ -54,8 +55,10 @@ struct RegionUsage {
 
 struct GcResult {
   uint32_t slots_freed = 0;
-  uint64_t bytes_reclaimed = 0;
-  std::string note;         // what could not be reclaimed, and why
+  uint64_t bytes_reclaimed = 0;  // newly free delta bytes (free list + cursor)
+  uint64_t bytes_free = 0;       // in the free list now, below the cursor
+  uint64_t bytes_used = 0;       // referenced by live logs now
+  std::string note;              // what could not be reclaimed, and why
 };
 
 class BranchStore;

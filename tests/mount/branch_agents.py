@@ -235,11 +235,11 @@ def main():
     mib = lambda x: f"{x / 2**20:.1f} MiB"
     print(f"memory: base tree {mib(base_bytes)} ({len(base_tree)} entries); with {N} branches built:")
     region_bytes = os.stat(REGION).st_blocks * 512
-    print(f"  region on tmpfs: {mib(region_bytes)} = base image {mib(region_bytes - delta_size)} "
-          f"+ delta area {mib(delta_size)} (allocated at init)")
+    one_copy = int(os.environ["DAXFS_BASE_IMAGE_BYTES"])  # the base image in the region
+    print(f"  region on tmpfs: {mib(region_bytes)} allocated = base image {mib(one_copy)} "
+          f"+ control block + delta area in use (of {mib(delta_size)}: the delta is sparse)")
     print(f"  region delta area used +{mib(delta)}, meminfo Shmem +{mib(shmem)}, "
           f"Cached (page cache incl. Shmem) +{mib(cached)}")
-    one_copy = region_bytes - delta_size  # the base image in the region
     print(f"  = {cached / one_copy:.2f} of one copy of the base image for {N} branches "
           f"(a full copy per branch would be {N}.00)")
     if delta > one_copy // 4:

@@ -26,6 +26,7 @@ mount -t tmpfs -o size=4G daxfs-agents "$WORK/shm"
 MOUNTS=("$WORK/shm" "${MOUNTS[@]}")
 "$MKDAXFS" -q "$WORK/base.img" "$SRC"
 "$DAXFS" branch init "$WORK/base.img" "$WORK/shm/region" --delta 256M >/dev/null
+export DAXFS_BASE_IMAGE_BYTES=$(stat -c %s "$WORK/base.img")
 rm -f "$WORK/base.img"
 mount_image "$WORK/shm/region" "$WORK/m" -o fstype=branchfs
 /usr/bin/python3 "$(dirname "$0")/branch_agents.py" "$WORK/m" "$SRC" "$WORK/shm/ref" \
