@@ -153,6 +153,12 @@ struct Context {
     std::lock_guard lock(mu);
     return views[id]->writer ? kLeasedTimeout : kTimeout;
   }
+  // Whether this mount holds the writer lease of `view_name`.
+  bool Leased(const std::string& view_name) {
+    std::lock_guard lock(mu);
+    auto it = view_ids.find(view_name);
+    return it != view_ids.end() && views[it->second]->writer != nullptr;
+  }
   void Remember(uint32_t id, fuse_ino_t dir, std::string_view name) {
     std::lock_guard lock(mu);
     views[id]->cached_names.emplace(dir, name);
@@ -544,15 +550,23 @@ Status EndBranch(Context& c, uint32_t view, bool commit) {
   // A parent whose entries and attributes the kernel caches (we hold its
   // lease): drop them before replying, so the caller's next call sees the
   // commit. Attributes only (offset -1): that does not wait for writeback.
-  Names names = c.TakeNames(name);
+  // (Of a parent whose entries are not cached, only the mount root's
+  // attributes are: see AttrTimeout.)
   if (commit && info.ok() && se) {
-    for (const auto& [dir, nm] : c.TakeNames(info->parent))
-      fuse_lowlevel_notify_inval_entry(se, dir, nm.data(), nm.size());
-    for (fuse_ino_t i : c.NodesOf(info->parent)) fuse_lowlevel_notify_inval_inode(se, i, -1, 0);
+    if (c.Leased(info->parent)) {
+      for (const auto& [dir, nm] : c.TakeNames(info->parent))
+        fuse_lowlevel_notify_inval_entry(se, dir, nm.data(), nm.size());
+      for (fuse_ino_t i : c.NodesOf(info->parent)) fuse_lowlevel_notify_inval_inode(se, i, -1, 0);
+    } else {
+      fuse_lowlevel_notify_inval_inode(se, FUSE_ROOT_ID, -1, 0);
+    }
   }
-  // The ended branch's names (/@NAME/ included) are gone when we reply.
+  // The ended branch's /@NAME/ entries are gone when we reply; its other
+  // names only lead to ESTALE now and go with the pages, off this thread.
+  Names names = c.TakeNames(name);
   if (se) {
-    for (const auto& [dir, nm] : names) fuse_lowlevel_notify_inval_entry(se, dir, nm.data(), nm.size());
+    for (const auto& [dir, nm] : names)
+      if (nm.starts_with('@')) fuse_lowlevel_notify_inval_entry(se, dir, nm.data(), nm.size());
   }
   // Drop cached pages and attributes of the ended branch (its mappings
   // fault from now on) and of the parent it changed. Off the request
@@ -562,8 +576,10 @@ Status EndBranch(Context& c, uint32_t view, bool commit) {
     auto more = c.NodesOf(info->parent);
     inval.insert(inval.end(), more.begin(), more.end());
   }
-  if (se && !inval.empty()) {
-    std::thread([se, inval = std::move(inval)] {
+  if (se && (!inval.empty() || !names.empty())) {
+    std::thread([se, inval = std::move(inval), names = std::move(names)] {
+      for (const auto& [dir, nm] : names)
+        if (!nm.starts_with('@')) fuse_lowlevel_notify_inval_entry(se, dir, nm.data(), nm.size());
       for (fuse_ino_t i : inval) fuse_lowlevel_notify_inval_inode(se, i, 0, 0);
     }).detach();
   }
