@@ -56,12 +56,16 @@ class Mapping {
  public:
   Mapping(ImagePtr image, std::span<const std::byte> bytes)
       : image_(std::move(image)), bytes_(bytes) {}
+  // File data: the pin keeps an object-store image's object mapped.
+  Mapping(ImagePtr image, daxfs::PinnedData data)
+      : image_(std::move(image)), bytes_(data.bytes), pin_(std::move(data.owner)) {}
   const ImagePtr& image() const { return image_; }
   std::span<const std::byte> bytes() const { return bytes_; }
 
  private:
   ImagePtr image_;
   std::span<const std::byte> bytes_;
+  std::shared_ptr<const void> pin_;
 };
 
 class PyImage {
@@ -181,7 +185,7 @@ PYBIND11_MODULE(_daxfs, m) {
       })
       .def("mapping", [](const PyImage& self, const std::string& path) {
         const daxfs::Ino ino = self.RegularFile(path);
-        return Mapping(self.ptr(), Check(self.image().contents(ino), path));
+        return Mapping(self.ptr(), Check(self.image().pin(ino), path));
       })
       .def("region_mapping", [](const PyImage& self) {
         return Mapping(self.ptr(), self.image().region().bytes());
@@ -202,10 +206,10 @@ PYBIND11_MODULE(_daxfs, m) {
       })
       .def("safetensors", [](const PyImage& self, const std::string& path) {
         const daxfs::Ino ino = self.RegularFile(path);
-        auto bytes = Check(self.image().contents(ino), path);
-        auto h = daxfs::safetensors::Parse(bytes);
+        auto data = Check(self.image().pin(ino), path);
+        auto h = daxfs::safetensors::Parse(data.bytes);
         if (!h.ok()) RaiseSafetensors(h.status().WithContext(path));
-        return py::make_tuple(Mapping(self.ptr(), bytes), HeaderTuple(*h));
+        return py::make_tuple(Mapping(self.ptr(), std::move(data)), HeaderTuple(*h));
       });
 
   // Parses the safetensors file held in any buffer (bytes, mmap, memoryview).
