@@ -41,6 +41,7 @@ struct MountOptions {
   bool exec = true;
   bool verify = false;        // verify the metadata checksum at mount
   std::string fsname;         // shown in /proc/mounts (default: the image)
+  std::string object_dir;     // object-store images: override the recorded directory
   // The type in /proc/mounts is fuse.<fstype>: "daxfs", or "branchfs" under
   // -o fstype=branchfs for tooling that looks for fuse.branchfs.
   std::string fstype = "daxfs";

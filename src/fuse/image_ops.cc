@@ -22,7 +22,9 @@
 #include <vector>
 
 #include "daxfs/format.h"
+#include "fuse/passthrough.h"
 #include "fuse/region_guard.h"
+#include "fuse/transport.h"
 
 namespace daxfs::fuse {
 namespace {
@@ -39,7 +41,21 @@ struct Context {
   // The image has no xattr area: nothing to find, so GETXATTR and LISTXATTR
   // answer ENOSYS and the kernel stops asking for the whole connection.
   bool no_xattrs = false;
+  // Object-store images: the kernel serves file data from the object files
+  // (FUSE passthrough); false when unavailable, or after the kernel refused.
+  std::atomic<bool> passthrough{false};
+  Backings backings;
 };
+
+// fi->fh of files opened with a backing file (0 for every other open).
+constexpr uint64_t kPassthroughFh = 1;
+
+// What an object-store mount loses without passthrough, said once.
+void SayPassthroughLost(const std::string& why) {
+  LogProblem("FUSE passthrough unavailable (" + why + "): file data is served through the daemon: "
+             "a round trip per read with cache=direct, a page-cache copy per mount with "
+             "cache=kernel, and mmap does not share the object files' pages");
+}
 
 Context& Ctx(fuse_req_t req) { return *static_cast<Context*>(fuse_req_userdata(req)); }
 
@@ -123,7 +139,14 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
   // opendir. Files need OPEN only to ask for direct I/O.
   want(FUSE_CAP_NO_OPENDIR_SUPPORT);
   c->no_opendir = conn->want & FUSE_CAP_NO_OPENDIR_SUPPORT;
-  if (c->options.cache == CacheMode::kKernel) want(FUSE_CAP_NO_OPEN_SUPPORT);
+  if (c->passthrough && !KernelOffersPassthrough()) {
+    c->passthrough = false;
+    SayPassthroughLost("this kernel does not offer it; it needs 6.9+ with CONFIG_FUSE_PASSTHROUGH");
+  }
+  // The transport adds FUSE_PASSTHROUGH to our INIT reply.
+  RequestPassthrough(c->passthrough);
+  // Passthrough needs OPEN: that is where the backing file is named.
+  if (c->options.cache == CacheMode::kKernel && !c->passthrough) want(FUSE_CAP_NO_OPEN_SUPPORT);
   // The kernel answers system.posix_acl_* itself and caches the answer per
   // inode (the image cannot change), instead of a GETXATTR round trip for
   // every `ls -l` of every file; ACLs are then also enforced (we always
@@ -172,21 +195,65 @@ void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
   fuse_reply_readlink(req, std::string(*t).c_str());
 }
 
+// Object errors (missing, damaged) are EIO to the reader and said in the log.
+void ReplyObjectError(fuse_req_t req, const Status& s) {
+  LogProblem(s.message());
+  fuse_reply_err(req, EIO);
+}
+
 void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Context& c = Ctx(req);
-  if (c.options.cache == CacheMode::kKernel) return (void)fuse_reply_err(req, ENOSYS);
+  if (c.options.cache == CacheMode::kKernel && !c.image->info().objects)
+    return (void)fuse_reply_err(req, ENOSYS);
   if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) return (void)fuse_reply_err(req, EROFS);
-  auto a = c.image->stat(ToImage(c, ino));
+  const Ino image_ino = ToImage(c, ino);
+  auto a = c.image->stat(image_ino);
   if (!a.ok()) return ReplyError(req, a.status());
   if (S_ISDIR(a->mode)) return (void)fuse_reply_err(req, EISDIR);
+  if (c.image->info().objects && S_ISREG(a->mode) && a->size > 0) {
+    if (c.passthrough) {
+      auto id = c.backings.Acquire(*c.image, image_ino, DeviceFd());
+      if (id.ok()) {
+        fi->fh = kPassthroughFh;
+        fi->noflush = 1;
+        return ReplyOpenPassthrough(req, fi, *id);
+      }
+      if (id.status().IsCorruption() || id.status().IsNotFound()) return ReplyObjectError(req, id.status());
+      // The kernel refused the backing file: serve through the daemon.
+      if (c.passthrough.exchange(false)) SayPassthroughLost(id.status().message());
+    } else {
+      // A missing or damaged object fails the open (EIO), as it does with
+      // passthrough, instead of the first read.
+      auto fd = c.image->open_object(image_ino);
+      if (!fd.ok()) return ReplyObjectError(req, fd.status());
+      close(*fd);
+    }
+  }
+  // ENOSYS turns OPEN off for the whole mount: not while passthrough needs it.
+  if (c.options.cache == CacheMode::kKernel && !c.passthrough) return (void)fuse_reply_err(req, ENOSYS);
   if (ServedDirect(c, *a)) fi->direct_io = 1;
   else fi->keep_cache = 1;
   fi->noflush = 1;
   fuse_reply_open(req, fi);
 }
 
+void OpRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Context& c = Ctx(req);
+  if (fi->fh == kPassthroughFh) c.backings.Release(ToImage(c, ino), DeviceFd());
+  fuse_reply_err(req, 0);
+}
+
 void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
   Context& c = Ctx(req);
+  if (c.image->info().objects) {
+    // Pinned: other threads may map other objects meanwhile.
+    auto data = c.image->pin(ToImage(c, ino));
+    if (!data.ok()) return ReplyObjectError(req, data.status());
+    const auto bytes = data->bytes;
+    const size_t at = std::min(bytes.size(), static_cast<size_t>(off));
+    const size_t n = std::min(bytes.size() - at, size);
+    return (void)fuse_reply_buf(req, reinterpret_cast<const char*>(bytes.data() + at), n);
+  }
   // Zero-copy on our side: the reply points straight into the mapping.
   auto data = c.image->read(ToImage(c, ino), static_cast<uint64_t>(off), size);
   if (!data.ok()) return ReplyError(req, data.status());
@@ -306,6 +373,7 @@ const fuse_lowlevel_ops kOps = [] {
   ops.readlink = OpReadlink;
   ops.open = OpOpen;
   ops.read = OpRead;
+  ops.release = OpRelease;
   ops.opendir = OpOpendir;
   ops.readdir = OpReaddir;
   ops.readdirplus = OpReaddirplus;
@@ -318,9 +386,16 @@ const fuse_lowlevel_ops kOps = [] {
 }  // namespace
 
 int Serve(std::shared_ptr<const Image> image, const MountOptions& options) {
-  Context ctx{std::move(image), options, 1};
+  Context ctx;
+  ctx.image = std::move(image);
+  ctx.options = options;
   ctx.root = ctx.image->root();
   ctx.no_xattrs = !(ctx.image->info().features_compat & format::kFeatureXattrs);
+  if (ctx.image->info().objects) {
+    const std::string why = Backings::MissingPrivilege();
+    if (why.empty()) ctx.passthrough = true;
+    else SayPassthroughLost(why);  // said before the daemon detaches
+  }
   SessionSpec spec;
   spec.ops = &kOps;
   spec.userdata = &ctx;

@@ -15,6 +15,8 @@ const char kMountOptionsHelp[] =
     "  verify               verify the metadata checksum before mounting\n"
     "  threads=N            at most N worker threads, 1 to 1024 (default: 2 per CPU)\n"
     "  fsname=NAME          source shown in /proc/mounts (default: the image)\n"
+    "  objects=DIR          object directory of an object-store image (default: the one it\n"
+    "                       records); as root its files are served by FUSE passthrough\n"
     "  debug                same as -d\n"
   "  branch=NAME          (branch region) mount branch NAME writable at the root\n"
   "  fstype=branchfs      /proc/mounts shows fuse.branchfs (for multikernel/branching);\n"
@@ -139,6 +141,10 @@ Status ApplyMountOptions(const std::vector<std::string>& opts, const OptionConte
     } else if (key == "fsname") {
       if (val.empty()) return bad(opt, "expected a name");
       o->fsname = val;
+      DAXFS_RETURN_IF_ERROR(once(key, opt));
+    } else if (key == "objects") {
+      if (val.empty()) return bad(opt, "expected a directory");
+      o->object_dir = val;
       DAXFS_RETURN_IF_ERROR(once(key, opt));
     } else if (key == "branch") {
       if (val.empty()) return bad(opt, "expected a branch name");
