@@ -160,7 +160,7 @@ int CmdCat(const Image& img, const std::string& path) {
   auto ino = img.resolve(path);
   if (!ino.ok()) return Fail(ino.status());
   auto data = img.contents(*ino);
-  if (!data.ok()) return Fail(data.status());
+  if (!data.ok()) return Fail(data.status().WithContext(path));
   // Chunk by chunk, each chunk's pages mapped first in one call (Prefetch:
   // no fault per page) or, where that fails, touched one by one: memory that
   // cannot be provided then trips the library's guard here (and is
