@@ -138,7 +138,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (!S_ISDIR(st.st_mode)) tar = true;
-  const bool image_source = !S_ISDIR(st.st_mode) && IsDaxfsImage(source);
+  // Only a regular file is probed: opening a FIFO would block.
+  const bool image_source = S_ISREG(st.st_mode) && IsDaxfsImage(source);
 
   daxfs::tools::ProgressLine progress(!quiet);
   opts.progress = [&](const daxfs::BuildProgress& p) { progress.Update(p); };
