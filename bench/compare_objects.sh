@@ -63,6 +63,8 @@ for p in erofs daxfs-direct daxfs-kernel daxfs-objects; do
 done
 
 # Store size: a second tree with 90% of the files unchanged.
+images_line="Images: daxfs $(du -h "$IMG/tree.daxfs" | cut -f1), object-store metadata $(du -h "$IMG/tree.obj" | cut -f1) + objects $(du -sh "$OBJS" | cut -f1), EROFS $(du -h "$IMG/tree.erofs" | cut -f1)"
+rm -rf "$IMG"/tree.* "$OBJS"  # room on tmpfs
 rm -rf "$SHM/src2" "$SHM/objs2"
 cp -a "$SRC" "$SHM/src2"
 n=0; while IFS= read -r f; do
@@ -74,7 +76,7 @@ one_kib=$(du -sk "$SHM/objs2" | cut -f1)
 two_kib=$(du -sk "$SHM/objs2" | cut -f1)
 
 echo "Tree: $(find "$SRC" | wc -l) entries, $(du -sh "$SRC" | cut -f1); $(nproc) CPUs; kernel $(uname -r)"
-echo "Images: daxfs $(du -h "$IMG/tree.daxfs" | cut -f1), object-store metadata $(du -h "$IMG/tree.obj" | cut -f1) + objects $(du -sh "$OBJS" | cut -f1), EROFS $(du -h "$IMG/tree.erofs" | cut -f1)"
+echo "$images_line"
 echo
 echo "| peer | tar c s | seq read s | fio 4k randread IOPS | 8 mounts: page-cache growth MiB (subset $((subset_kib / 1024)) MiB) |"
 echo "|---|---|---|---|---|"
@@ -88,4 +90,5 @@ for p in "${peers[@]}"; do
   echo "| $p | $(ratio "${R[$p,tar]}" "${R[erofs,tar]}") | $(ratio "${R[$p,seq]}" "${R[erofs,seq]}") | $(ratio "${R[$p,fio]}" "${R[erofs,fio]}") |"
 done
 echo
+rm -rf "$SHM/src2" "$SHM/objs2" "$IMG"/one.obj "$IMG"/two.obj
 echo "Object store: one image $((one_kib / 1024)) MiB, plus a second sharing 90% of its files $((two_kib / 1024)) MiB ($(ratio "$two_kib" "$one_kib")x)"
