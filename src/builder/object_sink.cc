@@ -106,11 +106,15 @@ Status ObjectSink::AppendZeros(uint64_t n) {
 }
 
 std::span<std::byte> ObjectSink::Reserve(size_t want) {
-  if (fill_ == buf_.size() && !Flush().ok()) fill_ = 0;  // the error resurfaces at EndFile
+  if (fill_ == buf_.size() && write_error_.ok()) {
+    write_error_ = Flush();
+    if (!write_error_.ok()) fill_ = 0;  // somewhere to write; Commit reports the error
+  }
   return {buf_.data() + fill_, std::min(want, buf_.size() - fill_)};
 }
 
 Status ObjectSink::Commit(size_t n) {
+  if (!write_error_.ok()) return write_error_;
   hash_->Update({buf_.data() + fill_, n});
   fill_ += n;
   return Status::OK();

@@ -69,6 +69,7 @@ class ObjectSink final : public DataSink {
   size_t fill_ = 0;
   std::optional<objects::Sha256> hash_;
   uint64_t tmp_counter_ = 0;
+  Status write_error_;          // a failed flush in Reserve, reported by Commit
 
   uint64_t written_ = 0, reused_ = 0, bytes_written_ = 0, bytes_reused_ = 0;
   BuildProgress progress_;

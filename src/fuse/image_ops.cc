@@ -70,6 +70,8 @@ fuse_ino_t ToFuse(const Context& c, Ino ino) { return ToImage(c, ino); }
 // Whether reads of this inode bypass the kernel page cache.
 bool ServedDirect(const Context& c, const Attr& a) {
   if (!S_ISREG(a.mode)) return false;
+  // The kernel reads the object file itself (page-cache reads).
+  if (c.passthrough && c.image->info().objects) return false;
   switch (c.options.cache) {
     case CacheMode::kDirect: return true;
     case CacheMode::kKernel: return false;

@@ -31,28 +31,31 @@ std::string Backings::MissingPrivilege() {
 }
 
 Result<int32_t> Backings::Acquire(const Image& image, Ino ino, int device_fd) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = by_ino_.find(ino);
+    if (it != by_ino_.end()) {
+      ++it->second.opens;
+      return it->second.id;
+    }
+  }
+  // Verified against its digest outside the lock: the first open of a large
+  // file hashes it, and other files' opens need not wait for that.
+  DAXFS_ASSIGN_OR_RETURN(int fd, image.open_object(ino));
   std::lock_guard lock(mu_);
-  Entry& e = by_ino_[ino];
-  if (e.opens > 0) {
-    ++e.opens;
-    return e.id;
+  auto it = by_ino_.find(ino);
+  if (it != by_ino_.end()) {  // another open registered it meanwhile
+    close(fd);
+    ++it->second.opens;
+    return it->second.id;
   }
-  auto fd = image.open_object(ino);  // verified against its digest
-  if (!fd.ok()) {
-    by_ino_.erase(ino);
-    return fd.status();
-  }
-  BackingMap map{*fd, 0, 0};
+  BackingMap map{fd, 0, 0};
   const int id = ioctl(device_fd, kBackingOpen, &map);
   const int err = errno;
-  close(*fd);  // the kernel holds its own reference
-  if (id < 0) {
-    by_ino_.erase(ino);
-    return Status::IOError("FUSE_DEV_IOC_BACKING_OPEN", err);
-  }
-  e.id = id;
-  e.opens = 1;
-  return e.id;
+  close(fd);  // the kernel holds its own reference
+  if (id < 0) return Status::IOError("FUSE_DEV_IOC_BACKING_OPEN", err);
+  by_ino_[ino] = Entry{id, 1};
+  return id;
 }
 
 void Backings::Release(Ino ino, int device_fd) {
