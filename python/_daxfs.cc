@@ -61,6 +61,8 @@ class Mapping {
       : image_(std::move(image)), bytes_(data.bytes), pin_(std::move(data.owner)) {}
   const ImagePtr& image() const { return image_; }
   std::span<const std::byte> bytes() const { return bytes_; }
+  // Set for object-store file data (its own mapping, not the region's).
+  const std::shared_ptr<const void>& pin() const { return pin_; }
 
  private:
   ImagePtr image_;
@@ -157,8 +159,10 @@ PYBIND11_MODULE(_daxfs, m) {
         daxfs::Status s;
         {
           py::gil_scoped_release unlocked;
-          s = daxfs::Prefetch(b.image()->region(), all.subspan(offset, length),
-                              wait ? daxfs::PrefetchMode::kPopulate : daxfs::PrefetchMode::kWillNeed);
+          const auto mode = wait ? daxfs::PrefetchMode::kPopulate : daxfs::PrefetchMode::kWillNeed;
+          const auto range = all.subspan(offset, length);
+          s = b.pin() ? daxfs::Prefetch(daxfs::PinnedData{all, b.pin()}, range, mode)
+                      : daxfs::Prefetch(b.image()->region(), range, mode);
         }
         CheckStatus(s);
       }, py::arg("offset") = 0, py::arg("length") = UINT64_MAX, py::arg("wait") = true);

@@ -220,8 +220,11 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
         fi->noflush = 1;
         return ReplyOpenPassthrough(req, fi, *id);
       }
-      if (id.status().IsCorruption() || id.status().IsNotFound()) return ReplyObjectError(req, id.status());
-      // The kernel refused the backing file: serve through the daemon.
+      const int err = id.status().errno_value();
+      // The kernel refused passthrough itself: serve through the daemon from
+      // now on. Anything else (a bad object, no memory) fails this open only.
+      if (err != EPERM && err != EOPNOTSUPP && err != ENOTTY && err != EINVAL)
+        return ReplyObjectError(req, id.status());
       if (c.passthrough.exchange(false)) SayPassthroughLost(id.status().message());
     } else {
       // A missing or damaged object fails the open (EIO), as it does with

@@ -48,6 +48,15 @@ Status Prefetch(const Region& region, std::span<const std::byte> range, Prefetch
   return Advise(region.name(), range, mode);
 }
 
+Status Prefetch(const PinnedData& data, std::span<const std::byte> range, PrefetchMode mode) {
+  if (range.empty()) return Status::OK();
+  const auto all = data.bytes;
+  if (range.data() < all.data() || range.size() > all.size() ||
+      static_cast<size_t>(range.data() - all.data()) > all.size() - range.size())
+    return Status::InvalidArgument("prefetch range outside the pinned file data");
+  return Advise("object", range, mode);
+}
+
 Status Prefetch(const Image& image, Ino ino, PrefetchMode mode) {
   DAXFS_ASSIGN_OR_RETURN(Attr attr, image.stat(ino));
   if (!S_ISREG(attr.mode))
