@@ -146,6 +146,8 @@ class Image {
   Result<int> open_object(Ino ino) const;
   // Object-store images: the object file's path ("DIR/ab/cdef...").
   Result<std::string> object_path(Ino ino) const;
+  // Object-store images: its name inside the object directory ("ab/cdef...").
+  Result<std::string> object_name(Ino ino) const;
   // Object-store images: hashes the file's object now (daxfs check).
   Status VerifyObject(Ino ino) const;
   // Offset of a regular file's data inside the region (for mmap/splice).

@@ -45,7 +45,22 @@ struct Context {
   // (FUSE passthrough); false when unavailable, or after the kernel refused.
   std::atomic<bool> passthrough{false};
   Backings backings;
+  bool overlay_lower = false;  // MountOptions::overlay_lower
 };
+
+// OverlayFS data-only lower layers (kernel 6.5+, as composefs uses them):
+// a metacopy file whose absolute redirect names its data in the data layer.
+constexpr std::string_view kOverlayMetacopy = "trusted.overlay.metacopy";
+constexpr std::string_view kOverlayRedirect = "trusted.overlay.redirect";
+
+// The overlay xattr `name` of `ino`, if it has one.
+std::optional<std::string> OverlayXattr(const Context& c, Ino ino, std::string_view name) {
+  if (!c.overlay_lower || (name != kOverlayMetacopy && name != kOverlayRedirect)) return std::nullopt;
+  auto object = c.image->object_name(ino);
+  if (!object.ok()) return std::nullopt;  // not a file with data
+  if (name == kOverlayMetacopy) return std::string();
+  return "/" + *object;
+}
 
 // fi->fh of files opened with a backing file (0 for every other open).
 constexpr uint64_t kPassthroughFh = 1;
@@ -344,6 +359,11 @@ void OpStatfs(fuse_req_t req, fuse_ino_t) {
 // (getfattr, cp -a, tar --xattrs), `ls` does not list.
 void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   Context& c = Ctx(req);
+  if (auto v = OverlayXattr(c, ToImage(c, ino), name)) {
+    if (size == 0) return (void)fuse_reply_xattr(req, v->size());
+    if (size < v->size()) return (void)fuse_reply_err(req, ERANGE);
+    return (void)fuse_reply_buf(req, v->data(), v->size());
+  }
   if (c.no_xattrs) return (void)fuse_reply_err(req, ENOSYS);
   auto v = c.image->getxattr(ToImage(c, ino), name);
   if (!v.ok()) return ReplyError(req, v.status());
@@ -365,6 +385,8 @@ void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
     names.push_back('\0');
   });
   if (!st.ok()) return ReplyError(req, st);
+  for (std::string_view n : {kOverlayMetacopy, kOverlayRedirect})
+    if (OverlayXattr(c, ToImage(c, ino), n)) names.append(n).push_back('\0');
   if (size == 0) return (void)fuse_reply_xattr(req, names.size());
   if (size < names.size()) return (void)fuse_reply_err(req, ERANGE);
   fuse_reply_buf(req, names.data(), names.size());
@@ -395,7 +417,13 @@ int Serve(std::shared_ptr<const Image> image, const MountOptions& options) {
   ctx.image = std::move(image);
   ctx.options = options;
   ctx.root = ctx.image->root();
-  ctx.no_xattrs = !(ctx.image->info().features_compat & format::kFeatureXattrs);
+  ctx.overlay_lower = options.overlay_lower;
+  if (ctx.overlay_lower && !ctx.image->info().objects) {
+    LogProblem(options.image + ": overlay_lower needs an object-store image (mkdaxfs --objects)");
+    return 1;
+  }
+  // Overlay xattrs exist even where the image stores none.
+  ctx.no_xattrs = !(ctx.image->info().features_compat & format::kFeatureXattrs) && !ctx.overlay_lower;
   if (ctx.image->info().objects) {
     const std::string why = Backings::MissingPrivilege();
     if (why.empty()) ctx.passthrough = true;

@@ -420,6 +420,14 @@ Result<std::string> Image::object_path(Ino ino) const {
          objects::ObjectRelPath(fmt::Load<objects::Digest>(base_ + r.data_offset));
 }
 
+Result<std::string> Image::object_name(Ino ino) const {
+  if (!info_.objects) return Status::NotSupported(region_->name() + " is not an object-store image");
+  DAXFS_ASSIGN_OR_RETURN(format::Inode r, inode(ino));
+  if (!S_ISREG(r.mode) || r.size == 0)
+    return Status::InvalidArgument("inode " + std::to_string(ino) + " has no object");
+  return objects::ObjectRelPath(fmt::Load<objects::Digest>(base_ + r.data_offset));
+}
+
 Status Image::VerifyObject(Ino ino) const {
   if (!objects_) return Status::OK();
   DAXFS_ASSIGN_OR_RETURN(format::Inode r, inode(ino));
