@@ -4,6 +4,9 @@
 # in one run on the same tree (bench/common.bash: /usr/share, /usr/include,
 # /usr/bin and a 512 MiB blob on tmpfs). The object directory is on tmpfs
 # too, so the objects are the one shared copy.
+# daxfs-objects: daxfs-mount (FUSE passthrough); daxfs-overlay: OverlayFS
+# with daxfs-mount -o overlay_lower as metadata and the objects as a
+# data-only lower layer.
 # Workloads (warm, best of 3): tar c of the tree, sequential read of the
 # large files, fio 4 KiB random reads (1 job). Memory: page-cache growth
 # while 8 mounts of each peer read the same subset (include/ and big/).
@@ -15,7 +18,9 @@ rm -rf "$OBJS" "$IMG"/*
 "$BUILD/mkdaxfs" -q "$IMG/tree.daxfs" "$SRC"
 "$BUILD/mkdaxfs" -q --objects "$OBJS" "$IMG/tree.obj" "$SRC"
 mkfs.erofs "$IMG/tree.erofs" "$SRC" >/dev/null 2>&1
-cleanup() { for m in "$MNT"/*; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done; }
+cleanup() {  # overlays before their metadata mounts
+  for m in $(grep -o " $MNT/[^ ]*" /proc/mounts | tac); do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
+}
 trap cleanup EXIT
 mount_peer() {
   local p=$1 d=$2; mkdir -p "$d"
@@ -25,9 +30,14 @@ mount_peer() {
     daxfs-direct) "$BUILD/daxfs-mount" "$IMG/tree.daxfs" "$d" -o cache=direct ;;
     daxfs-kernel) "$BUILD/daxfs-mount" "$IMG/tree.daxfs" "$d" -o cache=kernel ;;
     daxfs-objects) "$BUILD/daxfs-mount" "$IMG/tree.obj" "$d" ;;
+    daxfs-overlay)  # metadata from daxfs, data from the objects (composefs' arrangement)
+      mkdir -p "$d.meta"
+      "$BUILD/daxfs-mount" "$IMG/tree.obj" "$d.meta" -o cache=kernel,overlay_lower
+      mount -t overlay overlay -o "ro,metacopy=on,redirect_dir=follow,lowerdir=$d.meta::$OBJS" "$d" ;;
   esac
 }
-peers=(tmpfs erofs daxfs-direct daxfs-kernel daxfs-objects)
+peers=(tmpfs erofs daxfs-direct daxfs-kernel daxfs-objects daxfs-overlay)
+unmount_peer() { umount "$1"; if [ -d "$1.meta" ]; then umount "$1.meta"; fi; }
 dir_of() { [ "$1" = tmpfs ] && echo "$SRC" || echo "$MNT/$1"; }
 mapfile -t big_files < <(cd "$SRC" && find . -type f -size +1M | sort | head -200)
 w_tar() { tar cf - -C "$1" . | cat >/dev/null; }
@@ -45,13 +55,13 @@ for p in "${peers[@]}"; do
     R[$p,$w]=$(best_of 3 "w_$w" "$d")
   done
   R[$p,fio]=$(fio_iops "$d")
-  [ "$p" = tmpfs ] || umount "$d"
+  [ "$p" = tmpfs ] || unmount_peer "$d"
 done
 
 # Memory: 8 mounts of one peer read the same files; page-cache growth
 # (Cached includes tmpfs, so the tree and images, already there, count 0).
 subset_kib=$(du -sk "$SRC/include" "$SRC/big" | awk '{s+=$1} END{print s}')
-for p in erofs daxfs-direct daxfs-kernel daxfs-objects; do
+for p in erofs daxfs-direct daxfs-kernel daxfs-objects daxfs-overlay; do
   drop_caches
   before=$(cached_kib)
   for i in 1 2 3 4 5 6 7 8; do
@@ -59,7 +69,7 @@ for p in erofs daxfs-direct daxfs-kernel daxfs-objects; do
     tar cf - -C "$MNT/$p-$i" ./include ./big | cat >/dev/null
   done
   R[$p,mem]=$(( ($(cached_kib) - before) / 1024 ))
-  for i in 1 2 3 4 5 6 7 8; do umount "$MNT/$p-$i"; done
+  for i in 1 2 3 4 5 6 7 8; do unmount_peer "$MNT/$p-$i"; done
 done
 
 # Store size: a second tree with 90% of the files unchanged.
