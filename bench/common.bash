@@ -11,7 +11,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 [ -x "$BUILD/mkdaxfs" ] || "$ROOT/scripts/build.sh" >/dev/null
-SHM=/dev/shm/daxfs-bench
+SHM=${SHM:-/dev/shm/daxfs-bench}
 # The tree every peer is measured on, staged on tmpfs so that no disk is
 # involved: /usr/share + /usr/include + /usr/bin + one 512 MiB blob.
 stage_tree() {

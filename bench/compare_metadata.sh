@@ -11,11 +11,25 @@
 # The tree is /usr/share + /usr/include + /usr/bin copied with
 # `cp --attributes-only`: every name, mode, owner and time, no file data
 # (metadata workloads do not read data; the images stay small).
+# TREE=1m: 1,000 directories x 1,000 empty files instead, bare only (no
+# xattr variant). PEERS="erofs daxfs-direct ..." picks the peers.
 source "$(dirname "$0")/common.bash"
-M=$SHM/meta; SRC=$M/src; IMG=$M/img; MNT=$M/mnt
+TREE=${TREE:-system}
+M=$SHM/meta-$TREE; SRC=$M/src; IMG=$M/img; MNT=$M/mnt
 if [ ! -f "$M/.staged" ]; then
   rm -rf "$M"; mkdir -p "$SRC"
-  cp -a --attributes-only /usr/share /usr/include /usr/bin "$SRC/"
+  if [ "$TREE" = 1m ]; then
+    python3 - "$SRC" <<'PY'
+import os, sys
+for d in range(1000):
+    p = os.path.join(sys.argv[1], f"d{d:03}")
+    os.mkdir(p)
+    for f in range(1000):
+        os.close(os.open(os.path.join(p, f"file-{f:04}"), os.O_CREAT | os.O_WRONLY, 0o644))
+PY
+  else
+    cp -a --attributes-only /usr/share /usr/include /usr/bin "$SRC/"
+  fi
   touch "$M/.staged"
 fi
 mkdir -p "$IMG" "$MNT"
@@ -24,17 +38,30 @@ trap cleanup EXIT
 make_images() {  # TAG
   "$BUILD/mkdaxfs" -q "$IMG/$1.daxfs" "$SRC"
   mkfs.erofs "$IMG/$1.erofs" "$SRC" >/dev/null 2>&1
-  mksquashfs "$SRC" "$IMG/$1.sqfs" -no-progress -noappend -quiet >/dev/null
+  if [[ " ${peers[*]} " = *" squashfuse_ll "* ]]; then
+    mksquashfs "$SRC" "$IMG/$1.sqfs" -no-progress -noappend -quiet >/dev/null
+  fi
 }
+peers=(erofs daxfs-direct daxfs-kernel daxfs-direct-s squashfuse_ll)
+[ -z "${PEERS:-}" ] || read -r -a peers <<< "$PEERS"
+# BEFORE=path/to/an/older/daxfs-mount adds it as peer daxfs-before (cache=direct).
+[ -z "${BEFORE:-}" ] || peers+=(daxfs-before)
 # Without xattrs first, then the same tree with some.
-find "$SRC" -exec setfattr -x user.bench {} + 2>/dev/null || true
-find "$SRC" -type d -exec setfattr -x system.posix_acl_access {} + 2>/dev/null || true
+if [ "$TREE" != 1m ]; then
+  find "$SRC" -exec setfattr -x user.bench {} + 2>/dev/null || true
+  find "$SRC" -type d -exec setfattr -x system.posix_acl_access {} + 2>/dev/null || true
+fi
 make_images bare
+trees=(bare)
+n_x=0
+if [ "$TREE" != 1m ]; then
+trees+=(xattr)
 acl=0x0200000001000700ffffffff020005003930000004000500ffffffff10000500ffffffff20000500ffffffff
 find "$SRC" -type f | awk 'NR % 100 == 0' | xargs -d '\n' setfattr -n user.bench -v 1
 find "$SRC" -mindepth 1 -type d | awk 'NR % 100 == 0' | xargs -d '\n' -n1 setfattr -n system.posix_acl_access -v "$acl"
 make_images xattr
 n_x=$(getfattr -R -h -m - --absolute-names "$SRC" 2>/dev/null | grep -c '^# file' || true)
+fi
 
 mount_peer() {  # PEER TAG DIR [extra daxfs-mount args]
   local p=$1 t=$2 d=$3; shift 3; mkdir -p "$d"
@@ -58,11 +85,8 @@ best_cold() {
   done
   printf '%.3f' "$best"
 }
-peers=(erofs daxfs-direct daxfs-kernel daxfs-direct-s squashfuse_ll)
-# BEFORE=path/to/an/older/daxfs-mount adds it as peer daxfs-before (cache=direct).
-[ -z "${BEFORE:-}" ] || peers+=(daxfs-before)
 declare -A R
-for t in bare xattr; do
+for t in "${trees[@]}"; do
   for p in "${peers[@]}"; do
     d=$MNT/$p; mount_peer "$p" "$t" "$d"
     for w in ls find; do
@@ -74,9 +98,9 @@ for t in bare xattr; do
   done
 done
 
-echo "Tree: $(find "$SRC" | wc -l) entries (no file data); with xattrs: $n_x entries carry some; $(nproc) CPUs; kernel $(uname -r)"
+echo "Tree ($TREE): $(find "$SRC" | wc -l) entries (no file data); with xattrs: $n_x entries carry some; $(nproc) CPUs; kernel $(uname -r)"
 cols=(warm-ls cold-ls warm-find cold-find)
-for t in bare xattr; do
+for t in "${trees[@]}"; do
   echo
   echo "Tree $t: seconds (ratio vs kernel EROFS)"
   echo
@@ -92,17 +116,22 @@ done
 # Round trips: the daemon's -d log, by opcode.
 echo
 echo "FUSE requests received by daxfs-mount (cache=direct), by opcode:"
-for t in bare xattr; do
-  for w in cold-find warm-ls; do
+for t in "${trees[@]}"; do
+  for w in cold-find cold-ls warm-ls; do
     d=$MNT/debug; mkdir -p "$d"
     "$BUILD/daxfs-mount" -d "$IMG/$t.daxfs" "$d" 2>>"$M/debug.log" &
     pid=$!
     for _ in $(seq 100); do grep -q " $d fuse" /proc/mounts && break; sleep 0.1; done
-    if [ "$w" = cold-find ]; then drop_caches; : > "$M/debug.log"; w_find "$d"
-    else w_ls "$d" 2>/dev/null; : > "$M/debug.log"; w_ls "$d"; fi
+    case $w in
+      cold-find) drop_caches; : > "$M/debug.log"; w_find "$d" ;;
+      cold-ls) drop_caches; : > "$M/debug.log"; w_ls "$d" ;;
+      warm-ls) w_ls "$d" 2>/dev/null; : > "$M/debug.log"; w_ls "$d" ;;
+    esac
     sleep 0.5
-    counts=$(grep -o 'opcode: [A-Z_]*' "$M/debug.log" | sort | uniq -c | sort -rn | awk '{printf "%s %s, ", $3, $1}')
-    echo "- $t, $w: ${counts%, }"
+    counts=$({ grep -a -o 'opcode: [A-Z_]*' "$M/debug.log" || true; } | sort | uniq -c | sort -rn |
+             awk '{printf "%s %s, ", $3, $1}')
+    counts=${counts%, }
+    echo "- $t, $w: ${counts:-no requests}"
     umount "$d"; wait "$pid" || true
   done
 done

@@ -1,7 +1,8 @@
 // Shared by fuzz_branches and its replay test: treats arbitrary bytes as a
 // branch region (base image + control block + delta area) and drives the
 // branch engine over all of it: open, check, list, every active branch's
-// tree through CheckView (reading every file), then commit and abort.
+// tree through CheckView (reading every file), then commit and abort, a
+// write in a new branch, and gc.
 //
 // Input format: the region with its trailing zero bytes cut off; it is
 // padded with zeros to the next multiple of kBranchFuzzUnit (the seeds are
@@ -80,6 +81,16 @@ inline uint64_t WalkBranchRegion(const uint8_t* data, size_t size) {
     if (b.state == "active" && b.children == 0) (void)s.Commit(b.name);
   for (const auto& b : *list)
     if (b.state == "active") (void)s.Abort(b.name);
+  // A writer allocates from whatever the free table and cursor say, then gc
+  // marks whatever the logs say; a good region must still check clean.
+  if (s.Create("fuzz-writer").ok()) {
+    if (auto w = s.OpenBranch("fuzz-writer", true); w.ok()) {
+      const std::vector<std::byte> data(3 * format::kBlockSize, std::byte{0x5a});
+      if (auto f = (*w)->create((*w)->root(), "f", 0644); f.ok()) (void)(*w)->write(*f, 100, data);
+    }
+    (void)s.Abort("fuzz-writer");
+  }
+  if (s.Gc().ok()) problems += s.Check(nullptr);
   return problems;
 }
 

@@ -47,6 +47,7 @@ inline uint64_t WalkImage(const Image& image) {
       }
     }
   }
+  if (auto names = image.xattr_names(); names.ok()) sum += names->size();
   CheckOptions o;
   sum += CheckImage(image, o).problems;
   return sum;

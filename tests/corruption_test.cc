@@ -5,6 +5,8 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <cstring>
 
 #include <random>
@@ -392,6 +394,21 @@ TEST_F(Corruption, XattrRecordDamage) {
   auto r = (*OpenBytes(bytes))->getxattr(one, "user.k");
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(r.status().IsCorruption());
+}
+
+TEST_F(Corruption, XattrAreaWalkStopsAtDamage) {
+  auto bytes = *good_;
+  const std::array<std::byte, 4> magic{std::byte{'X'}, std::byte{'A'}, std::byte{'T'}, std::byte{'R'}};
+  auto at = std::search(bytes.begin(), bytes.end(), magic.begin(), magic.end());
+  ASSERT_NE(at, bytes.end());
+  const size_t first_record = static_cast<size_t>(at - bytes.begin()) + sizeof(fmt::XattrAreaHeader);
+  ASSERT_DAXFS_OK((*OpenBytes(bytes))->xattr_names().status());
+  Poke<uint32_t>(&bytes, first_record + offsetof(fmt::XattrRecordHeader, size), 0xfffffff0u);
+  auto r = (*OpenBytes(bytes))->xattr_names();
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().IsCorruption());
+  EXPECT_NE(r.status().message().find("xattr area offset 8: record size"), std::string::npos)
+      << r.status().message();
 }
 
 TEST_F(Corruption, MetadataChecksumCatchesSilentDamage) {

@@ -94,6 +94,16 @@ TEST_F(ImageTest, Xattrs) {
   EXPECT_EQ(names, (std::vector<std::string>{"user.comment", "user.empty"}));
 }
 
+// The names the FUSE adapter uses to answer probes for absent ones.
+TEST_F(ImageTest, XattrNamesAreEveryDistinctName) {
+  auto names = image_->xattr_names();
+  ASSERT_DAXFS_OK(names.status());
+  std::vector<std::string> want{"user.binary", "user.comment", "user.dirattr", "user.empty"};
+  if (getuid() == 0) want = {"security.capability", "trusted.overlay.opaque", "user.binary", "user.comment",
+                             "user.dirattr", "user.empty"};
+  EXPECT_EQ(*names, want);
+}
+
 TEST_F(ImageTest, OpenFromFdAndMemory) {
   int fd = open((*dir_ / "img").c_str(), O_RDONLY);
   ASSERT_GE(fd, 0);

@@ -48,7 +48,8 @@ struct BranchInfo {
 
 struct RegionUsage {
   uint64_t delta_size = 0;
-  uint64_t delta_used = 0;
+  uint64_t delta_used = 0;  // in use: handed out and not freed by gc
+  uint64_t delta_free = 0;  // freed by gc and not reused yet (reused first)
   uint64_t next_inode = 0;
   uint32_t slots_used = 0;
   uint32_t attached = 0;    // live processes attached (this one included)
@@ -56,8 +57,10 @@ struct RegionUsage {
 
 struct GcResult {
   uint32_t slots_freed = 0;
-  uint64_t bytes_reclaimed = 0;
-  std::string note;         // what could not be reclaimed, and why
+  uint64_t bytes_reclaimed = 0;  // newly free delta bytes (free list + cursor)
+  uint64_t bytes_free = 0;       // in the free list now, below the cursor
+  uint64_t bytes_used = 0;       // referenced by live logs now
+  std::string note;              // what could not be reclaimed, and why
 };
 
 class BranchStore;
@@ -142,6 +145,11 @@ class BranchStore : public std::enable_shared_from_this<BranchStore> {
                                                    uint64_t delta_size);
   static Result<std::shared_ptr<BranchStore>> Open(const std::string& region_spec);
   static Result<std::shared_ptr<BranchStore>> Open(std::shared_ptr<Region> region);
+
+  // After fork(): the child takes over this store's attach entry (and the
+  // writer leases it takes later name it), so that other processes see
+  // the child, not the parent that exits, as the one using the region.
+  void AdoptAfterFork();
 
   const Region& region() const;
   // The base image (main as it was at init).

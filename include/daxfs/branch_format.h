@@ -20,7 +20,10 @@
 namespace daxfs::format::branch {
 
 inline constexpr uint32_t kControlMagic = 0x48435244;  // "DRCH"
-inline constexpr uint32_t kControlVersion = 1;
+// Version 2 added the free-extent table (gc); version 1 regions (no table)
+// are read, and become version 2 at their first gc.
+inline constexpr uint32_t kControlVersion = 2;
+inline constexpr uint32_t kControlVersionNoFreeTable = 1;
 inline constexpr uint32_t kSlotCount = 256;
 inline constexpr uint32_t kAttachCount = 128;
 inline constexpr uint32_t kBranchNameMax = 63;
@@ -45,12 +48,28 @@ struct ControlHeader {
   uint64_t generation;         // 80  atomic: bumped by create/commit/abort/gc
   uint64_t next_branch_id;     // 88  under the mutex
   uint64_t boot_hash;          // 96  atomic: the boot the mutex was set up in
-  uint8_t reserved1[24];       // 104
+  uint64_t free_pages;         // 104 atomic: pages in free_extents (a hint: may be high
+                               //     after a crash; gc sets it exactly)
+  uint8_t reserved1[16];       // 112
   uint8_t mutex[64];           // 128 pthread_mutex_t: process-shared, robust
-  uint8_t reserved2[3904];     // 192
+  uint64_t free_extents[480];  // 192 atomic each: FreeExtent words, 0 = empty
+  uint8_t reserved2[64];       // 4032
 };
 static_assert(sizeof(ControlHeader) == 4096);
 static_assert(sizeof(pthread_mutex_t) <= 64);
+
+// A free run of delta pages that gc found unreferenced, packed in one word
+// so that taking pages from it is a single compare-and-swap: a process that
+// dies halfway can only leak pages (the next gc finds them), never hand the
+// same page out twice.
+inline constexpr uint32_t kFreeExtents = 480;
+inline constexpr unsigned kFreeCountBits = 24;
+inline constexpr uint64_t kFreeCountMax = (uint64_t{1} << kFreeCountBits) - 1;
+inline constexpr uint64_t FreeExtent(uint64_t first_page, uint64_t pages) {
+  return first_page << kFreeCountBits | pages;
+}
+inline constexpr uint64_t FreeExtentFirst(uint64_t w) { return w >> kFreeCountBits; }
+inline constexpr uint64_t FreeExtentPages(uint64_t w) { return w & kFreeCountMax; }
 
 enum SlotState : uint32_t {
   kFree = 0,

@@ -166,6 +166,10 @@ class Image {
                                                        std::span<const std::byte> value)>& fn) const;
   // One attribute's value; errno_value() is ENODATA if absent.
   Result<std::span<const std::byte>> getxattr(Ino ino, std::string_view name) const;
+  // Every xattr name that some record of the xattr area holds, sorted and
+  // distinct (empty without an area). Walks the area's records in order
+  // (O(area), not O(inodes)); Corruption if they do not tile the area.
+  Result<std::vector<std::string>> xattr_names() const;
 
   // Verifies the metadata / data checksums (O(size)).
   Status VerifyMetadataChecksum() const;

@@ -74,6 +74,11 @@ class Region {
   // refused. Devices and physical ranges are written in place and must
   // already be large enough.
   static Result<std::shared_ptr<Region>> Create(const std::string& spec, uint64_t size);
+  // The same, with only the first `reserve` bytes allocated now; the rest of
+  // a file is left sparse, for a user that allocates as it goes (branch
+  // delta areas: fallocate before each use, so a full tmpfs is ENOSPC).
+  static Result<std::shared_ptr<Region>> Create(const std::string& spec, uint64_t size,
+                                                uint64_t reserve);
   // A new memfd holding a copy of `bytes`, sealed against writing and
   // resizing, mapped read-only. With `hugetlb`, backed by huge pages.
   static Result<std::shared_ptr<Region>> SealedMemfd(std::span<const std::byte> bytes,

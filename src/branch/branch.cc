@@ -109,9 +109,10 @@ struct Branch::Impl {
   }
 };
 
-Branch::Branch(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Branch::Branch(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) { ++impl_->m->open_views; }
 
 Branch::~Branch() {
+  --impl_->m->open_views;
   if (!impl_->writable) return;
   BranchStore::Impl* m = impl_->m;
   bf::Slot& s = impl_->sl();

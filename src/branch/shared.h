@@ -71,11 +71,15 @@ struct BranchStore::Impl {
   uint64_t token = 0;
   int attach_idx = -1;
   bool needs_msync = false;
+  bool allocate_on_demand = false;  // a file (tmpfs, memfd, ...): fallocate what Alloc hands out
   // In-process serialization of appends to each slot's log (a commit from
   // this process into a branch this process writes).
   std::mutex append_mu[bf::kSlotCount];
   std::mutex state_mu;            // guards writer_open
   bool writer_open[bf::kSlotCount] = {};
+  // Branch objects of this store alive now (gc frees blocks their spans
+  // may point into, so it waits until they are gone).
+  std::atomic<int> open_views{0};
 
   std::string where() const { return region->name(); }
   std::string SlotName(uint32_t s) const;
@@ -85,7 +89,14 @@ struct BranchStore::Impl {
   void Unlock();
   void Recover();
 
-  Result<uint64_t> Alloc(uint64_t bytes);  // delta-relative, page aligned
+  // Delta-relative, page aligned, with memory behind it.
+  Result<uint64_t> Alloc(uint64_t bytes);
+  Result<uint64_t> AllocRange(uint64_t bytes);  // the same, without the memory
+  uint64_t AllocFromFreeTable(uint64_t pages);  // 0 if no free extent fits
+  // Marks every delta page a live log refers to (its chunks and the blocks
+  // of its write records): the slots that are active, or committed into a
+  // live parent. Fails on a log it cannot read (then nothing may be freed).
+  Status MarkLive(std::vector<bool>* pages) const;
   // Walks slot s's log over logical [from, to), calling fn(pos, record).
   Status ReadLog(uint32_t s, uint64_t from, uint64_t to,
                  const std::function<Status(uint64_t, const branch::Record&)>& fn) const;

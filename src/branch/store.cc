@@ -206,12 +206,67 @@ void BranchStore::Impl::Recover() {
   }
 }
 
+// Takes `pages` pages from the front of a free extent gc published, or
+// returns 0. Each extent is one word changed by compare-and-swap, so no
+// lock is needed and two processes can never get the same page.
+uint64_t BranchStore::Impl::AllocFromFreeTable(uint64_t pages) {
+  if (LoadAcq(hdr->free_pages) < pages) return 0;
+  const uint64_t cursor_pages = std::min(LoadAcq(hdr->delta_cursor), geo.delta_size) / bf::kPage;
+  for (uint32_t i = 0; i < bf::kFreeExtents; ++i) {
+    auto slot = A(hdr->free_extents[i]);
+    uint64_t w = slot.load(std::memory_order_acquire);
+    while (w != 0) {
+      const uint64_t first = bf::FreeExtentFirst(w), have = bf::FreeExtentPages(w);
+      // Written by other processes: an extent outside the handed-out part
+      // of the delta area is ignored (daxfs branch check reports it).
+      if (have < pages || first < bf::kDeltaReserved / bf::kPage || first > cursor_pages ||
+          have > cursor_pages - first)
+        break;
+      const uint64_t rest = have == pages ? 0 : bf::FreeExtent(first + pages, have - pages);
+      if (slot.compare_exchange_weak(w, rest, std::memory_order_acq_rel)) {
+        // The hint may be stale (a dead process between the two steps):
+        // never let it wrap.
+        auto hint = A(hdr->free_pages);
+        uint64_t h = hint.load(std::memory_order_relaxed);
+        while (!hint.compare_exchange_weak(h, h >= pages ? h - pages : 0, std::memory_order_acq_rel)) {
+        }
+        return first * bf::kPage;
+      }
+    }
+  }
+  return 0;
+}
+
 Result<uint64_t> BranchStore::Impl::Alloc(uint64_t bytes) {
   bytes = fmt::AlignUp(bytes, bf::kPage);
+  DAXFS_ASSIGN_OR_RETURN(uint64_t at, AllocRange(bytes));
+  if (!allocate_on_demand) return at;
+  // Give the pages backing memory now: touching a hole of a full tmpfs
+  // through the mapping would be a SIGBUS in the middle of a write, this is
+  // a clean ENOSPC before anything was written (the range is leaked, and
+  // found by the next gc).
+  const off_t file_off = static_cast<off_t>(region->fd_offset() + geo.delta_offset + at);
+  if (fallocate(region->fd(), 0, file_off, static_cast<off_t>(bytes)) != 0) {
+    const int err = errno;
+    if (err == ENOSPC || err == ENOMEM || err == EDQUOT)
+      return Status::NoSpace(where() + ": no memory left behind the region for " + std::to_string(bytes) +
+                             " bytes of branch data (the filesystem holding it is full): " +
+                             std::strerror(err));
+    if (err != EOPNOTSUPP && err != EINVAL && err != ENODEV)
+      return Status::IOError(where() + ": allocating delta offset " + std::to_string(at), err);
+  }
+  return at;
+}
+
+Result<uint64_t> BranchStore::Impl::AllocRange(uint64_t bytes) {
+  if (uint64_t reused = AllocFromFreeTable(bytes / bf::kPage)) return reused;
   auto cur = A(hdr->delta_cursor);
   uint64_t at = cur.load(std::memory_order_acquire);
   for (;;) {
-    if (at < bf::kDeltaReserved || at > geo.delta_size || bytes > geo.delta_size - at)
+    if (at % bf::kPage || at < bf::kDeltaReserved)
+      return Status::Corruption(where() + ": delta cursor " + std::to_string(at) +
+                                " is not a page boundary inside the delta area");
+    if (at > geo.delta_size || bytes > geo.delta_size - at)
       return Status::NoSpace(where() + ": the delta area is full (" + std::to_string(geo.delta_size) +
                              " bytes); commit, abort and gc branches, or init a region with a "
                              "larger --delta");
@@ -447,6 +502,17 @@ void BranchStore::Impl::Detach() {
 
 // ---- BranchStore ----
 
+void BranchStore::AdoptAfterFork() {
+  Impl& m = *impl_;
+  m.pid = getpid();
+  m.start_time = branch::ProcessStartTime(m.pid);
+  if (m.attach_idx < 0) return;
+  bf::AttachEntry& e = m.attach[m.attach_idx];
+  if (LoadAcq(e.token) != m.token) return;
+  StoreRel(e.start, m.start_time);
+  StoreRel(e.pid, static_cast<uint64_t>(m.pid));
+}
+
 BranchStore::BranchStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 BranchStore::~BranchStore() { impl_->Detach(); }
 
@@ -473,7 +539,10 @@ Result<std::shared_ptr<BranchStore>> BranchStore::Init(const std::string& image_
   const uint64_t delta_off = control_off + bf::kControlSize;
   delta_size = fmt::AlignUp(delta_size, bf::kPage);
   const uint64_t total = delta_off + delta_size;
-  DAXFS_ASSIGN_OR_RETURN(auto region, Region::Create(region_spec, total));
+  // The delta area stays sparse: a region with a large --delta costs memory
+  // only for what branches write (Alloc allocates the pages it hands out).
+  DAXFS_ASSIGN_OR_RETURN(auto region,
+                         Region::Create(region_spec, total, delta_off + bf::kDeltaReserved + kFirstChunk));
   auto dst = region->writable_bytes();
   if (dst.size() < total) return Status::NoSpace(region_spec + ": region too small");
   const auto src = img->region().bytes();
@@ -556,7 +625,7 @@ Result<std::shared_ptr<BranchStore>> BranchStore::Open(std::shared_ptr<Region> r
                    ") does not fit in the region");
   auto* hdr = reinterpret_cast<bf::ControlHeader*>(impl->mem + coff);
   if (hdr->magic != bf::kControlMagic) return corrupt("bad control block magic");
-  if (hdr->version != bf::kControlVersion)
+  if (hdr->version != bf::kControlVersion && hdr->version != bf::kControlVersionNoFreeTable)
     return Status::NotSupported(name + ": control block version " + std::to_string(hdr->version));
   if (GeometryChecksum(hdr) != hdr->geometry_csum) return corrupt("control block checksum mismatch");
   if (hdr->slot_count != bf::kSlotCount || hdr->slot_size != sizeof(bf::Slot) ||
@@ -599,6 +668,14 @@ Result<std::shared_ptr<BranchStore>> BranchStore::Open(std::shared_ptr<Region> r
       impl->attach_idx = static_cast<int>(i);
     }
   }
+  // gc frees blocks only while no other process is attached, so a process
+  // it cannot see must not read the region.
+  if (impl->attach_idx < 0)
+    return Status::Busy(name + ": " + std::to_string(bf::kAttachCount) +
+                        " live processes have this region open (the most a region tracks); "
+                        "close one and retry");
+  struct stat fst;
+  impl->allocate_on_demand = region->fd() >= 0 && fstat(region->fd(), &fst) == 0 && S_ISREG(fst.st_mode);
   struct statfs sfs;
   if (region->fd() >= 0 && fstatfs(region->fd(), &sfs) == 0)
     impl->needs_msync = sfs.f_type != TMPFS_MAGIC && sfs.f_type != HUGETLBFS_MAGIC;
@@ -622,7 +699,9 @@ Result<BranchInfo> BranchStore::Info(std::string_view name) const {
 RegionUsage BranchStore::Usage() const {
   RegionUsage u;
   u.delta_size = impl_->geo.delta_size;
-  u.delta_used = LoadAcq(impl_->hdr->delta_cursor);
+  const uint64_t cursor = LoadAcq(impl_->hdr->delta_cursor);
+  u.delta_free = std::min(LoadAcq(impl_->hdr->free_pages) * bf::kPage, cursor);
+  u.delta_used = cursor - u.delta_free;
   u.next_inode = LoadAcq(impl_->hdr->next_inode_id);
   for (uint32_t s = 0; s < bf::kSlotCount; ++s)
     if (LoadAcq(impl_->slots[s].state) != bf::kFree) ++u.slots_used;
@@ -790,8 +869,65 @@ Status BranchStore::Commit(std::string_view name, std::vector<std::string>* conf
   return Status::OK();
 }
 
+Status BranchStore::Impl::MarkLive(std::vector<bool>* pages) const {
+  const uint64_t cursor = LoadAcq(hdr->delta_cursor);
+  if (cursor < bf::kDeltaReserved || cursor > geo.delta_size || cursor % bf::kPage)
+    return Status::Corruption(where() + ": delta cursor " + std::to_string(cursor) +
+                              " outside the delta area");
+  pages->assign(cursor / bf::kPage, false);
+  for (uint64_t p = 0; p < bf::kDeltaReserved / bf::kPage; ++p) (*pages)[p] = true;
+  uint64_t limit = cursor;
+  auto mark = [&](uint64_t off, uint64_t bytes, const std::string& what) -> Status {
+    // Other writers may allocate while this runs (daxfs check): a block past
+    // the cursor read at the start is fine if it is below the cursor now.
+    if (off <= geo.delta_size && bytes <= geo.delta_size - off && off + bytes > limit) {
+      limit = std::min(LoadAcq(hdr->delta_cursor), geo.delta_size);
+      if (limit / bf::kPage > pages->size()) pages->resize(limit / bf::kPage, false);
+    }
+    if (off % bf::kPage || off < bf::kDeltaReserved || off > limit || bytes > limit - off)
+      return Status::Corruption(where() + ": " + what + " at delta offset " + std::to_string(off) +
+                                " (+" + std::to_string(bytes) + ") outside the handed-out delta area");
+    for (uint64_t p = off / bf::kPage; p < (off + bytes + bf::kPage - 1) / bf::kPage; ++p) (*pages)[p] = true;
+    return Status::OK();
+  };
+  for (uint32_t s = 0; s < bf::kSlotCount; ++s) {
+    const bf::Slot& sl = slots[s];
+    const uint32_t st = LoadAcq(const_cast<bf::Slot&>(sl).state);
+    if (st != bf::kActive && st != bf::kCommitted) continue;
+    const std::string at = "branch '" + SlotName(s) + "' (slot " + std::to_string(s) + ")";
+    // Every chunk of the chain, also one a dead appender linked but never
+    // published into (Append replaces it, so it is referenced).
+    uint64_t chunk = sl.first_chunk;
+    for (int hops = 0; chunk != 0; ++hops) {
+      if (hops > (1 << 20)) return Status::Corruption(where() + ": " + at + ": log chunk chain loops");
+      if (chunk > geo.delta_size - bf::kPage || chunk % bf::kPage || chunk < bf::kDeltaReserved)
+        return Status::Corruption(where() + ": " + at + ": log chunk offset " + std::to_string(chunk) +
+                                  " outside the delta area or not page aligned");
+      auto* h = reinterpret_cast<bf::ChunkHeader*>(mem + geo.delta_offset + chunk);
+      if (h->magic != bf::kChunkMagic)
+        return Status::Corruption(where() + ": " + at + ": bad log chunk at delta offset " +
+                                  std::to_string(chunk));
+      DAXFS_RETURN_IF_ERROR(mark(chunk, h->capacity, at + ": log chunk"));
+      chunk = A(h->next).load(std::memory_order_acquire);
+    }
+    DAXFS_RETURN_IF_ERROR(ReadLog(s, 0, LoadAcq(const_cast<bf::Slot&>(sl).published_len),
+                                  [&](uint64_t pos, const Record& r) -> Status {
+                                    for (uint64_t b : r.blocks)
+                                      DAXFS_RETURN_IF_ERROR(mark(b, bf::kPage, at + ": log position " +
+                                                                                   std::to_string(pos) +
+                                                                                   ": data block"));
+                                    return Status::OK();
+                                  }));
+  }
+  return Status::OK();
+}
+
 Result<GcResult> BranchStore::Gc() {
   Impl& m = *impl_;
+  if (m.open_views.load() != 0)
+    return Status::Busy(m.where() + ": gc frees blocks that open branch views may still point into; "
+                                    "close this process's " + std::to_string(m.open_views.load()) +
+                        " branch view(s) first");
   DAXFS_RETURN_IF_ERROR(m.Lock());
   struct Unlocker { Impl* m; ~Unlocker() { m->Unlock(); } } unlock{&m};
   std::string others;
@@ -811,7 +947,6 @@ Result<GcResult> BranchStore::Gc() {
     again = false;
     for (uint32_t s = 1; s < bf::kSlotCount; ++s) {
       const uint32_t st = LoadAcq(m.slots[s].state);
-      if (m.writer_open[s]) continue;
       bool dead = st == bf::kAborted;
       if (st == bf::kCommitted) {
         const uint32_t p = m.slots[s].parent_slot;
@@ -824,25 +959,78 @@ Result<GcResult> BranchStore::Gc() {
       again = true;
     }
   }
-  // With no branch but main and nothing ever committed, the whole delta
-  // area after main's first chunk is free again.
-  bool only_main = true;
-  for (uint32_t s = 1; s < bf::kSlotCount; ++s)
-    if (LoadAcq(m.slots[s].state) != bf::kFree) only_main = false;
-  if (only_main && LoadAcq(m.slots[0].published_len) == 0) {
-    const uint64_t keep = m.slots[0].first_chunk + kFirstChunk;
-    const uint64_t used = LoadAcq(m.hdr->delta_cursor);
-    if (used > keep) {
-      g.bytes_reclaimed = used - keep;
-      StoreRel(m.hdr->delta_cursor, keep);
+  if (g.slots_freed) A(m.hdr->generation).fetch_add(1, std::memory_order_acq_rel);
+
+  // Mark what the remaining logs refer to; every other page below the
+  // cursor is garbage: aborted branches' logs and blocks, and blocks a
+  // writer allocated but died before publishing.
+  std::vector<bool> live;
+  DAXFS_RETURN_IF_ERROR(m.MarkLive(&live));
+  uint64_t was_free = 0;
+  for (uint32_t i = 0; i < bf::kFreeExtents; ++i)
+    was_free += bf::FreeExtentPages(LoadAcq(m.hdr->free_extents[i]));
+  std::vector<std::pair<uint64_t, uint64_t>> runs;  // (first page, pages)
+  for (uint64_t p = 0; p < live.size();) {
+    if (live[p]) {
+      ++p;
+      continue;
+    }
+    uint64_t q = p;
+    while (q < live.size() && !live[q]) ++q;
+    runs.emplace_back(p, q - p);
+    p = q;
+  }
+  uint64_t cursor_pages = live.size();
+  if (!runs.empty() && runs.back().first + runs.back().second == cursor_pages) {
+    cursor_pages = runs.back().first;  // the free tail goes back to the bump cursor
+    runs.pop_back();
+  }
+  // Hand the pages back to the memory behind the region (tmpfs, memfd,
+  // hugetlbfs, a disk file's blocks); where it cannot (dax) they stay.
+  auto release = [&](uint64_t first, uint64_t n) {
+    (void)madvise(m.mem + m.geo.delta_offset + first * bf::kPage, n * bf::kPage, MADV_REMOVE);
+  };
+  uint64_t free_pages = 0, lost_pages = 0;
+  std::vector<uint64_t> words;
+  for (const auto& [first, n] : runs) {
+    release(first, n);
+    for (uint64_t done = 0; done < n;) {
+      const uint64_t k = std::min(n - done, bf::kFreeCountMax);
+      words.push_back(bf::FreeExtent(first + done, k));
+      done += k;
     }
   }
-  if (g.slots_freed) A(m.hdr->generation).fetch_add(1, std::memory_order_acq_rel);
-  g.note =
-      "aborted branches' slots are reused; their delta space, and that of committed branches "
-      "(main's history), is reclaimed only when no branch but main is left and nothing was ever "
-      "committed. To compact a region: `daxfs branch export REGION main NEW.img` and init a new "
-      "region from it.";
+  if (live.size() > cursor_pages) release(cursor_pages, live.size() - cursor_pages);
+  // More runs than table entries: keep the largest.
+  std::sort(words.begin(), words.end(),
+            [](uint64_t a, uint64_t b) { return bf::FreeExtentPages(a) > bf::FreeExtentPages(b); });
+  for (size_t i = bf::kFreeExtents; i < words.size(); ++i) lost_pages += bf::FreeExtentPages(words[i]);
+  if (words.size() > bf::kFreeExtents) words.resize(bf::kFreeExtents);
+  for (uint64_t w : words) free_pages += bf::FreeExtentPages(w);
+  // Publish. A crash part way must not leave two entries naming one page:
+  // empty the table first, then fill it, then lower the cursor (each step
+  // only leaks pages if interrupted; the next gc finds them).
+  if (m.hdr->version == bf::kControlVersionNoFreeTable && !words.empty()) {
+    m.hdr->version = bf::kControlVersion;
+    m.hdr->geometry_csum = GeometryChecksum(m.hdr);
+  }
+  StoreRel(m.hdr->free_pages, uint64_t{0});
+  for (uint32_t i = 0; i < bf::kFreeExtents; ++i) StoreRel(m.hdr->free_extents[i], uint64_t{0});
+  for (size_t i = 0; i < words.size(); ++i) StoreRel(m.hdr->free_extents[i], words[i]);
+  StoreRel(m.hdr->free_pages, free_pages);
+  const uint64_t old_cursor = LoadAcq(m.hdr->delta_cursor);
+  StoreRel(m.hdr->delta_cursor, cursor_pages * bf::kPage);
+  if (m.needs_msync) msync(m.mem, m.region->bytes().size(), MS_SYNC);
+
+  const uint64_t now_free = free_pages * bf::kPage + (old_cursor - cursor_pages * bf::kPage);
+  g.bytes_reclaimed = now_free > was_free * bf::kPage ? now_free - was_free * bf::kPage : 0;
+  g.bytes_free = free_pages * bf::kPage;
+  g.bytes_used = cursor_pages * bf::kPage - g.bytes_free;
+  g.note = "the history of committed branches (main's log and the blocks it refers to) is kept";
+  if (lost_pages)
+    g.note += "; " + std::to_string(lost_pages * bf::kPage) +
+              " free bytes in small runs did not fit the free table (a later gc finds them)";
+  g.note += ". To drop history: `daxfs branch export REGION main NEW.img` and init a new region from it.";
   return g;
 }
 
@@ -861,6 +1049,40 @@ uint64_t BranchStore::Check(const std::function<void(const std::string&)>& repor
   if (cursor < bf::kDeltaReserved || cursor > m.geo.delta_size)
     problem("delta cursor " + std::to_string(cursor) + " outside the delta area");
   if (LoadAcq(m.hdr->next_inode_id) <= m.geo.base_inodes) problem("next inode number below the base's");
+  // The free table: every extent inside the handed-out delta area, none
+  // overlapping another or a page a live log refers to. Marked first: pages
+  // only leave the table after the marking, never join it (gc needs the
+  // region to itself), so a concurrent writer cannot cause a false report.
+  std::vector<bool> live;
+  if (Status st = m.MarkLive(&live); !st.ok()) {
+    problem(st.message());
+  } else {
+    std::vector<bool> seen(live.size(), false);
+    for (uint32_t i = 0; i < bf::kFreeExtents; ++i) {
+      const uint64_t w = LoadAcq(m.hdr->free_extents[i]);
+      if (w == 0) continue;
+      const uint64_t first = bf::FreeExtentFirst(w), n = bf::FreeExtentPages(w);
+      const std::string at = "free extent " + std::to_string(i) + " (delta pages " + std::to_string(first) +
+                             "+" + std::to_string(n) + ")";
+      if (first > live.size() || n > live.size() - first) {
+        // Pages taken since the marking moved the cursor too; only an
+        // extent beyond the cursor read now is wrong.
+        if (first + n > LoadAcq(m.hdr->delta_cursor) / bf::kPage) problem(at + ": beyond the delta cursor");
+        continue;
+      }
+      for (uint64_t p = first; p < first + n; ++p) {
+        if (live[p]) {
+          problem(at + ": page " + std::to_string(p) + " is in use by a live branch");
+          break;
+        }
+        if (seen[p]) {
+          problem(at + ": page " + std::to_string(p) + " is in another free extent too");
+          break;
+        }
+        seen[p] = true;
+      }
+    }
+  }
   std::set<std::string> active_names;
   for (uint32_t s = 0; s < bf::kSlotCount; ++s) {
     const bf::Slot& sl = m.slots[s];

@@ -7,8 +7,14 @@
 // FUSE inode numbers are our own: one per (view, engine inode), handed out
 // in order and never reused while the mount lives.
 //
-// Caching: a branch view changes under us (commits from any process), so
-// entry and attribute timeouts are zero; file pages go through the page
+// Caching: main and branches this mount only reads change under us
+// (commits and writes from any process), so their entry and attribute
+// timeouts are zero. A branch whose writer lease this mount holds changes
+// only through this mount: by its own requests, which the kernel accounts
+// for, and by commits of its children, which need the lease holder's
+// consent (EBUSY otherwise) and so come through this mount too; its entries
+// (negative ones included) and attributes are cached for kLeasedTimeout,
+// and such a commit invalidates them before it returns. File pages go through the page
 // cache with write-through (no writeback cache) and FUSE_AUTO_INVAL_DATA, so
 // shared writable mmap + msync works (dirty pages reach us as writes) and a
 // changed mtime/size drops stale pages. A commit or abort done through this
@@ -56,13 +62,19 @@ constexpr unsigned kIocAbort = 0x6202;       // _IO('b', 2)
 constexpr size_t kNameBuf = 128;
 constexpr Ino kCtlIno = ~Ino{0};  // the control file of a view
 constexpr double kTimeout = 0.0;
+constexpr double kLeasedTimeout = 1.0;  // views whose writer lease we hold
 
 struct View {
   std::string name;  // "main" or a branch
   std::shared_ptr<Branch> reader;
   std::shared_ptr<Branch> writer;  // the writer lease, taken on the first write
   bool writable = false;
+  // (directory, name) of every entry the kernel may cache with a positive
+  // timeout (kLeasedTimeout), to invalidate when a commit changes the view.
+  std::set<std::pair<fuse_ino_t, std::string>> cached_names;
 };
+
+using Names = std::vector<std::pair<fuse_ino_t, std::string>>;
 
 struct Node {
   uint32_t view = 0;
@@ -115,13 +127,45 @@ struct Context {
     return views[id]->writer ? views[id]->writer : views[id]->reader;
   }
   Result<std::shared_ptr<Branch>> Writer(uint32_t id) {
-    std::lock_guard lock(mu);
-    View& v = *views[id];
-    if (!v.writable) return Status::FromErrno(EROFS, v.name + " is read-only");
-    if (!v.writer) {
+    std::shared_ptr<Branch> w;
+    std::string name;
+    {
+      std::lock_guard lock(mu);
+      View& v = *views[id];
+      if (!v.writable) return Status::FromErrno(EROFS, v.name + " is read-only");
+      if (v.writer) return v.writer;
       DAXFS_ASSIGN_OR_RETURN(v.writer, store->OpenBranch(v.name, true));
+      w = v.writer;
+      name = v.name;
     }
-    return v.writer;
+    // From now on the kernel caches this view's attributes and pages
+    // (Timeout, keep_cache): forget what it has from before the lease, when
+    // another process may have written the branch. Attributes only (no page
+    // locks, so safe inside a request); a changed mtime or size then drops
+    // the pages (FUSE_AUTO_INVAL_DATA).
+    if (fuse_session* s = se.load()) {
+      for (fuse_ino_t i : NodesOf(name)) fuse_lowlevel_notify_inval_inode(s, i, -1, 0);
+    }
+    return w;
+  }
+  // How long the kernel may cache entries and attributes of `id`.
+  double Timeout(uint32_t id) {
+    std::lock_guard lock(mu);
+    return views[id]->writer ? kLeasedTimeout : kTimeout;
+  }
+  void Remember(uint32_t id, fuse_ino_t dir, std::string_view name) {
+    std::lock_guard lock(mu);
+    views[id]->cached_names.emplace(dir, name);
+  }
+  // The cached names of `view_name`, forgotten (they are being invalidated).
+  Names TakeNames(const std::string& view_name) {
+    std::lock_guard lock(mu);
+    auto it = view_ids.find(view_name);
+    if (it == view_ids.end()) return {};
+    auto& set = views[it->second]->cached_names;
+    Names out(set.begin(), set.end());
+    set.clear();
+    return out;
   }
   // The names of the views this mount has opened, and whether it holds
   // the writer lease of each.
@@ -189,14 +233,32 @@ Status StatNode(Context& c, fuse_ino_t fino, const Node& n, struct stat* st) {
   return Status::OK();
 }
 
-void ReplyEntry(fuse_req_t req, uint32_t view, Ino ino) {
+// The entry `name` in directory `dir` is (view, ino); cacheable = false for
+// names that may change meaning without a write to this view (a real file
+// "@x" at a view root, when branch x does not exist). A /@NAME/ entry is
+// cached like the branch's own entries: it ends through this mount (which
+// invalidates it before replying) or, aborted from elsewhere, is dropped by
+// the watcher within one poll (its calls answer ESTALE meanwhile).
+void ReplyEntry(fuse_req_t req, uint32_t view, Ino ino, fuse_ino_t dir, std::string_view name,
+                bool cacheable = true) {
   Context& c = Ctx(req);
   fuse_entry_param e{};
   e.ino = c.Fuse(view, ino);
   e.generation = 1;
-  e.attr_timeout = kTimeout;
-  e.entry_timeout = kTimeout;
+  e.attr_timeout = e.entry_timeout = cacheable ? c.Timeout(view) : kTimeout;
   if (Status st = StatNode(c, e.ino, {view, ino}, &e.attr); !st.ok()) return ReplyError(req, st);
+  if (e.entry_timeout > 0) c.Remember(view, dir, name);
+  fuse_reply_entry(req, &e);
+}
+
+// ENOENT for `name` in `dir`, as a negative entry the kernel caches where
+// the view's entries are cached.
+void ReplyAbsent(fuse_req_t req, uint32_t view, fuse_ino_t dir, std::string_view name) {
+  Context& c = Ctx(req);
+  fuse_entry_param e{};
+  e.entry_timeout = c.Timeout(view);
+  if (e.entry_timeout == 0) return (void)fuse_reply_err(req, ENOENT);
+  c.Remember(view, dir, name);
   fuse_reply_entry(req, &e);
 }
 
@@ -229,7 +291,7 @@ void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   if (p->ino == kCtlIno) return (void)fuse_reply_err(req, ENOTDIR);
   const std::string_view nm = name;
   if (IsViewRoot(c, *p)) {
-    if (nm == kCtlName) return ReplyEntry(req, p->view, kCtlIno);
+    if (nm == kCtlName) return ReplyEntry(req, p->view, kCtlIno, parent, nm);
     if (nm.size() > 1 && nm[0] == '@') {
       const std::string bname(nm.substr(1));
       auto info = c.store->Info(bname);
@@ -239,13 +301,27 @@ void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
           (parent == FUSE_ROOT_ID || info->parent == here)) {
         auto v = c.ViewOf(bname);
         if (!v.ok()) return ReplyError(req, v.status());
-        return ReplyEntry(req, *v, c.Reader(*v)->root());
+        return ReplyEntry(req, *v, c.Reader(*v)->root(), parent, nm);
       }
+      // Not a branch now, but may become one: never cached as absent.
+      auto ino = c.Reader(p->view)->lookup(p->ino, nm);
+      if (!ino.ok()) return ReplyError(req, ino.status());
+      return ReplyEntry(req, p->view, *ino, parent, nm, false);
     }
   }
   auto ino = c.Reader(p->view)->lookup(p->ino, nm);
+  if (!ino.ok() && ino.status().errno_value() == ENOENT) return ReplyAbsent(req, p->view, parent, nm);
   if (!ino.ok()) return ReplyError(req, ino.status());
-  ReplyEntry(req, p->view, *ino);
+  ReplyEntry(req, p->view, *ino, parent, nm);
+}
+
+// Every path walked from the mount root checks its permissions (default_
+// permissions), so its attributes are cached even when its view's are not:
+// a commit into it through this mount drops them before replying, and one
+// from elsewhere within one watcher poll (a stat of the root may lag that
+// long; its mode and owner come from the image and rarely change).
+double AttrTimeout(Context& c, fuse_ino_t fino, const Node& n) {
+  return fino == FUSE_ROOT_ID ? kLeasedTimeout : c.Timeout(n.view);
 }
 
 void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
@@ -254,7 +330,7 @@ void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   if (!n) return;
   struct stat st;
   if (Status s = StatNode(c, ino, *n, &st); !s.ok()) return ReplyError(req, s);
-  fuse_reply_attr(req, &st, kTimeout);
+  fuse_reply_attr(req, &st, AttrTimeout(c, ino, *n));
 }
 
 void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
@@ -283,7 +359,7 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
   }
   struct stat out;
   if (Status s = StatNode(c, ino, *n, &out); !s.ok()) return ReplyError(req, s);
-  fuse_reply_attr(req, &out, kTimeout);
+  fuse_reply_attr(req, &out, AttrTimeout(c, ino, *n));
 }
 
 void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
@@ -329,7 +405,7 @@ void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, d
   const fuse_ctx* who = fuse_req_ctx(req);
   auto r = d->w->mknod(d->dir.ino, name, mode, major(rdev), minor(rdev), who->uid, who->gid);
   if (!r.ok()) return ReplyError(req, r.status());
-  ReplyEntry(req, d->dir.view, *r);
+  ReplyEntry(req, d->dir.view, *r, parent, name);
 }
 
 void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
@@ -339,7 +415,7 @@ void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
   const fuse_ctx* who = fuse_req_ctx(req);
   auto r = d->w->mkdir(d->dir.ino, name, mode, who->uid, who->gid);
   if (!r.ok()) return ReplyError(req, r.status());
-  ReplyEntry(req, d->dir.view, *r);
+  ReplyEntry(req, d->dir.view, *r, parent, name);
 }
 
 void OpSymlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
@@ -349,7 +425,7 @@ void OpSymlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char
   const fuse_ctx* who = fuse_req_ctx(req);
   auto r = d->w->symlink(d->dir.ino, name, target, who->uid, who->gid);
   if (!r.ok()) return ReplyError(req, r.status());
-  ReplyEntry(req, d->dir.view, *r);
+  ReplyEntry(req, d->dir.view, *r, parent, name);
 }
 
 void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
@@ -361,7 +437,7 @@ void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* ne
   if (n->view != d->dir.view || n->ino == kCtlIno) return (void)fuse_reply_err(req, EXDEV);
   if (Reserved(c, d->dir, newname)) return (void)fuse_reply_err(req, EEXIST);
   if (Status st = d->w->link(n->ino, d->dir.ino, newname); !st.ok()) return ReplyError(req, st);
-  ReplyEntry(req, n->view, n->ino);
+  ReplyEntry(req, n->view, n->ino, newparent, newname);
 }
 
 void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -401,8 +477,11 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
   fuse_entry_param e{};
   e.ino = c.Fuse(d->dir.view, *r);
   e.generation = 1;
+  e.attr_timeout = e.entry_timeout = c.Timeout(d->dir.view);
   if (Status st = StatNode(c, e.ino, {d->dir.view, *r}, &e.attr); !st.ok()) return ReplyError(req, st);
+  if (e.entry_timeout > 0) c.Remember(d->dir.view, parent, name);
   fi->keep_cache = 0;
+  fi->noflush = 1;
   fuse_reply_create(req, &e, fi);
 }
 
@@ -426,7 +505,8 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   auto a = c.Reader(n->view)->stat(n->ino);
   if (!a.ok()) return ReplyError(req, a.status());
   if (S_ISDIR(a->mode)) return (void)fuse_reply_err(req, EISDIR);
-  fi->keep_cache = 0;
+  fi->keep_cache = c.Timeout(n->view) > 0;  // pages change only through us (header comment)
+  fi->noflush = 1;                           // OpFlush has nothing to do
   fuse_reply_open(req, fi);
 }
 
@@ -460,6 +540,20 @@ Status EndBranch(Context& c, uint32_t view, bool commit) {
     LogProblem((commit ? "commit " : "abort ") + name + ": " + st.message());
     return st;
   }
+  fuse_session* se = c.se.load();
+  // A parent whose entries and attributes the kernel caches (we hold its
+  // lease): drop them before replying, so the caller's next call sees the
+  // commit. Attributes only (offset -1): that does not wait for writeback.
+  Names names = c.TakeNames(name);
+  if (commit && info.ok() && se) {
+    for (const auto& [dir, nm] : c.TakeNames(info->parent))
+      fuse_lowlevel_notify_inval_entry(se, dir, nm.data(), nm.size());
+    for (fuse_ino_t i : c.NodesOf(info->parent)) fuse_lowlevel_notify_inval_inode(se, i, -1, 0);
+  }
+  // The ended branch's names (/@NAME/ included) are gone when we reply.
+  if (se) {
+    for (const auto& [dir, nm] : names) fuse_lowlevel_notify_inval_entry(se, dir, nm.data(), nm.size());
+  }
   // Drop cached pages and attributes of the ended branch (its mappings
   // fault from now on) and of the parent it changed. Off the request
   // thread: invalidation may wait for writeback, which needs a worker.
@@ -468,7 +562,6 @@ Status EndBranch(Context& c, uint32_t view, bool commit) {
     auto more = c.NodesOf(info->parent);
     inval.insert(inval.end(), more.begin(), more.end());
   }
-  fuse_session* se = c.se.load();
   if (se && !inval.empty()) {
     std::thread([se, inval = std::move(inval)] {
       for (fuse_ino_t i : inval) fuse_lowlevel_notify_inval_inode(se, i, 0, 0);
@@ -540,14 +633,19 @@ class Watcher {
       auto was = last.find(name);
       auto is = now.find(name);
       bool changed;
-      if (is == now.end() || is->second.state != "active") {
-        changed = was != last.end() && was->second.state == "active";  // ended
+      if (is == now.end()) {
+        changed = was != last.end() && was->second.state == "active";  // gone
+      } else if (is->second.state != "active") {
+        // ended since the last poll (perhaps made and ended within one)
+        changed = was == last.end() || was->second.state == "active";
       } else if (writing) {
         changed = committed_into.count(name) != 0;
       } else {
         changed = was == last.end() || was->second.log_bytes != is->second.log_bytes;
       }
       if (!changed) continue;
+      for (const auto& [dir, nm] : c_.TakeNames(name))
+        fuse_lowlevel_notify_inval_entry(se, dir, nm.data(), nm.size());
       for (fuse_ino_t i : c_.NodesOf(name)) {
         fuse_lowlevel_notify_inval_inode(se, i, 0, 0);
       }
@@ -579,6 +677,52 @@ void OpWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t
                           {reinterpret_cast<const std::byte*>(buf), size});
   if (!st.ok()) return ReplyError(req, st);
   fuse_reply_write(req, size);
+}
+
+// Writes zeros over [off, end) of `ino`, skipping 1 MiB chunks that already
+// read as zeros (holes stay holes; the engine has no way to make new ones,
+// so a punched range takes delta blocks of zeros, freeing nothing).
+Status ZeroRange(Branch& b, Ino ino, uint64_t off, uint64_t end) {
+  static const std::vector<std::byte> kZeros(1 << 20);
+  while (off < end) {
+    const uint64_t n = std::min<uint64_t>(end - off, kZeros.size());
+    bool zero = true;
+    for (uint64_t pos = off; zero && pos < off + n;) {
+      DAXFS_ASSIGN_OR_RETURN(auto span, b.read(ino, pos, off + n - pos));
+      if (span.empty()) break;
+      zero = std::all_of(span.begin(), span.end(), [](std::byte x) { return x == std::byte{0}; });
+      pos += span.size();
+    }
+    if (!zero) DAXFS_RETURN_IF_ERROR(b.write(ino, off, {kZeros.data(), n}));
+    off += n;
+  }
+  return Status::OK();
+}
+
+// fallocate(2): mode 0 extends the file (the engine reserves nothing: every
+// write takes new delta blocks anyway, so ENOSPC can still come later);
+// KEEP_SIZE alone does nothing; PUNCH_HOLE (with KEEP_SIZE) writes zeros
+// inside the file. Everything else is EOPNOTSUPP, as on tmpfs.
+void OpFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length, fuse_file_info*) {
+  Context& c = Ctx(req);
+  auto n = NodeOrReply(req, ino);
+  if (!n) return;
+  if (n->ino == kCtlIno) return (void)fuse_reply_err(req, ENODEV);
+  if (offset < 0 || length <= 0) return (void)fuse_reply_err(req, EINVAL);
+  if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE)) return (void)fuse_reply_err(req, EOPNOTSUPP);
+  if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE)) return (void)fuse_reply_err(req, EOPNOTSUPP);
+  auto w = c.Writer(n->view);
+  if (!w.ok()) return ReplyError(req, w.status());
+  Branch& b = **w;
+  auto a = b.stat(n->ino);
+  if (!a.ok()) return ReplyError(req, a.status());
+  if (S_ISDIR(a->mode)) return (void)fuse_reply_err(req, EISDIR);
+  if (!S_ISREG(a->mode)) return (void)fuse_reply_err(req, ENODEV);
+  const uint64_t off = static_cast<uint64_t>(offset), end = off + static_cast<uint64_t>(length);
+  Status st;
+  if (mode & FALLOC_FL_PUNCH_HOLE) st = ZeroRange(b, n->ino, off, std::min(end, a->size));
+  if (st.ok() && !(mode & FALLOC_FL_KEEP_SIZE) && end > a->size) st = b.truncate(n->ino, end);
+  fuse_reply_err(req, st.errno_value());
 }
 
 void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_info*, unsigned flags,
@@ -776,6 +920,7 @@ const fuse_lowlevel_ops kOps = [] {
   ops.setxattr = OpSetxattr;
   ops.removexattr = OpRemovexattr;
   ops.ioctl = OpIoctl;
+  ops.fallocate = OpFallocate;
   return ops;
 }();
 
@@ -809,6 +954,9 @@ int ServeBranches(std::shared_ptr<BranchStore> store, const MountOptions& option
   // serving (after the daemon forked), stopped before the session goes.
   Watcher watcher(ctx, std::chrono::milliseconds(100));
   spec.started = [&ctx, &watcher](fuse_session* se) {
+    // The daemon is a fork of the process that opened the store: it, not
+    // its exited parent, holds the attach entry and the leases it takes.
+    ctx.store->AdoptAfterFork();
     ctx.se = se;
     watcher.Start();
   };

@@ -19,11 +19,14 @@
 #include <cstdio>
 #include <cstring>
 #include <optional>
+#include <set>
+#include <string_view>
 #include <vector>
 
 #include "daxfs/format.h"
 #include "fuse/passthrough.h"
 #include "fuse/region_guard.h"
+#include "fuse/stat_readers.h"
 #include "fuse/transport.h"
 
 namespace daxfs::fuse {
@@ -41,6 +44,11 @@ struct Context {
   // The image has no xattr area: nothing to find, so GETXATTR and LISTXATTR
   // answer ENOSYS and the kernel stops asking for the whole connection.
   bool no_xattrs = false;
+  // Every xattr name some inode carries (names_known: the area could be
+  // walked), to answer probes for names no inode has (XattrUnsupported).
+  std::set<std::string, std::less<>> xattr_names;
+  bool names_known = false;
+  StatReaders stat_readers;
   // Object-store images: the kernel serves file data from the object files
   // (FUSE passthrough); false when unavailable, or after the kernel refused.
   std::atomic<bool> passthrough{false};
@@ -70,6 +78,29 @@ void SayPassthroughLost(const std::string& why) {
   LogProblem("FUSE passthrough unavailable (" + why + "): file data is served through the daemon: "
              "a round trip per read with cache=direct, a page-cache copy per mount with "
              "cache=kernel, and mmap does not share the object files' pages");
+}
+
+constexpr std::string_view kAclAccess = "system.posix_acl_access";
+constexpr std::string_view kAclDefault = "system.posix_acl_default";
+
+bool HasName(const Context& c, std::string_view name) {
+  return !c.names_known || c.xattr_names.find(name) != c.xattr_names.end();
+}
+
+bool ImageHasAcls(const Context& c) { return HasName(c, kAclAccess) || HasName(c, kAclDefault); }
+
+// `ls -l` asks every entry for security.selinux and its POSIX ACLs, and FUSE
+// caches no xattr answer, so an ENODATA costs a round trip per entry and per
+// `ls`. EOPNOTSUPP ("this filesystem does not support that attribute") is
+// remembered by ls (and libselinux, libacl users) for the whole device
+// after the first answer. It is the truth for an LSM label or an ACL that no
+// inode of this image carries: the image has no store for them. Other names
+// (user.*, trusted.*) answer ENODATA per inode as usual.
+// The two ACL names go together: ls asks for both and takes one EOPNOTSUPP
+// as "this device has no ACLs", which must not hide the other kind.
+bool XattrUnsupported(const Context& c, std::string_view name) {
+  if (name == kAclAccess || name == kAclDefault) return !ImageHasAcls(c);
+  return name.starts_with("security.") && !HasName(c, name);
 }
 
 Context& Ctx(fuse_req_t req) { return *static_cast<Context*>(fuse_req_userdata(req)); }
@@ -167,9 +198,10 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
   // The kernel answers system.posix_acl_* itself and caches the answer per
   // inode (the image cannot change), instead of a GETXATTR round trip for
   // every `ls -l` of every file; ACLs are then also enforced (we always
-  // mount with default_permissions). Needless without xattrs: the first
-  // ENOSYS switches GETXATTR off altogether.
-  if (!c->no_xattrs) want(FUSE_CAP_POSIX_ACL);
+  // mount with default_permissions). Needless without xattrs (the first
+  // ENOSYS switches GETXATTR off altogether) and without ACLs (answered
+  // EOPNOTSUPP, see XattrUnsupported).
+  if (!c->no_xattrs && ImageHasAcls(*c)) want(FUSE_CAP_POSIX_ACL);
   conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;  // always plus: attributes are free
   conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;   // the image never changes
   // Large requests: libfuse derives max_pages from max_write, which bounds
@@ -193,7 +225,9 @@ void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     return ReplyError(req, ino.status());
   }
   fuse_entry_param e;
-  if (FillEntry(req, *ino, &e)) fuse_reply_entry(req, &e);
+  if (!FillEntry(req, *ino, &e)) return;
+  if (!S_ISDIR(e.attr.st_mode)) c.stat_readers.Note(fuse_req_ctx(req)->pid);
+  fuse_reply_entry(req, &e);
 }
 
 void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
@@ -299,8 +333,12 @@ void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus
   if (!d.ok()) return ReplyError(req, d.status());
   auto parent = c.image->parent(dir);
   if (!parent.ok()) return ReplyError(req, parent.status());
-  std::vector<char> buf(size);
+  // Not zeroed: the kernel asks for the reader's getdents buffer (glibc
+  // sizes it by st_blksize: 128 KiB) and most replies fill a few hundred
+  // bytes; clearing it cost more than building the entries.
+  std::unique_ptr<char[]> buf(new char[size]);
   size_t used = 0;
+  const bool all_attrs = plus && c.stat_readers.Has(fuse_req_ctx(req)->pid);
   for (size_t i = static_cast<size_t>(off); i < d->size() + 2; ++i) {
     std::string name;
     fuse_entry_param e{};
@@ -312,21 +350,23 @@ void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus
       auto ent = d->entry(i - 2);
       if (!ent.ok()) return ReplyError(req, ent.status());
       name = std::string(ent->name);
-      if (plus) {
+      if (plus && (all_attrs || S_ISDIR(ent->mode))) {
         if (!FillEntry(req, ent->ino, &e)) return;
       } else {
+        // Without a node id the kernel lists the name and links nothing.
+        // Directories always come with theirs: walkers open them next.
         e.attr.st_ino = ToFuse(c, ent->ino);
         e.attr.st_mode = ent->mode;
       }
     }
     const off_t next = static_cast<off_t>(i + 1);
     const size_t need =
-        plus ? fuse_add_direntry_plus(req, buf.data() + used, size - used, name.c_str(), &e, next)
-             : fuse_add_direntry(req, buf.data() + used, size - used, name.c_str(), &e.attr, next);
+        plus ? fuse_add_direntry_plus(req, buf.get() + used, size - used, name.c_str(), &e, next)
+             : fuse_add_direntry(req, buf.get() + used, size - used, name.c_str(), &e.attr, next);
     if (need > size - used) break;
     used += need;
   }
-  fuse_reply_buf(req, buf.data(), used);
+  fuse_reply_buf(req, buf.get(), used);
 }
 
 void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
@@ -359,12 +399,15 @@ void OpStatfs(fuse_req_t req, fuse_ino_t) {
 // (getfattr, cp -a, tar --xattrs), `ls` does not list.
 void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   Context& c = Ctx(req);
+  // -d: libfuse logs the opcode, not which attribute was asked for.
+  if (c.options.debug) std::fprintf(stderr, "   getxattr %s\n", name);
   if (auto v = OverlayXattr(c, ToImage(c, ino), name)) {
     if (size == 0) return (void)fuse_reply_xattr(req, v->size());
     if (size < v->size()) return (void)fuse_reply_err(req, ERANGE);
     return (void)fuse_reply_buf(req, v->data(), v->size());
   }
   if (c.no_xattrs) return (void)fuse_reply_err(req, ENOSYS);
+  if (XattrUnsupported(c, name)) return (void)fuse_reply_err(req, EOPNOTSUPP);
   auto v = c.image->getxattr(ToImage(c, ino), name);
   if (!v.ok()) return ReplyError(req, v.status());
   if (size == 0) return (void)fuse_reply_xattr(req, v->size());
@@ -424,6 +467,15 @@ int Serve(std::shared_ptr<const Image> image, const MountOptions& options) {
   }
   // Overlay xattrs exist even where the image stores none.
   ctx.no_xattrs = !(ctx.image->info().features_compat & format::kFeatureXattrs) && !ctx.overlay_lower;
+  if (!ctx.no_xattrs) {
+    if (auto names = ctx.image->xattr_names(); names.ok()) {
+      ctx.xattr_names.insert(names->begin(), names->end());
+      ctx.names_known = true;
+    } else {
+      // Per-inode reads may still work: serve them, just without shortcuts.
+      LogProblem(names.status().message() + "; answering every xattr probe from the inodes");
+    }
+  }
   if (ctx.image->info().objects) {
     const std::string why = Backings::MissingPrivilege();
     if (why.empty()) ctx.passthrough = true;

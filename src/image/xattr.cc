@@ -1,6 +1,7 @@
 // Extended attributes: records in the xattr area, referenced from inodes.
 #include <algorithm>
 #include <cerrno>
+#include <set>
 
 #include "daxfs/format.h"
 #include "daxfs/image.h"
@@ -61,6 +62,40 @@ Result<std::span<const std::byte>> Image::getxattr(Ino ino, std::string_view nam
     return Status::FromErrno(ENODATA, "inode " + std::to_string(ino) + " has no xattr '" +
                                           std::string(name) + "'");
   return value;
+}
+
+Result<std::vector<std::string>> Image::xattr_names() const {
+  std::set<std::string, std::less<>> names;
+  if (xattr_size_ == 0) return std::vector<std::string>{};
+  const std::byte* area = base_ + xattr_offset_;
+  auto bad = [&](uint64_t at, const std::string& what) {
+    return Status::Corruption(region_->name() + ": xattr area offset " + std::to_string(at) + ": " + what);
+  };
+  const auto head = fmt::Load<fmt::XattrAreaHeader>(area);
+  if (head.magic != fmt::kXattrMagic) return bad(0, "bad magic");
+  uint64_t at = sizeof head;
+  while (at < xattr_size_) {
+    if (xattr_size_ - at < sizeof(fmt::XattrRecordHeader)) return bad(at, "record header runs past the area");
+    const auto rec = fmt::Load<fmt::XattrRecordHeader>(area + at);
+    if (rec.size < sizeof rec || rec.size > xattr_size_ - at)
+      return bad(at, "record size " + std::to_string(rec.size) + " out of bounds");
+    const std::byte* p = area + at + sizeof rec;
+    const std::byte* end = area + at + rec.size;
+    for (uint32_t i = 0; i < rec.count; ++i) {
+      if (end - p < static_cast<ptrdiff_t>(sizeof(fmt::XattrEntryHeader)))
+        return bad(at, "entry " + std::to_string(i) + " runs past the record");
+      const auto h = fmt::Load<fmt::XattrEntryHeader>(p);
+      p += sizeof h;
+      if (h.name_len == 0 || h.name_len > fmt::kXattrNameMax ||
+          static_cast<uint64_t>(end - p) < uint64_t{h.name_len} + h.value_len)
+        return bad(at, "entry " + std::to_string(i) + " has bad lengths");
+      std::string_view name(reinterpret_cast<const char*>(p), h.name_len);
+      if (names.find(name) == names.end()) names.emplace(name);
+      p += h.name_len + h.value_len;
+    }
+    at = fmt::AlignUp(at + rec.size, 8);
+  }
+  return std::vector<std::string>(names.begin(), names.end());
 }
 
 }  // namespace daxfs

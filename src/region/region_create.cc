@@ -9,6 +9,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "daxfs/region.h"
@@ -23,11 +24,12 @@ namespace {
 
 // Allocates every block up front: writing through a mapping into space the
 // filesystem cannot provide would be a SIGBUS, not an error.
-Status ReserveSpace(int fd, uint64_t size, const output::NewFile& file, bool huge) {
-  int rc = fallocate(fd, 0, 0, static_cast<off_t>(size));
-  int err = rc == 0 ? 0 : errno;
-  if (err == EOPNOTSUPP) {  // emulated: writes a byte per block
-    err = ftruncate(fd, static_cast<off_t>(size)) == 0 ? posix_fallocate(fd, 0, static_cast<off_t>(size)) : errno;
+// The file is `size` bytes long; the first `reserve` of them are allocated.
+Status ReserveSpace(int fd, uint64_t size, uint64_t reserve, const output::NewFile& file, bool huge) {
+  int err = ftruncate(fd, static_cast<off_t>(size)) == 0 ? 0 : errno;
+  if (err == 0 && reserve > 0) {
+    err = fallocate(fd, 0, 0, static_cast<off_t>(reserve)) == 0 ? 0 : errno;
+    if (err == EOPNOTSUPP) err = posix_fallocate(fd, 0, static_cast<off_t>(reserve));  // emulated
   }
   if (err == 0) return Status::OK();
   if (err == ENOSPC || err == EDQUOT || err == ENOMEM || (huge && err == EINVAL)) {
@@ -35,7 +37,7 @@ Status ReserveSpace(int fd, uint64_t size, const output::NewFile& file, bool hug
     const std::string avail = fstatvfs(fd, &v) == 0
         ? std::to_string(static_cast<uint64_t>(v.f_bavail) * v.f_frsize) + " available"
         : "less available";
-    return Status::NoSpace(file.path() + ": no space for the image: " + std::to_string(size) +
+    return Status::NoSpace(file.path() + ": no space for the image: " + std::to_string(reserve) +
                            " bytes needed, " + avail + " in " + file.dir() +
                            (huge ? " (reserve more huge pages: /proc/sys/vm/nr_hugepages)" : "") +
                            " (" + std::strerror(err) + ")");
@@ -47,8 +49,30 @@ Status ReserveSpace(int fd, uint64_t size, const output::NewFile& file, bool hug
 }  // namespace
 
 Result<std::shared_ptr<Region>> Region::Create(const std::string& spec, uint64_t size) {
+  return Create(spec, size, size);
+}
+
+Result<std::shared_ptr<Region>> Region::Create(const std::string& spec, uint64_t size,
+                                               uint64_t reserve) {
   const auto [kind, rest] = SplitRegionSpec(spec);
   std::string path;
+  if (kind == "memfd") {
+    // A new writable memfd, to be handed out on the socket `rest` by its
+    // creator (daxfs branch init ... memfd:SOCKET); it can neither shrink
+    // nor grow, so a client's mapping never runs past its end.
+    int fd = memfd_create(("daxfs:" + rest).c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0) return Status::IOError(spec + ": memfd_create", errno);
+    int err = ftruncate(fd, static_cast<off_t>(size)) == 0 ? 0 : errno;
+    if (err == 0 && reserve > 0 && fallocate(fd, 0, 0, static_cast<off_t>(std::min(reserve, size))) != 0)
+      err = errno;
+    if (err == 0 && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) err = errno;
+    if (err != 0) {
+      close(fd);
+      return Status::FromErrno(err, spec + ": cannot make a memfd of " + std::to_string(size) +
+                                        " bytes: " + std::strerror(err));
+    }
+    return MapFd(fd, Access::kReadWrite, spec, 0, size);
+  }
   if (kind == "shm") {
     DAXFS_ASSIGN_OR_RETURN(path, ShmPath(spec, rest));
   } else if (kind.empty() || kind == "file" || kind == "hugetlbfs") {
@@ -78,7 +102,9 @@ Result<std::shared_ptr<Region>> Region::Create(const std::string& spec, uint64_t
   } else if (kind == "hugetlbfs") {
     return Status::InvalidArgument(path + ": not on a hugetlbfs mount");
   }
-  DAXFS_RETURN_IF_ERROR(ReserveSpace(fd, want, *file, huge));
+  uint64_t reserve_bytes = std::min(reserve, size);
+  if (huge) reserve_bytes = (reserve_bytes + sfs.f_bsize - 1) / sfs.f_bsize * sfs.f_bsize;
+  DAXFS_RETURN_IF_ERROR(ReserveSpace(fd, want, reserve_bytes, *file, huge));
   return MapNewFile(std::move(file), want);
 }
 

@@ -6,7 +6,11 @@
 #    and `cp -a` see no xattrs and say nothing;
 #  - an image with xattrs returns every one of them, POSIX ACLs included
 #    (now answered and cached by the kernel: FUSE_POSIX_ACL), and the kernel
-#    enforces those ACLs as the source filesystem does.
+#    enforces those ACLs as the source filesystem does;
+#  - names no inode of the image carries (security.selinux, and both ACL
+#    names on an image without ACLs) answer EOPNOTSUPP, which ls remembers
+#    for the device: one round trip per `ls -lR`, not one per entry; the
+#    ACL flags ls prints still match the source.
 source "$(dirname "$0")/lib.bash" "${1:-}"
 command -v getfattr >/dev/null || skip "getfattr (attr) not installed"
 make_tree "$WORK/src"
@@ -18,15 +22,21 @@ printf secret > "$WORK/src/sub/acl_file"; chmod 600 "$WORK/src/sub/acl_file"
 have_acl=0
 if setfattr -n system.posix_acl_access -v "$acl" "$WORK/src/sub/acl_file" 2>/dev/null; then have_acl=1; fi
 
+# debug_mount IMAGE DIR LOG: daxfs-mount -d in the background (pid in $pid),
+# its request log in LOG.
+debug_mount() {
+  mkdir -p "$2"
+  "$MOUNT" -d "$1" "$2" 2>>"$3" &
+  pid=$!
+  for _ in $(seq 100); do grep -q " $2 fuse.daxfs " /proc/mounts && break; sleep 0.1; done
+  grep -q " $2 fuse.daxfs " /proc/mounts || fail "debug mount of $1 did not come up"
+  MOUNTS=("$2" "${MOUNTS[@]}")
+}
+
 # --- without xattrs -------------------------------------------------------
 "$MKDAXFS" -q --no-xattrs "$WORK/bare.img" "$WORK/src"
 mnt=$WORK/mnt-bare
-mkdir -p "$mnt"
-"$MOUNT" -d "$WORK/bare.img" "$mnt" 2>>"$WORK/debug.log" &
-pid=$!
-for _ in $(seq 100); do grep -q " $mnt fuse.daxfs " /proc/mounts && break; sleep 0.1; done
-grep -q " $mnt fuse.daxfs " /proc/mounts || fail "debug mount did not come up"
-MOUNTS=("$mnt" "${MOUNTS[@]}")
+debug_mount "$WORK/bare.img" "$mnt" "$WORK/debug.log"
 err=$(ls -lR "$mnt" 2>&1 >/dev/null) || fail "ls -lR failed: $err"
 [ -z "$err" ] || fail "ls -lR complained: $err"
 out=$(getfattr -R -h -d -m - --absolute-names "$mnt" 2>&1) || fail "getfattr -d failed: $out"
@@ -83,5 +93,61 @@ for cache in direct kernel; do
   fi
   umount "$mnt"
 done
+
+# --- probes for names no inode carries ------------------------------------
+# What ls -l prints for each entry: type, mode and the ACL '+', then the name.
+flags() { (cd "$1" && ls -lR . | awk 'NF >= 9 {print $1, $9}'); }
+# probe MNT ACLS: ACLS=1 if the image carries POSIX ACLs.
+probe() {
+  python3 - "$1" "$2" <<'PY' || fail "xattr probes answered wrongly on $1 (acls=$2)"
+import errno, os, sys
+mnt, acls = sys.argv[1], sys.argv[2] == "1"
+def err(path, name):
+    try:
+        os.getxattr(os.path.join(mnt, path), name, follow_symlinks=False)
+        return 0
+    except OSError as e:
+        return e.errno
+# No inode has an SELinux label: "not supported here", for every inode.
+assert err("hello.txt", "security.selinux") == errno.EOPNOTSUPP, "selinux"
+assert err("sub", "security.selinux") == errno.EOPNOTSUPP, "selinux on a dir"
+# Names some inode carries stay "absent here" on the others.
+assert err("hello.txt", "security.capability") == errno.ENODATA, "capability"
+assert err("hello.txt", "user.absent") == errno.ENODATA, "user.absent"
+assert err("sub/random.bin", "security.capability") == 0, "capability present"
+want = errno.ENODATA if acls else errno.EOPNOTSUPP
+assert err("sub", "system.posix_acl_default") == want, "default ACL"
+assert err("hello.txt", "system.posix_acl_access") == want, "access ACL"
+PY
+}
+if [ $have_acl = 1 ]; then
+  # With ACLs: only access ACLs exist, so the default-ACL probe ls makes for
+  # each directory must not make ls give up on ACLs for the whole mount.
+  mnt=$WORK/mnt-probe
+  debug_mount "$WORK/img" "$mnt" "$WORK/probe.log"
+  diff <(flags "$WORK/src") <(flags "$mnt") || fail "ls -lR flags differ from the source (ACL image)"
+  probe "$mnt" 1
+  : > "$WORK/probe.log"
+  ls -lR "$mnt" >/dev/null
+  n_sel=$(grep -c 'getxattr security.selinux' "$WORK/probe.log" || true)
+  [ "$n_sel" = 1 ] || fail "ACL image: ls -lR asked the daemon for security.selinux $n_sel times (want 1)"
+  umount "$mnt"
+  wait "$pid" || fail "debug daemon exited with $?"
+  setfattr -x system.posix_acl_access "$WORK/src/sub/acl_file"
+fi
+# Without ACLs (but with other xattrs): every ACL and label probe is one
+# round trip per ls, not three per entry.
+"$MKDAXFS" -q "$WORK/noacl.img" "$WORK/src"
+mnt=$WORK/mnt-noacl
+debug_mount "$WORK/noacl.img" "$mnt" "$WORK/noacl.log"
+diff <(flags "$WORK/src") <(flags "$mnt") || fail "ls -lR flags differ from the source (no-ACL image)"
+probe "$mnt" 0
+diff <(dump "$WORK/src") <(dump "$mnt") || fail "xattrs differ (no-ACL image)"
+: > "$WORK/noacl.log"
+ls -lR "$mnt" >/dev/null
+n_get=$(grep -c 'opcode: GETXATTR' "$WORK/noacl.log" || true)
+[ "$n_get" -le 3 ] || fail "no-ACL image: ls -lR made $n_get GETXATTR round trips (want at most 3)"
+umount "$mnt"
+wait "$pid" || fail "debug daemon exited with $?"
 [ $have_acl = 1 ] || echo "note: no POSIX ACLs on $WORK: ACL checks skipped"
 echo PASS

@@ -1,9 +1,11 @@
 // `daxfs branch ...`: branchable regions from the command line.
 #include "branch_cmd.h"
 
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cinttypes>
 #include <cstdio>
 #include <ctime>
@@ -11,6 +13,7 @@
 
 #include "daxfs/branch.h"
 #include "daxfs/check.h"
+#include "daxfs/region_server.h"
 #include "util/file_io.h"
 
 namespace daxfs::tools {
@@ -56,6 +59,29 @@ Status WriteOut(std::span<const std::byte> s) { return WriteAll(STDOUT_FILENO, s
 
 std::string Where(const std::string& p) { return g.region + " branch " + g.name + ": " + p; }
 
+std::atomic<bool> g_stop{false};
+
+// A region made in a memfd lives as long as this process: hand its
+// descriptor to every client of the socket until SIGINT/SIGTERM.
+int ServeNewMemfd(std::shared_ptr<BranchStore> store) {
+  const std::string socket = g.region.substr(std::string("memfd:").size());
+  // Keep the memfd, but detach from the region: an attached server would
+  // make every client's gc wait for it.
+  auto keep = Region::Open("fd:" + std::to_string(store->region().fd()), Access::kReadWrite);
+  if (!keep.ok()) return Fail(keep.status());
+  store.reset();
+  struct sigaction sa {};
+  sa.sa_handler = [](int) { g_stop = true; };
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  if (!g.quiet)
+    std::printf("serving the branch region on %s; clients use memfd:%s (it ends with this process)\n",
+                socket.c_str(), socket.c_str());
+  std::fflush(stdout);
+  Status st = ServeRegion(**keep, socket, g_stop);
+  return st.ok() ? 0 : Fail(st);
+}
+
 int CmdInit() {
   auto size = ParseSize(g.delta);
   if (!size.ok()) return Fail(size.status());
@@ -66,6 +92,7 @@ int CmdInit() {
     std::printf("made branch region %s from %s: delta area %" PRIu64 " bytes; branch 'main' = the image\n",
                 (*s)->region().name().c_str(), g.image.c_str(), u.delta_size);
   }
+  if (g.region.rfind("memfd:", 0) == 0) return ServeNewMemfd(std::move(*s));
   return 0;
 }
 
@@ -80,8 +107,9 @@ int CmdList() {
                 b.parent.empty() ? "-" : b.parent.c_str(), b.log_bytes,
                 b.writer ? std::to_string(b.writer).c_str() : "-", b.children);
   auto u = (*s)->Usage();
-  std::printf("delta area: %" PRIu64 " of %" PRIu64 " bytes used; %u slots used; %u process(es) attached\n",
-              u.delta_used, u.delta_size, u.slots_used, u.attached);
+  std::printf("delta area: %" PRIu64 " of %" PRIu64 " bytes used, %" PRIu64
+              " freed by gc for reuse; %u slots used; %u process(es) attached\n",
+              u.delta_used, u.delta_size, u.delta_free, u.slots_used, u.attached);
   return 0;
 }
 
@@ -119,13 +147,20 @@ int CmdGc() {
   if (!s.ok()) return Fail(s.status());
   auto r = (*s)->Gc();
   if (!r.ok()) return Fail(r.status());
-  std::printf("freed %u branch slot(s), reclaimed %" PRIu64 " bytes\nnote: %s\n", r->slots_freed,
-              r->bytes_reclaimed, r->note.c_str());
+  if (!g.quiet)
+    std::printf("freed %u branch slot(s), reclaimed %" PRIu64 " bytes; delta area: %" PRIu64
+                " bytes in use, %" PRIu64 " free for reuse\nnote: %s\n",
+                r->slots_freed, r->bytes_reclaimed, r->bytes_used, r->bytes_free, r->note.c_str());
   return 0;
 }
 
 int CmdCheck() {
   auto s = OpenStore();
+  if (!s.ok() && s.status().errno_value() == EACCES) {
+    Fail(s.status().WithContext("checking the branches needs write access to the region (it "
+                                "registers as a reader)"));
+    return 8;
+  }
   if (!s.ok()) {
     Fail(s.status());
     return 8;
@@ -135,7 +170,7 @@ int CmdCheck() {
   std::vector<std::string> views{"main"};
   if (auto list = (*s)->List(); list.ok()) {
     for (const auto& b : *list)
-      if (b.state == "active") views.push_back(b.name);
+      if (b.state == "active" && b.name != "main") views.push_back(b.name);
   } else {
     std::printf("error: %s\n", list.status().ToString().c_str());
     ++n;
@@ -299,6 +334,12 @@ int CmdSymlink() {
 
 }  // namespace
 
+int CheckBranchRegion(const std::string& region, bool quiet) {
+  g.region = region;
+  g.quiet = quiet;
+  return CmdCheck();
+}
+
 BranchCommand AddBranchCommand(CLI::App& app) {
   auto* br = app.add_subcommand(
       "branch",
@@ -306,10 +347,13 @@ BranchCommand AddBranchCommand(CLI::App& app) {
       "check, and ls/cat/write/mkdir/rm/mv/symlink inside a branch)");
   br->require_subcommand(1, 1);
   std::vector<std::pair<CLI::App*, int (*)()>> cmds;
-  auto region = [](CLI::App* c) { c->add_option("REGION", g.region, "Branch region (file, shm:/x, hugetlbfs:, dax:, fd:)")->required(); };
+  auto region = [](CLI::App* c) { c->add_option("REGION", g.region, "Branch region (file, shm:/x, hugetlbfs:, dax:, fd:, memfd:SOCKET)")->required(); };
   auto name = [](CLI::App* c) { c->add_option("BRANCH", g.name, "Branch name")->required(); };
 
-  auto* init = br->add_subcommand("init", "Make a branchable region from an image: main = the image");
+  auto* init = br->add_subcommand(
+      "init",
+      "Make a branchable region from an image: main = the image. With REGION memfd:SOCKET, the "
+      "region is a new memfd served on SOCKET until SIGINT/SIGTERM (clients: memfd:SOCKET)");
   init->add_option("IMAGE", g.image, "Source image")->required();
   region(init);
   init->add_option("--delta", g.delta, "Bytes for branch logs and data (K, M, G suffixes)")->required();

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <functional>
+#include <string>
 
 #include "common/cli.h"
 
@@ -13,5 +14,10 @@ struct BranchCommand {
 };
 
 BranchCommand AddBranchCommand(CLI::App& app);
+
+// `daxfs check` on a branch region: the base image, the branch table and
+// free list, every live log and the tree of main and every active branch
+// (what `daxfs branch check` does). Returns fsck's exit status.
+int CheckBranchRegion(const std::string& region, bool quiet);
 
 }  // namespace daxfs::tools

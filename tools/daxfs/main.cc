@@ -429,7 +429,10 @@ int main(int argc, char** argv) {
   else if (ls->parsed()) rc = CmdLs(i, path, recursive);
   else if (st->parsed()) rc = CmdStat(i, path);
   else if (cat->parsed()) rc = CmdCat(i, path);
-  else if (fsck_like) rc = CmdCheck(i, no_data, quiet);
+  else if (fsck_like && (i.info().features_incompat & daxfs::format::kFeatureBranchRegion)) {
+    // The base image alone would pass while a branch log is damaged.
+    rc = daxfs::tools::CheckBranchRegion(image, quiet);
+  } else if (fsck_like) rc = CmdCheck(i, no_data, quiet);
   else if (load->parsed()) rc = CmdLoad(i, region_spec, quiet);
   else if (serve->parsed()) rc = CmdServe(i, socket, hugetlb, heap, quiet);
   else if (extract->parsed()) {
