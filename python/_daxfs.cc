@@ -56,12 +56,18 @@ class Mapping {
  public:
   Mapping(ImagePtr image, std::span<const std::byte> bytes)
       : image_(std::move(image)), bytes_(bytes) {}
+  // File data: the pin keeps an object-store image's object mapped.
+  Mapping(ImagePtr image, daxfs::PinnedData data)
+      : image_(std::move(image)), bytes_(data.bytes), pin_(std::move(data.owner)) {}
   const ImagePtr& image() const { return image_; }
   std::span<const std::byte> bytes() const { return bytes_; }
+  // Set for object-store file data (its own mapping, not the region's).
+  const std::shared_ptr<const void>& pin() const { return pin_; }
 
  private:
   ImagePtr image_;
   std::span<const std::byte> bytes_;
+  std::shared_ptr<const void> pin_;
 };
 
 class PyImage {
@@ -153,8 +159,10 @@ PYBIND11_MODULE(_daxfs, m) {
         daxfs::Status s;
         {
           py::gil_scoped_release unlocked;
-          s = daxfs::Prefetch(b.image()->region(), all.subspan(offset, length),
-                              wait ? daxfs::PrefetchMode::kPopulate : daxfs::PrefetchMode::kWillNeed);
+          const auto mode = wait ? daxfs::PrefetchMode::kPopulate : daxfs::PrefetchMode::kWillNeed;
+          const auto range = all.subspan(offset, length);
+          s = b.pin() ? daxfs::Prefetch(daxfs::PinnedData{all, b.pin()}, range, mode)
+                      : daxfs::Prefetch(b.image()->region(), range, mode);
         }
         CheckStatus(s);
       }, py::arg("offset") = 0, py::arg("length") = UINT64_MAX, py::arg("wait") = true);
@@ -181,7 +189,7 @@ PYBIND11_MODULE(_daxfs, m) {
       })
       .def("mapping", [](const PyImage& self, const std::string& path) {
         const daxfs::Ino ino = self.RegularFile(path);
-        return Mapping(self.ptr(), Check(self.image().contents(ino), path));
+        return Mapping(self.ptr(), Check(self.image().pin(ino), path));
       })
       .def("region_mapping", [](const PyImage& self) {
         return Mapping(self.ptr(), self.image().region().bytes());
@@ -202,10 +210,10 @@ PYBIND11_MODULE(_daxfs, m) {
       })
       .def("safetensors", [](const PyImage& self, const std::string& path) {
         const daxfs::Ino ino = self.RegularFile(path);
-        auto bytes = Check(self.image().contents(ino), path);
-        auto h = daxfs::safetensors::Parse(bytes);
+        auto data = Check(self.image().pin(ino), path);
+        auto h = daxfs::safetensors::Parse(data.bytes);
         if (!h.ok()) RaiseSafetensors(h.status().WithContext(path));
-        return py::make_tuple(Mapping(self.ptr(), bytes), HeaderTuple(*h));
+        return py::make_tuple(Mapping(self.ptr(), std::move(data)), HeaderTuple(*h));
       });
 
   // Parses the safetensors file held in any buffer (bytes, mmap, memoryview).

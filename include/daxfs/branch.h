@@ -24,9 +24,11 @@
 #include <string_view>
 #include <vector>
 
+#include "daxfs/builder.h"
 #include "daxfs/fs_view.h"
 #include "daxfs/image.h"
 #include "daxfs/region.h"
+#include "daxfs/builder.h"
 #include "daxfs/status.h"
 
 namespace daxfs {
@@ -193,5 +195,9 @@ struct ExportStats {
   uint64_t image_size = 0;
 };
 Result<ExportStats> ExportView(const FsView& view, const std::string& output, bool compact = true);
+// The same with every build option (an object-store image, a label, ...);
+// the source of file data is the view.
+Result<BuildStats> ExportView(const FsView& view, const std::string& output,
+                              const BuildOptions& options);
 
 }  // namespace daxfs

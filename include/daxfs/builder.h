@@ -40,6 +40,11 @@ struct BuildOptions {
   // Store identical file contents once (verified byte for byte).
   bool dedup = true;
   std::string label;
+  // Object-store form (docs/FORMAT.md §6.2): every regular file's contents
+  // go to this directory as an object named by its SHA-256, and the image
+  // holds only metadata and the digests. Created if missing; the image
+  // records its absolute path.
+  std::string object_dir;
   // Called now and then from the building thread.
   std::function<void(const BuildProgress&)> progress;
 };
@@ -57,6 +62,12 @@ struct BuildStats {
   uint64_t duplicate_bytes = 0;  // bytes not stored again thanks to that
   uint64_t image_size = 0;
   uint64_t metadata_size = 0;
+  // Object-store images: objects written now, and files whose object was
+  // already in the directory (from this image or an earlier one).
+  uint64_t objects_written = 0;
+  uint64_t objects_reused = 0;
+  uint64_t object_bytes_written = 0;
+  uint64_t object_bytes_reused = 0;
 };
 
 // Builds `output` from the directory tree at `source_dir`. On failure no

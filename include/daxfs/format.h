@@ -61,12 +61,20 @@ inline constexpr uint64_t kKnownCompat = kFeatureSortedDirs | kFeatureInodeExt |
 enum FeatureIncompat : uint64_t {
   kFeatureCompactDirs = 1ull << 0,   // directories use the compact layout
   kFeatureBranchRegion = 1ull << 1,  // a branchable region: control block + delta
+  kFeatureObjects = 1ull << 2,       // file data lives in content-addressed object files
                                      // area after the base (docs/BRANCHES.md)
 };
-inline constexpr uint64_t kKnownIncompat = kFeatureCompactDirs | kFeatureBranchRegion;
+inline constexpr uint64_t kKnownIncompat = kFeatureCompactDirs | kFeatureBranchRegion | kFeatureObjects;
 // kFeatureBranchRegion: where the control block is, in ExtHeader::reserved.
 inline constexpr size_t kExtBranchControlOffset = 0;  // u64 absolute offset
 inline constexpr size_t kExtBranchControlSize = 8;    // u64 bytes
+// kFeatureObjects: a regular file's data_offset points at the SHA-256 digest
+// (kObjectDigestSize bytes, in the metadata area) naming its object file;
+// ExtHeader::reserved holds where the object directory's recorded path is.
+inline constexpr size_t kExtObjectDirOffset = 16;     // u64 base-relative, 0 = none
+inline constexpr size_t kExtObjectDirLength = 24;     // u64 bytes (no NUL)
+inline constexpr uint64_t kObjectDigestSize = 32;
+inline constexpr uint64_t kObjectDirPathMax = 4096;
 
 // Extension header at superblock offset 192 (ends before byte 1024).
 struct ExtHeader {

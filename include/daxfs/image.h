@@ -12,6 +12,16 @@
 // Lifetime: spans and string_views returned by an Image point into the
 // region's mapping and stay valid as long as the Image is alive (hold the
 // shared_ptr).
+//
+// Object-store images (docs/FORMAT.md §6.2) keep file data in separate
+// object files, mapped lazily and kept in a bounded cache of
+// OpenOptions::max_object_mappings mappings. For them the rule for file
+// data is narrower: a span from read() or contents() stays valid until that
+// many other objects have been mapped through this Image since (enough for
+// a thread that reads one file at a time). Code that holds file data longer,
+// or maps files from several threads at once, uses pin(), whose PinnedData
+// keeps its mapping alive on its own. Names, symlink targets and xattrs are
+// in the image itself and follow the first rule.
 #pragma once
 
 #include <cstddef>
@@ -67,6 +77,9 @@ struct ImageInfo {
   bool sorted_dirs = false;
   bool compact_dirs = false;      // compact directory layout (not upstream-readable)
   bool branching = false;   // the image has a branch table (upstream -b)
+  bool objects = false;     // file data lives in an object directory (§6.2)
+  std::string object_dir;   // the object directory in use (objects only)
+  std::string recorded_object_dir;  // the path mkdaxfs recorded in the image
   int64_t build_time = 0;
   uint64_t file_count = 0;
   std::string label;
@@ -75,6 +88,21 @@ struct ImageInfo {
 struct OpenOptions {
   // Verify the metadata checksum at open (reads all metadata once).
   bool verify_metadata = false;
+  // Object-store images: the object directory. Empty: the path recorded in
+  // the image (mkdaxfs --objects records the directory's absolute path).
+  std::string object_dir;
+  // Object-store images: how many objects stay mapped when nobody pins them.
+  size_t max_object_mappings = 1024;
+};
+
+namespace objects {
+class ObjectCache;
+}
+
+// File data that stays mapped as long as this value lives.
+struct PinnedData {
+  std::span<const std::byte> bytes;
+  std::shared_ptr<const void> owner;
 };
 
 class Directory;
@@ -110,6 +138,18 @@ class Image {
   Result<std::span<const std::byte>> read(Ino ino, uint64_t offset, size_t len) const;
   // The whole file.
   Result<std::span<const std::byte>> contents(Ino ino) const;
+  // The whole file, valid while the returned value lives (see Lifetime).
+  Result<PinnedData> pin(Ino ino) const;
+  // Object-store images: a read-only descriptor of the regular file's
+  // verified object (the caller closes it); NotSupported for other images
+  // and InvalidArgument for empty files, which have no object.
+  Result<int> open_object(Ino ino) const;
+  // Object-store images: the object file's path ("DIR/ab/cdef...").
+  Result<std::string> object_path(Ino ino) const;
+  // Object-store images: its name inside the object directory ("ab/cdef...").
+  Result<std::string> object_name(Ino ino) const;
+  // Object-store images: hashes the file's object now (daxfs check).
+  Status VerifyObject(Ino ino) const;
   // Offset of a regular file's data inside the region (for mmap/splice).
   Result<uint64_t> data_location(Ino ino) const;
   // The bytes an inode owns in the region (file data, dirent array, symlink
@@ -141,6 +181,8 @@ class Image {
   Status Init(const OpenOptions& options);
   Status BuildLegacyParents();
   Result<format::Inode> inode(Ino ino) const;
+  Status InitObjects(const format::Superblock& sb, const OpenOptions& options);
+  std::string object_what(Ino ino) const;
   Status CheckExtent(Ino ino, uint64_t offset, uint64_t len, const char* what) const;
   Result<DirEntry> dirent_at(Ino dir, uint64_t data_offset, size_t index) const;
   Result<DirEntry> compact_dirent_at(Ino dir, uint64_t data_offset, uint64_t bytes,
@@ -163,6 +205,7 @@ class Image {
   bool inode_ext_ = false;
   bool external_data_ = false;
   std::vector<uint32_t> legacy_parent_;  // upstream images: parent per directory
+  std::shared_ptr<objects::ObjectCache> objects_;  // object-store images only
   ImageInfo info_;
 };
 

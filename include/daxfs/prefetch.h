@@ -34,5 +34,9 @@ Status Prefetch(const Region& region, std::span<const std::byte> range,
 
 // Prefetches a regular file's data (whole file).
 Status Prefetch(const Image& image, Ino ino, PrefetchMode mode = PrefetchMode::kPopulate);
+// Part of an object-store file's mapping (Image::pin); `range` must lie in
+// data.bytes.
+Status Prefetch(const PinnedData& data, std::span<const std::byte> range,
+                PrefetchMode mode = PrefetchMode::kPopulate);
 
 }  // namespace daxfs

@@ -6,6 +6,7 @@
 
 #include "builder/image_writer.h"
 #include "builder/layout.h"
+#include "builder/object_sink.h"
 #include "builder/source.h"
 #include "daxfs/branch.h"
 #include "daxfs/format.h"
@@ -101,6 +102,16 @@ class ViewSource final : public build::Source {
 Result<ExportStats> ExportView(const FsView& view, const std::string& output, bool compact) {
   BuildOptions options;
   options.compact_dirs = compact;
+  DAXFS_ASSIGN_OR_RETURN(BuildStats stats, ExportView(view, output, options));
+  return ExportStats{stats.inodes, stats.image_size};
+}
+
+Result<BuildStats> ExportView(const FsView& view, const std::string& output,
+                              const BuildOptions& given) {
+  BuildOptions options = given;
+  if (!options.object_dir.empty()) {
+    DAXFS_ASSIGN_OR_RETURN(options.object_dir, build::PrepareObjectDir(options.object_dir));
+  }
   ViewSource source(view);
   build::Tree tree;
   DAXFS_RETURN_IF_ERROR(source.Scan(&tree, options));
@@ -109,7 +120,7 @@ Result<ExportStats> ExportView(const FsView& view, const std::string& output, bo
   DAXFS_ASSIGN_OR_RETURN(build::Layout layout, build::ComputeLayout(&tree, options, data_key));
   BuildStats stats = layout.stats;
   DAXFS_RETURN_IF_ERROR(build::WriteImage(tree, layout, &source, output, options, &stats));
-  return ExportStats{stats.inodes, stats.image_size};
+  return stats;
 }
 
 }  // namespace daxfs

@@ -529,6 +529,9 @@ Result<std::shared_ptr<BranchStore>> BranchStore::Init(const std::string& image_
                                 "rebuild it with mkdaxfs (default or --upstream-readable)");
   if (info.branching || (info.features_incompat & fmt::kFeatureBranchRegion))
     return Status::InvalidArgument(image_spec + ": already a branch region; use an image");
+  if (info.objects)
+    return Status::NotSupported(image_spec + ": an object-store image keeps its file data outside "
+                                "the region; convert it first (mkdaxfs OUT " + image_spec + ")");
   if (delta_size < 1024 * 1024)
     return Status::InvalidArgument("--delta must be at least 1 MiB");
   const uint64_t image_end = fmt::AlignUp(info.total_size, bf::kPage);

@@ -5,6 +5,7 @@
 
 #include "builder/image_writer.h"
 #include "builder/layout.h"
+#include "builder/object_sink.h"
 #include "builder/source.h"
 #include "output/new_file.h"
 
@@ -23,8 +24,12 @@ Status CheckOutput(const std::string& output, const std::string& source) {
 }
 
 Result<BuildStats> Build(build::Source* source, const std::string& source_path,
-                         const std::string& output, const BuildOptions& options) {
+                         const std::string& output, const BuildOptions& given) {
   DAXFS_RETURN_IF_ERROR(CheckOutput(output, source_path));
+  BuildOptions options = given;
+  if (!options.object_dir.empty()) {
+    DAXFS_ASSIGN_OR_RETURN(options.object_dir, build::PrepareObjectDir(options.object_dir));
+  }
   build::Tree tree;
   DAXFS_RETURN_IF_ERROR(source->Scan(&tree, options));
   std::vector<uint64_t> data_key(tree.inodes.size());

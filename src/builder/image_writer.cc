@@ -11,6 +11,7 @@
 #include <ctime>
 
 #include "builder/data_writer.h"
+#include "builder/object_sink.h"
 #include "daxfs/format.h"
 #include "format/checksum.h"
 #include "output/new_file.h"
@@ -58,7 +59,8 @@ void SerializeDirectory(const Tree& tree, const Node& node, bool compact, std::b
 }
 
 void SerializeMetadata(const Tree& tree, const Layout& layout, const BuildOptions& options,
-                       const DataPlacement& data, std::vector<std::byte>* meta) {
+                       const DataPlacement& data, const std::vector<objects::Digest>& digests,
+                       std::vector<std::byte>* meta) {
   const uint64_t base = fmt::kBlockSize;
   meta->assign(base + layout.meta_size, std::byte{0});
   std::byte* b = meta->data() + base;
@@ -83,7 +85,9 @@ void SerializeMetadata(const Tree& tree, const Layout& layout, const BuildOption
     in.uid = r.uid;
     in.gid = r.gid;
     in.size = r.size;
-    in.data_offset = S_ISREG(r.mode) ? data.offset_by_ino[r.ino] : r.data_offset;
+    in.data_offset = S_ISREG(r.mode) && !layout.objects ? data.offset_by_ino[r.ino] : r.data_offset;
+    if (S_ISREG(r.mode) && layout.objects && r.size > 0)
+      fmt::Store(b + r.data_offset, digests[r.ino]);
     in.nlink = r.nlink;
     if (ext) {
       in.mtime_sec = r.mtime_sec;
@@ -105,13 +109,15 @@ void SerializeMetadata(const Tree& tree, const Layout& layout, const BuildOption
   }
   if (!layout.xattr_area.empty())
     std::memcpy(b + layout.xattr_offset, layout.xattr_area.data(), layout.xattr_area.size());
+  if (layout.objects)
+    std::memcpy(b + layout.object_dir_offset, options.object_dir.data(), options.object_dir.size());
 }
 
 void FillSuperblock(const Layout& layout, const BuildOptions& options, uint64_t meta_csum,
                     const DataPlacement& data, std::byte* out) {
   fmt::Superblock sb{};
   sb.magic = fmt::kSuperMagic;
-  sb.version = layout.compact_dirs ? fmt::kVersionIncompat : fmt::kVersion;
+  sb.version = layout.compact_dirs || layout.objects ? fmt::kVersionIncompat : fmt::kVersion;
   sb.block_size = fmt::kBlockSize;
   sb.total_size = fmt::kBlockSize + data.data_end;
   sb.base_offset = fmt::kBlockSize;
@@ -124,6 +130,12 @@ void FillSuperblock(const Layout& layout, const BuildOptions& options, uint64_t 
     e.features_compat = fmt::kFeatureSortedDirs | fmt::kFeatureInodeExt | fmt::kFeatureMetaCsum |
                         fmt::kFeatureDataCsum;
     if (layout.compact_dirs) e.features_incompat |= fmt::kFeatureCompactDirs;
+    if (layout.objects) {
+      e.features_incompat |= fmt::kFeatureObjects;
+      const uint64_t off = layout.object_dir_offset, len = options.object_dir.size();
+      std::memcpy(e.reserved + fmt::kExtObjectDirOffset, &off, 8);
+      std::memcpy(e.reserved + fmt::kExtObjectDirLength, &len, 8);
+    }
     if (!layout.xattr_area.empty()) {
       e.features_compat |= fmt::kFeatureXattrs;
       e.xattr_offset = layout.xattr_offset;
@@ -152,19 +164,36 @@ Status WriteImage(const Tree& tree, const Layout& layout, Source* source,
   // Nothing has a name until the image is complete (see output/new_file.h).
   DAXFS_ASSIGN_OR_RETURN(auto out, output::NewFile::Create(output, 0644));
   const int fd = out->fd();
-  DataPolicy policy;
-  policy.pack = options.pack_small_files;
-  policy.share_tails = layout.compact_dirs;
-  policy.avoid_aligned_packed_start = !layout.compact_dirs;
-  policy.dedup = options.dedup;
   const auto inode_count = static_cast<uint32_t>(layout.by_ino.size());
-  DataWriter writer(fd, output, fmt::kBlockSize, layout.meta_size, inode_count, policy, options,
-                    layout.data_order.size(), layout.stats.file_bytes);
-  DAXFS_RETURN_IF_ERROR(source->EmitData(tree, layout.data_order, &writer));
-  DAXFS_ASSIGN_OR_RETURN(DataPlacement data, writer.Finish());
+  DataPlacement data;
+  std::vector<objects::Digest> digests;
+  if (layout.objects) {
+    // File data goes to the object directory; the image ends with its metadata.
+    ObjectSink sink(options.object_dir, inode_count, options, layout.data_order.size(),
+                    layout.stats.file_bytes);
+    DAXFS_RETURN_IF_ERROR(sink.Open());
+    DAXFS_RETURN_IF_ERROR(source->EmitData(tree, layout.data_order, &sink));
+    digests = sink.digests();
+    data.data_end = layout.meta_size;
+    data.checksum = XXH3_64bits(nullptr, 0);
+    stats->objects_written = sink.objects_written();
+    stats->objects_reused = sink.objects_reused();
+    stats->object_bytes_written = sink.bytes_written();
+    stats->object_bytes_reused = sink.bytes_reused();
+  } else {
+    DataPolicy policy;
+    policy.pack = options.pack_small_files;
+    policy.share_tails = layout.compact_dirs;
+    policy.avoid_aligned_packed_start = !layout.compact_dirs;
+    policy.dedup = options.dedup;
+    DataWriter writer(fd, output, fmt::kBlockSize, layout.meta_size, inode_count, policy, options,
+                      layout.data_order.size(), layout.stats.file_bytes);
+    DAXFS_RETURN_IF_ERROR(source->EmitData(tree, layout.data_order, &writer));
+    DAXFS_ASSIGN_OR_RETURN(data, writer.Finish());
+  }
 
   std::vector<std::byte> meta;
-  SerializeMetadata(tree, layout, options, data, &meta);
+  SerializeMetadata(tree, layout, options, data, digests, &meta);
   const uint64_t meta_csum = XXH3_64bits(meta.data() + fmt::kBlockSize, layout.meta_size);
   FillSuperblock(layout, options, meta_csum, data, meta.data());
   DAXFS_RETURN_IF_ERROR(PwriteAll(fd, meta, 0, output));

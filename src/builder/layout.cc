@@ -52,6 +52,12 @@ Result<Layout> ComputeLayout(Tree* tree, const BuildOptions& options,
                              const std::vector<uint64_t>& data_key) {
   Layout out;
   out.compact_dirs = options.compact_dirs && !options.upstream_only;
+  out.objects = !options.object_dir.empty();
+  if (out.objects && options.upstream_only)
+    return Status::InvalidArgument("an object-store image cannot be a plain upstream image");
+  if (options.object_dir.size() > fmt::kObjectDirPathMax)
+    return Status::InvalidArgument(options.object_dir + ": object directory path longer than " +
+                                   std::to_string(fmt::kObjectDirPathMax) + " bytes");
   for (Node& node : tree->nodes) {
     std::sort(node.children.begin(), node.children.end(), [&](uint32_t a, uint32_t b) {
       return tree->nodes[a].name < tree->nodes[b].name;
@@ -132,12 +138,21 @@ Result<Layout> ComputeLayout(Tree* tree, const BuildOptions& options,
         ++out.stats.regular_files;
         out.stats.file_bytes += inode.size;
         if (inode.size > 0) out.data_order.push_back(idx);
+        if (out.objects && inode.size > 0) {
+          // The digest that names the file's object.
+          inode.data_offset = cursor;
+          cursor += fmt::kObjectDigestSize;
+        }
         break;
       default:
         inode.size = 0;
         ++out.stats.special_files;
         break;
     }
+  }
+  if (out.objects) {
+    out.object_dir_offset = cursor;
+    cursor += options.object_dir.size();
   }
   cursor = fmt::AlignUp(cursor, 8);
   if (!options.upstream_only) {

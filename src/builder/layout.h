@@ -23,6 +23,8 @@ struct Layout {
   uint64_t meta_size = 0;            // base-relative, 4 KiB aligned: file data starts here
   uint64_t dirent_count = 0;
   bool compact_dirs = false;         // format::kFeatureCompactDirs
+  bool objects = false;              // format::kFeatureObjects: digests, no data area
+  uint64_t object_dir_offset = 0;    // base-relative recorded object directory path
   BuildStats stats;
 };
 

@@ -104,11 +104,14 @@ class Checker {
       }
       if (S_ISLNK(a->mode)) Note(image_.readlink(ino).status());
       Note(image_.list_xattrs(ino, [](std::string_view, std::span<const std::byte>) {}));
+      // Object-store images: each file's object must exist and match its
+      // name (the data checksum covers only in-image data).
+      if (info.objects && S_ISREG(a->mode) && options_.verify_data) Note(image_.VerifyObject(ino));
       auto ext = image_.extent(ino);
       if (!Note(ext.status()) || ext->length == 0) continue;
       // Files smaller than a block are packed by design; larger ones are
       // block-aligned by mkdaxfs so that they can be mapped in place.
-      if (S_ISREG(a->mode) && a->size > format::kPackedFileMax &&
+      if (S_ISREG(a->mode) && !info.objects && a->size > format::kPackedFileMax &&
           ext->offset % format::kBlockSize != 0)
         Warn(who + ": file data at offset " + std::to_string(ext->offset) +
              " is not page aligned (cannot be mapped in place)");

@@ -295,10 +295,11 @@ class Extractor {
     size_t since_check = 0;
     uint64_t at = 0;
     while (at < size) {
-      DAXFS_ASSIGN_OR_RETURN(auto piece, view_.read(ino, at, static_cast<size_t>(std::min<uint64_t>(size - at, SIZE_MAX))));
-      if (piece.empty()) break;
-      DAXFS_RETURN_IF_ERROR(WritePiece(fd, piece, at, path, &since_check));
-      at += piece.size();
+      auto piece = view_.read(ino, at, static_cast<size_t>(std::min<uint64_t>(size - at, SIZE_MAX)));
+      if (!piece.ok()) return piece.status().WithContext(path);  // names the file, e.g. a missing object
+      if (piece->empty()) break;
+      DAXFS_RETURN_IF_ERROR(WritePiece(fd, *piece, at, path, &since_check));
+      at += piece->size();
     }
     if (ftruncate(fd, static_cast<off_t>(at)) != 0)
       return Status::FromErrno(errno, path + ": truncate: " + std::strerror(errno));

@@ -41,6 +41,11 @@ struct MountOptions {
   bool exec = true;
   bool verify = false;        // verify the metadata checksum at mount
   std::string fsname;         // shown in /proc/mounts (default: the image)
+  std::string object_dir;     // object-store images: override the recorded directory
+  // Object-store images: serve each regular file's trusted.overlay.metacopy
+  // and trusted.overlay.redirect ("/ab/cdef...") so that OverlayFS with
+  // lowerdir=MOUNT::OBJDIR reads data from the objects in the kernel.
+  bool overlay_lower = false;
   // The type in /proc/mounts is fuse.<fstype>: "daxfs", or "branchfs" under
   // -o fstype=branchfs for tooling that looks for fuse.branchfs.
   std::string fstype = "daxfs";

@@ -24,8 +24,10 @@
 #include <vector>
 
 #include "daxfs/format.h"
+#include "fuse/passthrough.h"
 #include "fuse/region_guard.h"
 #include "fuse/stat_readers.h"
+#include "fuse/transport.h"
 
 namespace daxfs::fuse {
 namespace {
@@ -47,7 +49,36 @@ struct Context {
   std::set<std::string, std::less<>> xattr_names;
   bool names_known = false;
   StatReaders stat_readers;
+  // Object-store images: the kernel serves file data from the object files
+  // (FUSE passthrough); false when unavailable, or after the kernel refused.
+  std::atomic<bool> passthrough{false};
+  Backings backings;
+  bool overlay_lower = false;  // MountOptions::overlay_lower
 };
+
+// OverlayFS data-only lower layers (kernel 6.5+, as composefs uses them):
+// a metacopy file whose absolute redirect names its data in the data layer.
+constexpr std::string_view kOverlayMetacopy = "trusted.overlay.metacopy";
+constexpr std::string_view kOverlayRedirect = "trusted.overlay.redirect";
+
+// The overlay xattr `name` of `ino`, if it has one.
+std::optional<std::string> OverlayXattr(const Context& c, Ino ino, std::string_view name) {
+  if (!c.overlay_lower || (name != kOverlayMetacopy && name != kOverlayRedirect)) return std::nullopt;
+  auto object = c.image->object_name(ino);
+  if (!object.ok()) return std::nullopt;  // not a file with data
+  if (name == kOverlayMetacopy) return std::string();
+  return "/" + *object;
+}
+
+// fi->fh of files opened with a backing file (0 for every other open).
+constexpr uint64_t kPassthroughFh = 1;
+
+// What an object-store mount loses without passthrough, said once.
+void SayPassthroughLost(const std::string& why) {
+  LogProblem("FUSE passthrough unavailable (" + why + "): file data is served through the daemon: "
+             "a round trip per read with cache=direct, a page-cache copy per mount with "
+             "cache=kernel, and mmap does not share the object files' pages");
+}
 
 constexpr std::string_view kAclAccess = "system.posix_acl_access";
 constexpr std::string_view kAclDefault = "system.posix_acl_default";
@@ -85,6 +116,8 @@ fuse_ino_t ToFuse(const Context& c, Ino ino) { return ToImage(c, ino); }
 // Whether reads of this inode bypass the kernel page cache.
 bool ServedDirect(const Context& c, const Attr& a) {
   if (!S_ISREG(a.mode)) return false;
+  // The kernel reads the object file itself (page-cache reads).
+  if (c.passthrough && c.image->info().objects) return false;
   switch (c.options.cache) {
     case CacheMode::kDirect: return true;
     case CacheMode::kKernel: return false;
@@ -154,7 +187,14 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
   // opendir. Files need OPEN only to ask for direct I/O.
   want(FUSE_CAP_NO_OPENDIR_SUPPORT);
   c->no_opendir = conn->want & FUSE_CAP_NO_OPENDIR_SUPPORT;
-  if (c->options.cache == CacheMode::kKernel) want(FUSE_CAP_NO_OPEN_SUPPORT);
+  if (c->passthrough && !KernelOffersPassthrough()) {
+    c->passthrough = false;
+    SayPassthroughLost("this kernel does not offer it; it needs 6.9+ with CONFIG_FUSE_PASSTHROUGH");
+  }
+  // The transport adds FUSE_PASSTHROUGH to our INIT reply.
+  RequestPassthrough(c->passthrough);
+  // Passthrough needs OPEN: that is where the backing file is named.
+  if (c->options.cache == CacheMode::kKernel && !c->passthrough) want(FUSE_CAP_NO_OPEN_SUPPORT);
   // The kernel answers system.posix_acl_* itself and caches the answer per
   // inode (the image cannot change), instead of a GETXATTR round trip for
   // every `ls -l` of every file; ACLs are then also enforced (we always
@@ -206,21 +246,68 @@ void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
   fuse_reply_readlink(req, std::string(*t).c_str());
 }
 
+// Object errors (missing, damaged) are EIO to the reader and said in the log.
+void ReplyObjectError(fuse_req_t req, const Status& s) {
+  LogProblem(s.message());
+  fuse_reply_err(req, EIO);
+}
+
 void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Context& c = Ctx(req);
-  if (c.options.cache == CacheMode::kKernel) return (void)fuse_reply_err(req, ENOSYS);
+  if (c.options.cache == CacheMode::kKernel && !c.image->info().objects)
+    return (void)fuse_reply_err(req, ENOSYS);
   if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) return (void)fuse_reply_err(req, EROFS);
-  auto a = c.image->stat(ToImage(c, ino));
+  const Ino image_ino = ToImage(c, ino);
+  auto a = c.image->stat(image_ino);
   if (!a.ok()) return ReplyError(req, a.status());
   if (S_ISDIR(a->mode)) return (void)fuse_reply_err(req, EISDIR);
+  if (c.image->info().objects && S_ISREG(a->mode) && a->size > 0) {
+    if (c.passthrough) {
+      auto id = c.backings.Acquire(*c.image, image_ino, DeviceFd());
+      if (id.ok()) {
+        fi->fh = kPassthroughFh;
+        fi->noflush = 1;
+        return ReplyOpenPassthrough(req, fi, *id);
+      }
+      const int err = id.status().errno_value();
+      // The kernel refused passthrough itself: serve through the daemon from
+      // now on. Anything else (a bad object, no memory) fails this open only.
+      if (err != EPERM && err != EOPNOTSUPP && err != ENOTTY && err != EINVAL)
+        return ReplyObjectError(req, id.status());
+      if (c.passthrough.exchange(false)) SayPassthroughLost(id.status().message());
+    } else {
+      // A missing or damaged object fails the open (EIO), as it does with
+      // passthrough, instead of the first read.
+      auto fd = c.image->open_object(image_ino);
+      if (!fd.ok()) return ReplyObjectError(req, fd.status());
+      close(*fd);
+    }
+  }
+  // ENOSYS turns OPEN off for the whole mount: not while passthrough needs it.
+  if (c.options.cache == CacheMode::kKernel && !c.passthrough) return (void)fuse_reply_err(req, ENOSYS);
   if (ServedDirect(c, *a)) fi->direct_io = 1;
   else fi->keep_cache = 1;
   fi->noflush = 1;
   fuse_reply_open(req, fi);
 }
 
+void OpRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Context& c = Ctx(req);
+  if (fi->fh == kPassthroughFh) c.backings.Release(ToImage(c, ino), DeviceFd());
+  fuse_reply_err(req, 0);
+}
+
 void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
   Context& c = Ctx(req);
+  if (c.image->info().objects) {
+    // Pinned: other threads may map other objects meanwhile.
+    auto data = c.image->pin(ToImage(c, ino));
+    if (!data.ok()) return ReplyObjectError(req, data.status());
+    const auto bytes = data->bytes;
+    const size_t at = std::min(bytes.size(), static_cast<size_t>(off));
+    const size_t n = std::min(bytes.size() - at, size);
+    return (void)fuse_reply_buf(req, reinterpret_cast<const char*>(bytes.data() + at), n);
+  }
   // Zero-copy on our side: the reply points straight into the mapping.
   auto data = c.image->read(ToImage(c, ino), static_cast<uint64_t>(off), size);
   if (!data.ok()) return ReplyError(req, data.status());
@@ -314,6 +401,11 @@ void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   Context& c = Ctx(req);
   // -d: libfuse logs the opcode, not which attribute was asked for.
   if (c.options.debug) std::fprintf(stderr, "   getxattr %s\n", name);
+  if (auto v = OverlayXattr(c, ToImage(c, ino), name)) {
+    if (size == 0) return (void)fuse_reply_xattr(req, v->size());
+    if (size < v->size()) return (void)fuse_reply_err(req, ERANGE);
+    return (void)fuse_reply_buf(req, v->data(), v->size());
+  }
   if (c.no_xattrs) return (void)fuse_reply_err(req, ENOSYS);
   if (XattrUnsupported(c, name)) return (void)fuse_reply_err(req, EOPNOTSUPP);
   auto v = c.image->getxattr(ToImage(c, ino), name);
@@ -336,6 +428,8 @@ void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
     names.push_back('\0');
   });
   if (!st.ok()) return ReplyError(req, st);
+  for (std::string_view n : {kOverlayMetacopy, kOverlayRedirect})
+    if (OverlayXattr(c, ToImage(c, ino), n)) names.append(n).push_back('\0');
   if (size == 0) return (void)fuse_reply_xattr(req, names.size());
   if (size < names.size()) return (void)fuse_reply_err(req, ERANGE);
   fuse_reply_buf(req, names.data(), names.size());
@@ -349,6 +443,7 @@ const fuse_lowlevel_ops kOps = [] {
   ops.readlink = OpReadlink;
   ops.open = OpOpen;
   ops.read = OpRead;
+  ops.release = OpRelease;
   ops.opendir = OpOpendir;
   ops.readdir = OpReaddir;
   ops.readdirplus = OpReaddirplus;
@@ -365,7 +460,13 @@ int Serve(std::shared_ptr<const Image> image, const MountOptions& options) {
   ctx.image = std::move(image);
   ctx.options = options;
   ctx.root = ctx.image->root();
-  ctx.no_xattrs = !(ctx.image->info().features_compat & format::kFeatureXattrs);
+  ctx.overlay_lower = options.overlay_lower;
+  if (ctx.overlay_lower && !ctx.image->info().objects) {
+    LogProblem(options.image + ": overlay_lower needs an object-store image (mkdaxfs --objects)");
+    return 1;
+  }
+  // Overlay xattrs exist even where the image stores none.
+  ctx.no_xattrs = !(ctx.image->info().features_compat & format::kFeatureXattrs) && !ctx.overlay_lower;
   if (!ctx.no_xattrs) {
     if (auto names = ctx.image->xattr_names(); names.ok()) {
       ctx.xattr_names.insert(names->begin(), names->end());
@@ -374,6 +475,11 @@ int Serve(std::shared_ptr<const Image> image, const MountOptions& options) {
       // Per-inode reads may still work: serve them, just without shortcuts.
       LogProblem(names.status().message() + "; answering every xattr probe from the inodes");
     }
+  }
+  if (ctx.image->info().objects) {
+    const std::string why = Backings::MissingPrivilege();
+    if (why.empty()) ctx.passthrough = true;
+    else SayPassthroughLost(why);  // said before the daemon detaches
   }
   SessionSpec spec;
   spec.ops = &kOps;

@@ -15,6 +15,11 @@ const char kMountOptionsHelp[] =
     "  verify               verify the metadata checksum before mounting\n"
     "  threads=N            at most N worker threads, 1 to 1024 (default: 2 per CPU)\n"
     "  fsname=NAME          source shown in /proc/mounts (default: the image)\n"
+    "  objects=DIR          object directory of an object-store image (default: the one it\n"
+    "                       records); as root its files are served by FUSE passthrough\n"
+    "  overlay_lower        object-store images: be the metadata layer of an OverlayFS\n"
+    "                       data-only lower stack (files carry trusted.overlay.metacopy and\n"
+    "                       .redirect to their object); see README\n"
     "  debug                same as -d\n"
   "  branch=NAME          (branch region) mount branch NAME writable at the root\n"
   "  fstype=branchfs      /proc/mounts shows fuse.branchfs (for multikernel/branching);\n"
@@ -118,6 +123,7 @@ Status ApplyMountOptions(const std::vector<std::string>& opts, const OptionConte
     const bool has_value = eq != std::string::npos;
     const std::string val = has_value ? opt.substr(eq + 1) : "";
     const bool is_flag = key == "allow_other" || key == "verify" || key == "debug" || key == "ro" ||
+                         key == "overlay_lower" ||
                          key == "rw" || key == "suid" || key == "nosuid" || key == "dev" || key == "nodev" ||
                          key == "exec" || key == "noexec" || key == "sync" || key == "dirsync" ||
                          IsAtimeOption(key);
@@ -140,6 +146,10 @@ Status ApplyMountOptions(const std::vector<std::string>& opts, const OptionConte
       if (val.empty()) return bad(opt, "expected a name");
       o->fsname = val;
       DAXFS_RETURN_IF_ERROR(once(key, opt));
+    } else if (key == "objects") {
+      if (val.empty()) return bad(opt, "expected a directory");
+      o->object_dir = val;
+      DAXFS_RETURN_IF_ERROR(once(key, opt));
     } else if (key == "branch") {
       if (val.empty()) return bad(opt, "expected a branch name");
       o->branch = val;
@@ -152,6 +162,8 @@ Status ApplyMountOptions(const std::vector<std::string>& opts, const OptionConte
       o->allow_other = true;
     } else if (key == "verify") {
       o->verify = true;
+    } else if (key == "overlay_lower") {
+      o->overlay_lower = true;
     } else if (key == "debug") {
       o->debug = o->foreground = true;
     } else if (key == "ro" || key == "rw") {

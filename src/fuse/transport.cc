@@ -17,15 +17,36 @@ namespace {
 // --- Our own /dev/fuse transport ------------------------------------------
 // Every reply passes through here, which lets us (1) add what libfuse 3.14
 // cannot ask for to the INIT reply: FUSE_DIRECT_IO_ALLOW_MMAP (kernel 6.6+),
-// so that direct-I/O files can be mmapped, and (2) turn every reply into
-// EIO once the image's memory is gone.
+// so that direct-I/O files can be mmapped, and FUSE_PASSTHROUGH (6.9+) with
+// its max_stack_depth, (2) put a backing id into an OPEN reply, and (3) turn
+// every reply into EIO once the image's memory is gone.
+// The kernel's ABI (include/uapi/linux/fuse.h, 7.40+); Debian 12's header
+// predates passthrough, so the offsets are spelled out here.
 
 constexpr uint32_t kInitExt = 1u << 30;              // FUSE_INIT_EXT
 constexpr uint32_t kDirectIoAllowMmapHi = 1u << 4;   // bit 36 in flags2
+constexpr uint32_t kPassthroughHi = 1u << 5;         // FUSE_PASSTHROUGH, bit 37 in flags2
+constexpr uint32_t kOpInit = 26;                     // FUSE_INIT
+constexpr size_t kInHeader = 40;                     // fuse_in_header
+constexpr size_t kInHeaderOpcode = 4;
+constexpr size_t kInitInFlags2 = 16;                 // in fuse_init_in
 constexpr size_t kOutHeader = 16;                    // len, error, unique
 constexpr size_t kInitOutFlags = 12, kInitOutFlags2 = 32, kInitOutMinSize = 64;
+constexpr size_t kInitOutMaxStackDepth = 36;         // u32, was unused[0]
+constexpr size_t kOpenOutSize = 16;                  // fh, open_flags, backing_id
+constexpr size_t kOpenOutFlags = 8, kOpenOutBackingId = 12;
+constexpr uint32_t kFopenPassthrough = 1u << 7;      // FOPEN_PASSTHROUGH
+// Our backing files (object files) sit on a filesystem that stacks on
+// nothing; 1 leaves room to stack one overlayfs on top of the mount.
+constexpr uint32_t kMaxStackDepth = 1;
 
 std::atomic<bool> g_init_sent{false};
+std::atomic<bool> g_passthrough_offered{false};
+std::atomic<bool> g_passthrough_wanted{false};
+std::atomic<int> g_device_fd{-1};
+// Set by ReplyOpenPassthrough for the reply fuse_reply_open sends next from
+// this thread (libfuse writes a reply synchronously in the caller).
+thread_local int32_t t_open_backing_id = 0;
 
 // Sends, instead of a reply, a bare header carrying -EIO.
 ssize_t WriteEio(int fd, const iovec& header) {
@@ -47,8 +68,24 @@ ssize_t TransportWritev(int fd, iovec* iov, int count, void*) {
     std::memcpy(&flags2, init + kInitOutFlags2, 4);
     flags |= kInitExt;
     flags2 |= kDirectIoAllowMmapHi;
+    if (g_passthrough_wanted && g_passthrough_offered) {
+      flags2 |= kPassthroughHi;
+      std::memcpy(init + kInitOutMaxStackDepth, &kMaxStackDepth, 4);
+    }
     std::memcpy(init + kInitOutFlags, &flags, 4);
     std::memcpy(init + kInitOutFlags2, &flags2, 4);
+  }
+  if (t_open_backing_id != 0) {
+    const int32_t id = t_open_backing_id;
+    t_open_backing_id = 0;
+    if (is_reply && count >= 2 && iov[1].iov_len == kOpenOutSize) {
+      auto* out = static_cast<char*>(iov[1].iov_base);
+      uint32_t open_flags;
+      std::memcpy(&open_flags, out + kOpenOutFlags, 4);
+      open_flags |= kFopenPassthrough;
+      std::memcpy(out + kOpenOutFlags, &open_flags, 4);
+      std::memcpy(out + kOpenOutBackingId, &id, 4);
+    }
   }
   if (is_reply && RegionLost()) return WriteEio(fd, iov[0]);
   ssize_t n = writev(fd, iov, count);
@@ -62,9 +99,30 @@ ssize_t TransportWritev(int fd, iovec* iov, int count, void*) {
   }
   return n;
 }
-ssize_t TransportRead(int fd, void* buf, size_t len, void*) { return read(fd, buf, len); }
+ssize_t TransportRead(int fd, void* buf, size_t len, void*) {
+  g_device_fd = fd;
+  const ssize_t n = read(fd, buf, len);
+  if (!g_init_sent && n >= static_cast<ssize_t>(kInHeader + kInitInFlags2 + 4)) {
+    const auto* in = static_cast<const char*>(buf);
+    uint32_t opcode, flags2;
+    std::memcpy(&opcode, in + kInHeaderOpcode, 4);
+    std::memcpy(&flags2, in + kInHeader + kInitInFlags2, 4);
+    if (opcode == kOpInit) g_passthrough_offered = (flags2 & kPassthroughHi) != 0;
+  }
+  return n;
+}
 
 }  // namespace
+
+bool KernelOffersPassthrough() { return g_passthrough_offered; }
+void RequestPassthrough(bool on) { g_passthrough_wanted = on; }
+int DeviceFd() { return g_device_fd; }
+
+void ReplyOpenPassthrough(fuse_req_t req, fuse_file_info* fi, int32_t backing_id) {
+  t_open_backing_id = backing_id;
+  fuse_reply_open(req, fi);
+  t_open_backing_id = 0;  // not consumed if the reply could not be sent
+}
 
 const fuse_custom_io* DaxfsTransport() {
   static const fuse_custom_io kIo = {TransportWritev, TransportRead, nullptr, nullptr};

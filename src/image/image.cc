@@ -9,10 +9,14 @@
 #include <cstdio>
 #include <cstring>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include "daxfs/format.h"
 #include "format/checksum.h"
 #include "format/file_type.h"
 #include "format/path_walk.h"
+#include "objects/object_cache.h"
 
 namespace daxfs {
 
@@ -34,7 +38,8 @@ std::string FeatureNames(const ImageInfo& info) {
       {fmt::kFeatureXattrs, "xattrs"},          {fmt::kFeatureMetaCsum, "meta-csum"},
       {fmt::kFeatureDataCsum, "data-csum"}};
   static constexpr std::pair<uint64_t, const char*> kIncompat[] = {
-      {fmt::kFeatureCompactDirs, "compact-dirs"}, {fmt::kFeatureBranchRegion, "branch-region"}};
+      {fmt::kFeatureCompactDirs, "compact-dirs"}, {fmt::kFeatureBranchRegion, "branch-region"},
+      {fmt::kFeatureObjects, "objects"}};
   std::string out;
   auto add = [&](const char* name) { out += out.empty() ? name : std::string(" ") + name; };
   for (const auto& [bit, name] : kCompat)
@@ -123,6 +128,7 @@ Status Image::Init(const OpenOptions& options) {
     info_.features_compat = ext.features_compat;
     info_.features_incompat = ext.features_incompat;
     info_.compact_dirs = ext.features_incompat & fmt::kFeatureCompactDirs;
+    info_.objects = ext.features_incompat & fmt::kFeatureObjects;
     info_.sorted_dirs = ext.features_compat & fmt::kFeatureSortedDirs;
     info_.meta_size = ext.meta_size;
     info_.build_time = ext.build_time;
@@ -173,8 +179,46 @@ Status Image::Init(const OpenOptions& options) {
   if (inode_ext_ && root.parent != root_)
     return corrupt("root inode's parent is " + std::to_string(root.parent) + ", not itself");
   if (options.verify_metadata) DAXFS_RETURN_IF_ERROR(VerifyMetadataChecksum());
+  if (info_.features_incompat & fmt::kFeatureObjects) DAXFS_RETURN_IF_ERROR(InitObjects(sb, options));
   if (!inode_ext_) DAXFS_RETURN_IF_ERROR(BuildLegacyParents());
   return Status::OK();
+}
+
+// The object directory: the caller's, or the path recorded in the image.
+// Opened once; objects are found relative to it.
+Status Image::InitObjects(const fmt::Superblock& sb, const OpenOptions& options) {
+  const std::string& name = region_->name();
+  uint64_t off = 0, len = 0;
+  std::memcpy(&off, sb.ext.reserved + fmt::kExtObjectDirOffset, 8);
+  std::memcpy(&len, sb.ext.reserved + fmt::kExtObjectDirLength, 8);
+  if (!inode_ext_)
+    return Status::Corruption(name + ": object-store image without the inode extension");
+  if (off != 0) {
+    if (len == 0 || len > fmt::kObjectDirPathMax || off < sizeof(fmt::BaseSuper) ||
+        off > info_.meta_size || len > info_.meta_size - off)
+      return Status::Corruption(name + ": recorded object directory [" + std::to_string(off) +
+                                ", +" + std::to_string(len) + ") (superblock offset " +
+                                std::to_string(offsetof(fmt::Superblock, ext.reserved) +
+                                               fmt::kExtObjectDirOffset) +
+                                ") is outside the metadata area");
+    info_.recorded_object_dir.assign(reinterpret_cast<const char*>(base_ + off), len);
+    if (info_.recorded_object_dir.find('\0') != std::string::npos)
+      return Status::Corruption(name + ": recorded object directory at base offset " +
+                                std::to_string(off) + " contains a NUL byte");
+  }
+  info_.object_dir = options.object_dir.empty() ? info_.recorded_object_dir : options.object_dir;
+  if (info_.object_dir.empty())
+    return Status::InvalidArgument(name + ": object-store image records no object directory; "
+                                   "give one (--objects DIR)");
+  const int fd = open(info_.object_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return Status::IOError(name + ": cannot open the object directory " + info_.object_dir, errno);
+  objects_ = std::make_shared<objects::ObjectCache>(fd, info_.object_dir, options.max_object_mappings);
+  return Status::OK();
+}
+
+std::string Image::object_what(Ino ino) const {
+  return region_->name() + ": inode " + std::to_string(ino);
 }
 
 Status Image::VerifyMetadataChecksum() const {
@@ -250,7 +294,16 @@ Result<format::Inode> Image::inode(Ino ino) const {
   }
   switch (r.mode & S_IFMT) {
     case S_IFREG:
-      if (!external_data_) DAXFS_RETURN_IF_ERROR(CheckExtent(ino, r.data_offset, r.size, "file data"));
+      if (info_.objects) {
+        // The digest naming the object lies in the metadata area.
+        if (r.size == 0) break;
+        DAXFS_RETURN_IF_ERROR(CheckExtent(ino, r.data_offset, fmt::kObjectDigestSize, "object digest"));
+        if (r.data_offset + fmt::kObjectDigestSize > info_.meta_size)
+          return bad("object digest at base offset " + std::to_string(r.data_offset) +
+                     " lies outside the metadata area");
+      } else if (!external_data_) {
+        DAXFS_RETURN_IF_ERROR(CheckExtent(ino, r.data_offset, r.size, "file data"));
+      }
       break;
     case S_IFDIR:
       if (info_.compact_dirs) {
@@ -300,7 +353,8 @@ Result<Attr> Image::stat(Ino ino) const {
   a.size = S_ISREG(r.mode) || S_ISLNK(r.mode) || S_ISDIR(r.mode) ? r.size : 0;
   // Block-aligned data owns whole blocks; packed data only its bytes.
   if (S_ISREG(r.mode))
-    a.blocks = fmt::AlignUp(r.size, r.data_offset % fmt::kBlockSize == 0 ? fmt::kBlockSize : 512) / 512;
+    a.blocks = fmt::AlignUp(r.size, info_.objects || r.data_offset % fmt::kBlockSize == 0
+                                        ? fmt::kBlockSize : 512) / 512;
   a.mtime_sec = r.mtime_sec;
   a.mtime_nsec = r.mtime_nsec;
   if (S_ISCHR(r.mode) || S_ISBLK(r.mode)) {
@@ -321,6 +375,11 @@ Result<std::span<const std::byte>> Image::read(Ino ino, uint64_t offset, size_t 
     return Status::NotSupported(region_->name() + ": file data lives in an external backing file");
   if (offset >= r.size) return std::span<const std::byte>();
   const uint64_t n = std::min<uint64_t>(len, r.size - offset);
+  if (objects_) {
+    const auto digest = fmt::Load<objects::Digest>(base_ + r.data_offset);
+    DAXFS_ASSIGN_OR_RETURN(auto m, objects_->Map(digest, r.size, object_what(ino)));
+    return m->bytes().subspan(static_cast<size_t>(offset), static_cast<size_t>(n));
+  }
   return std::span<const std::byte>(base_ + r.data_offset + offset, static_cast<size_t>(n));
 }
 
@@ -328,8 +387,59 @@ Result<std::span<const std::byte>> Image::contents(Ino ino) const {
   return read(ino, 0, SIZE_MAX);
 }
 
+Result<PinnedData> Image::pin(Ino ino) const {
+  if (!objects_) {
+    DAXFS_ASSIGN_OR_RETURN(auto bytes, contents(ino));
+    return PinnedData{bytes, region_};
+  }
+  DAXFS_ASSIGN_OR_RETURN(format::Inode r, inode(ino));
+  if (!S_ISREG(r.mode) || r.size == 0) {
+    DAXFS_ASSIGN_OR_RETURN(auto bytes, contents(ino));  // the error, or empty
+    return PinnedData{bytes, nullptr};
+  }
+  const auto digest = fmt::Load<objects::Digest>(base_ + r.data_offset);
+  DAXFS_ASSIGN_OR_RETURN(auto m, objects_->Map(digest, r.size, object_what(ino)));
+  return PinnedData{m->bytes(), m};
+}
+
+Result<int> Image::open_object(Ino ino) const {
+  if (!objects_) return Status::NotSupported(region_->name() + " is not an object-store image");
+  DAXFS_ASSIGN_OR_RETURN(format::Inode r, inode(ino));
+  if (!S_ISREG(r.mode) || r.size == 0)
+    return Status::InvalidArgument("inode " + std::to_string(ino) + " has no object");
+  const auto digest = fmt::Load<objects::Digest>(base_ + r.data_offset);
+  return objects_->OpenVerified(digest, r.size, object_what(ino));
+}
+
+Result<std::string> Image::object_path(Ino ino) const {
+  if (!objects_) return Status::NotSupported(region_->name() + " is not an object-store image");
+  DAXFS_ASSIGN_OR_RETURN(format::Inode r, inode(ino));
+  if (!S_ISREG(r.mode) || r.size == 0)
+    return Status::InvalidArgument("inode " + std::to_string(ino) + " has no object");
+  return objects_->dir() + "/" +
+         objects::ObjectRelPath(fmt::Load<objects::Digest>(base_ + r.data_offset));
+}
+
+Result<std::string> Image::object_name(Ino ino) const {
+  if (!info_.objects) return Status::NotSupported(region_->name() + " is not an object-store image");
+  DAXFS_ASSIGN_OR_RETURN(format::Inode r, inode(ino));
+  if (!S_ISREG(r.mode) || r.size == 0)
+    return Status::InvalidArgument("inode " + std::to_string(ino) + " has no object");
+  return objects::ObjectRelPath(fmt::Load<objects::Digest>(base_ + r.data_offset));
+}
+
+Status Image::VerifyObject(Ino ino) const {
+  if (!objects_) return Status::OK();
+  DAXFS_ASSIGN_OR_RETURN(format::Inode r, inode(ino));
+  if (!S_ISREG(r.mode) || r.size == 0) return Status::OK();
+  return objects_->Verify(fmt::Load<objects::Digest>(base_ + r.data_offset), r.size, object_what(ino));
+}
+
 Result<uint64_t> Image::data_location(Ino ino) const {
   DAXFS_ASSIGN_OR_RETURN(format::Inode r, inode(ino));
+  if (objects_)
+    return Status::NotSupported(region_->name() + ": inode " + std::to_string(ino) +
+                                ": file data lives in an object file, not in the region");
   if (!S_ISREG(r.mode) || external_data_)
     return Status::InvalidArgument("inode " + std::to_string(ino) + " has no in-image data");
   return info_.base_offset + r.data_offset;
@@ -340,7 +450,8 @@ Result<Image::Extent> Image::extent(Ino ino) const {
   Extent e;
   switch (r.mode & S_IFMT) {
     case S_IFREG:
-      if (!external_data_) e.length = r.size;
+      if (info_.objects) e.length = r.size > 0 ? fmt::kObjectDigestSize : 0;
+      else if (!external_data_) e.length = r.size;
       break;
     case S_IFLNK:
       e.length = r.size + 1;

@@ -155,3 +155,23 @@ def test_prefetch(model):
     img.prefetch("/docs/readme.txt", wait=False)
     with pytest.raises(IsADirectoryError):
         img.prefetch("/docs")
+
+
+def test_object_store_image_reads_views_and_prefetches(model, workdir):
+    """An object-store image (mkdaxfs --objects): the same bytes and tensors,
+    views pinned to their object's mapping, prefetch on that mapping."""
+    img_path = os.path.join(workdir, "objects.img")
+    subprocess.run([tool("mkdaxfs"), "-q", "--objects", os.path.join(workdir, "objs"), img_path, model.src],
+                   check=True)
+    img = daxfs.open(img_path)
+    assert "objects" in img.info["features"]
+    for rel in ["docs/readme.txt", "docs/deep/er/blob.bin", "models/small.safetensors"]:
+        with open(os.path.join(model.src, rel), "rb") as f:
+            want = f.read()
+        assert img.read_bytes(rel) == want
+        view = img.view(rel)
+        img.prefetch(rel)
+        assert bytes(view) == want
+    tensors = img.load_safetensors("models/small.safetensors")
+    for name, arr in model.small.items():
+        np.testing.assert_array_equal(tensors[name], arr)

@@ -130,6 +130,7 @@ int main(int argc, char** argv) {
   if (helper.fake) return 0;  // mount -f: checked, not mounted
   daxfs::OpenOptions oo;
   oo.verify_metadata = o.verify;
+  oo.object_dir = o.object_dir;
   auto image = daxfs::fuse::OpenImageForMount(o.image, oo);
   if (!image.ok()) {
     struct stat ist;

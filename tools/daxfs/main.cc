@@ -97,6 +97,11 @@ int CmdInfo(const Image& img) {
   std::printf("base image:      offset %" PRIu64 ", size %" PRIu64 "\n", i.base_offset, i.base_size);
   std::printf("inodes:          %u\n", i.inode_count);
   std::printf("branch table:    %s\n", i.branching ? "yes" : "no (static image)");
+  if (i.objects) {
+    std::printf("object dir:      %s\n", Q(i.object_dir).c_str());
+    if (i.recorded_object_dir != i.object_dir)
+      std::printf("recorded dir:    %s\n", Q(i.recorded_object_dir).c_str());
+  }
   if (i.daxfs_extensions) {
     std::printf("metadata size:   %" PRIu64 "\n", i.meta_size);
     std::printf("entries:         %" PRIu64 "\n", i.file_count);
@@ -141,7 +146,9 @@ int CmdStat(const Image& img, const std::string& path) {
   if (!a.ok()) return Fail(a.status());
   PrintLong(img, *a, path);
   auto ext = img.extent(*ino);
-  if (ext.ok() && ext->length)
+  if (auto obj = img.object_path(*ino); obj.ok())
+    std::printf("  data: object %s\n", Q(*obj).c_str());
+  else if (ext.ok() && ext->length)
     std::printf("  data: region offset %" PRIu64 ", %" PRIu64 " bytes\n", ext->offset, ext->length);
   daxfs::Status st = img.list_xattrs(*ino, [](std::string_view n, std::span<const std::byte> v) {
     std::printf("  xattr %s (%zu bytes)\n", Q(n).c_str(), v.size());
@@ -153,7 +160,7 @@ int CmdCat(const Image& img, const std::string& path) {
   auto ino = img.resolve(path);
   if (!ino.ok()) return Fail(ino.status());
   auto data = img.contents(*ino);
-  if (!data.ok()) return Fail(data.status());
+  if (!data.ok()) return Fail(data.status().WithContext(path));
   // Chunk by chunk, each chunk's pages mapped first in one call (Prefetch:
   // no fault per page) or, where that fails, touched one by one: memory that
   // cannot be provided then trips the library's guard here (and is
@@ -263,7 +270,9 @@ int CmdLoad(const Image& img, const std::string& dest, bool quiet) {
   progress.Finish();
   // Whatever followed a previous, larger image is cleared (fixed regions).
   if (dst.size() > size) std::memset(dst.data() + size, 0, dst.size() - size);
-  auto check = Image::Open(*region);
+  daxfs::OpenOptions same_objects;
+  same_objects.object_dir = img.info().object_dir;  // object-store images: the same objects
+  auto check = Image::Open(*region, same_objects);
   if (!check.ok()) return Fail(check.status().WithContext("verifying the loaded copy"));
   if (auto st = (*region)->Publish(); !st.ok()) return Fail(st);
   if (!quiet)
@@ -322,6 +331,10 @@ int main(int argc, char** argv) {
   bool recursive = false, no_data = false, quiet = false, verify = false, no_owners = false;
 
   auto add_image = [&](CLI::App* sub) { sub->add_option("IMAGE", image, "Image or region")->required(); };
+  std::string object_dir;
+  app.add_option("--objects", object_dir,
+                 "Object directory of an object-store image (default: the one the image records)")
+      ->type_name("OBJDIR");
   auto* info = app.add_subcommand("info", "Show the superblock and image summary");
   add_image(info);
   info->add_flag("--verify", verify, "Also verify the metadata checksum");
@@ -397,6 +410,7 @@ int main(int argc, char** argv) {
   const bool fsck_like = as_fsck || check->parsed();
   daxfs::OpenOptions oo;
   oo.verify_metadata = verify;
+  oo.object_dir = object_dir;
   // The region first, so a bus error while opening is reported as such.
   auto region = daxfs::Region::Open(image, daxfs::Access::kReadOnly);
   if (!region.ok()) {

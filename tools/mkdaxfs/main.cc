@@ -10,7 +10,11 @@
 
 #include "common/progress.h"
 #include "common/quote.h"
+#include "daxfs/branch.h"
 #include "daxfs/builder.h"
+#include "daxfs/format.h"
+#include "daxfs/fs_view.h"
+#include "daxfs/image.h"
 
 namespace {
 
@@ -21,6 +25,23 @@ bool ParseTime(const std::string& s, int64_t* out) {
   if (errno != 0 || end == s.c_str() || *end != '\0') return false;
   *out = v;
   return true;
+}
+
+// Whether `path` is a daxfs image (to be converted) rather than an archive.
+bool IsDaxfsImage(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return false;
+  uint32_t magic = 0;
+  const bool got = std::fread(&magic, sizeof magic, 1, f) == 1;
+  std::fclose(f);
+  return got && magic == daxfs::format::kSuperMagic;
+}
+
+// Rebuilds an existing image (any form) with these options.
+daxfs::Result<daxfs::BuildStats> ConvertImage(const std::string& source, const std::string& output,
+                                              const daxfs::BuildOptions& opts) {
+  DAXFS_ASSIGN_OR_RETURN(auto image, daxfs::Image::Open(source));
+  return daxfs::ExportView(*daxfs::MakeImageView(image), output, opts);
 }
 
 }  // namespace
@@ -39,9 +60,11 @@ int main(int argc, char** argv) {
   std::string output, source, label;
   bool tar = false, quiet = false, no_xattrs = false, upstream = false, all_root = false;
   bool upstream_readable = false, no_pack = false, no_dedup = false;
-  std::string all_time, uid, gid;
+  std::string all_time, uid, gid, object_dir;
   app.add_option("IMAGE", output, "Image file to write (replaced atomically)")->required();
-  app.add_option("SOURCE", source, "Directory or tar archive (.tar, .tar.gz, .tar.zst, ...)")
+  app.add_option("SOURCE", source,
+                 "Directory, tar archive (.tar, .tar.gz, .tar.zst, ...) or a daxfs image to "
+                 "convert (e.g. to the object-store form)")
       ->required();
   app.add_flag("--tar", tar, "Treat SOURCE as a tar archive (default: guessed from SOURCE)");
   app.add_option("-L,--label", label, "Volume label (up to 63 bytes)");
@@ -59,6 +82,11 @@ int main(int argc, char** argv) {
   app.add_flag("--no-pack", no_pack,
                "Give every file its own 4 KiB blocks (every file mappable in place)");
   app.add_flag("--no-dedup", no_dedup, "Store identical file contents once per file");
+  app.add_option("--objects", object_dir,
+                 "Object-store form: write each file's contents to OBJDIR/ab/cdef... (named by "
+                 "its SHA-256, shared with other images there) and only metadata to IMAGE; "
+                 "IMAGE records OBJDIR's absolute path")
+      ->type_name("OBJDIR");
   app.add_flag("-q,--quiet", quiet, "No progress display and no summary");
   app.set_version_flag("-V,--version", "mkdaxfs 0.1.0");
   DAXFS_PARSE_OR_EXIT(app, argc, argv);
@@ -70,6 +98,7 @@ int main(int argc, char** argv) {
   opts.compact_dirs = !upstream && !upstream_readable;
   opts.pack_small_files = !no_pack;
   opts.dedup = !no_dedup;
+  opts.object_dir = object_dir;
   if (label.size() > 63) {
     std::fprintf(stderr, "mkdaxfs: label longer than 63 bytes\n");
     return 2;
@@ -109,12 +138,15 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (!S_ISDIR(st.st_mode)) tar = true;
+  // Only a regular file is probed: opening a FIFO would block.
+  const bool image_source = S_ISREG(st.st_mode) && IsDaxfsImage(source);
 
   daxfs::tools::ProgressLine progress(!quiet);
   opts.progress = [&](const daxfs::BuildProgress& p) { progress.Update(p); };
   const auto start = std::chrono::steady_clock::now();
-  auto result = tar ? daxfs::BuildFromTar(source, output, opts)
-                    : daxfs::BuildFromDirectory(source, output, opts);
+  auto result = image_source ? ConvertImage(source, output, opts)
+                : tar        ? daxfs::BuildFromTar(source, output, opts)
+                             : daxfs::BuildFromDirectory(source, output, opts);
   progress.Finish();
   if (!result.ok()) {
     std::fprintf(stderr, "mkdaxfs: %s\n", daxfs::tools::EscapeControls(result.status().ToString()).c_str());
@@ -134,6 +166,10 @@ int main(int argc, char** argv) {
     std::printf("  %llu small files packed, %llu duplicate files stored once (%s saved)\n",
                 (unsigned long long)s.packed_files, (unsigned long long)s.duplicate_files,
                 HumanBytes(s.duplicate_bytes).c_str());
+    if (!opts.object_dir.empty())
+      std::printf("  objects: %llu written (%s), %llu already there (%s)\n",
+                  (unsigned long long)s.objects_written, HumanBytes(s.object_bytes_written).c_str(),
+                  (unsigned long long)s.objects_reused, HumanBytes(s.object_bytes_reused).c_str());
   }
   return 0;
 }

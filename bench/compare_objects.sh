@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Object-store images (issue 13) side by side with kernel EROFS (loop, as it
+# must be for an image on tmpfs), tmpfs itself and today's daxfs cache modes,
+# in one run on the same tree (bench/common.bash: /usr/share, /usr/include,
+# /usr/bin and a 512 MiB blob on tmpfs). The object directory is on tmpfs
+# too, so the objects are the one shared copy.
+# daxfs-objects: daxfs-mount (FUSE passthrough); daxfs-overlay: OverlayFS
+# with daxfs-mount -o overlay_lower as metadata and the objects as a
+# data-only lower layer.
+# Workloads (warm, best of 3): tar c of the tree, sequential read of the
+# large files, fio 4 KiB random reads (1 job). Memory: page-cache growth
+# while 8 mounts of each peer read the same subset (include/ and big/).
+# Store size: two images that share 90% of their files vs one.
+source "$(dirname "$0")/common.bash"
+stage_tree
+IMG=$SHM/img; MNT=$SHM/mnt; OBJS=$SHM/objs; mkdir -p "$IMG" "$MNT"
+rm -rf "$OBJS" "$IMG"/*
+"$BUILD/mkdaxfs" -q "$IMG/tree.daxfs" "$SRC"
+"$BUILD/mkdaxfs" -q --objects "$OBJS" "$IMG/tree.obj" "$SRC"
+mkfs.erofs "$IMG/tree.erofs" "$SRC" >/dev/null 2>&1
+cleanup() {  # overlays before their metadata mounts
+  for m in $(grep -o " $MNT/[^ ]*" /proc/mounts | tac); do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+mount_peer() {
+  local p=$1 d=$2; mkdir -p "$d"
+  case $p in
+    tmpfs) ;;
+    erofs) mount -t erofs -o ro "$IMG/tree.erofs" "$d" ;;
+    daxfs-direct) "$BUILD/daxfs-mount" "$IMG/tree.daxfs" "$d" -o cache=direct ;;
+    daxfs-kernel) "$BUILD/daxfs-mount" "$IMG/tree.daxfs" "$d" -o cache=kernel ;;
+    daxfs-objects) "$BUILD/daxfs-mount" "$IMG/tree.obj" "$d" ;;
+    daxfs-overlay)  # metadata from daxfs, data from the objects (composefs' arrangement)
+      mkdir -p "$d.meta"
+      "$BUILD/daxfs-mount" "$IMG/tree.obj" "$d.meta" -o cache=kernel,overlay_lower
+      mount -t overlay overlay -o "ro,metacopy=on,redirect_dir=follow,lowerdir=$d.meta::$OBJS" "$d" ;;
+  esac
+}
+peers=(tmpfs erofs daxfs-direct daxfs-kernel daxfs-objects daxfs-overlay)
+unmount_peer() { umount "$1"; if [ -d "$1.meta" ]; then umount "$1.meta"; fi; }
+dir_of() { [ "$1" = tmpfs ] && echo "$SRC" || echo "$MNT/$1"; }
+mapfile -t big_files < <(cd "$SRC" && find . -type f -size +1M | sort | head -200)
+w_tar() { tar cf - -C "$1" . | cat >/dev/null; }
+w_seq() { (cd "$1" && cat "${big_files[@]}" >/dev/null); }
+fio_iops() {
+  fio --name=r --filename="$1/big/blob.bin" --readonly --invalidate=0 --rw=randread --bs=4k --ioengine=psync \
+      --numjobs=1 --time_based --runtime=4 --output-format=terse 2>/dev/null | awk -F';' '{print $8}'
+}
+declare -A R
+for p in "${peers[@]}"; do
+  drop_caches
+  d=$(dir_of "$p"); mount_peer "$p" "$d"
+  for w in tar seq; do
+    "w_$w" "$d" >/dev/null 2>&1 || true
+    R[$p,$w]=$(best_of 3 "w_$w" "$d")
+  done
+  R[$p,fio]=$(fio_iops "$d")
+  [ "$p" = tmpfs ] || unmount_peer "$d"
+done
+
+# Memory: 8 mounts of one peer read the same files; page-cache growth
+# (Cached includes tmpfs, so the tree and images, already there, count 0).
+subset_kib=$(du -sk "$SRC/include" "$SRC/big" | awk '{s+=$1} END{print s}')
+for p in erofs daxfs-direct daxfs-kernel daxfs-objects daxfs-overlay; do
+  drop_caches
+  before=$(cached_kib)
+  for i in 1 2 3 4 5 6 7 8; do
+    mount_peer "$p" "$MNT/$p-$i"
+    tar cf - -C "$MNT/$p-$i" ./include ./big | cat >/dev/null
+  done
+  R[$p,mem]=$(( ($(cached_kib) - before) / 1024 ))
+  for i in 1 2 3 4 5 6 7 8; do unmount_peer "$MNT/$p-$i"; done
+done
+
+# Store size: a second tree with 90% of the files unchanged.
+images_line="Images: daxfs $(du -h "$IMG/tree.daxfs" | cut -f1), object-store metadata $(du -h "$IMG/tree.obj" | cut -f1) + objects $(du -sh "$OBJS" | cut -f1), EROFS $(du -h "$IMG/tree.erofs" | cut -f1)"
+rm -rf "$IMG"/tree.* "$OBJS"  # room on tmpfs
+rm -rf "$SHM/src2" "$SHM/objs2"
+cp -a "$SRC" "$SHM/src2"
+n=0; while IFS= read -r f; do
+  n=$((n + 1)); [ $((n % 10)) = 0 ] && printf 'changed' >> "$f"
+done < <(find "$SHM/src2" -type f -size +0 | sort)
+"$BUILD/mkdaxfs" -q --objects "$SHM/objs2" "$IMG/one.obj" "$SRC"
+one_kib=$(du -sk "$SHM/objs2" | cut -f1)
+"$BUILD/mkdaxfs" -q --objects "$SHM/objs2" "$IMG/two.obj" "$SHM/src2"
+two_kib=$(du -sk "$SHM/objs2" | cut -f1)
+
+echo "Tree: $(find "$SRC" | wc -l) entries, $(du -sh "$SRC" | cut -f1); $(nproc) CPUs; kernel $(uname -r)"
+echo "$images_line"
+echo
+echo "| peer | tar c s | seq read s | fio 4k randread IOPS | 8 mounts: page-cache growth MiB (subset $((subset_kib / 1024)) MiB) |"
+echo "|---|---|---|---|---|"
+for p in "${peers[@]}"; do
+  echo "| $p | ${R[$p,tar]} | ${R[$p,seq]} | ${R[$p,fio]} | ${R[$p,mem]:-n/a} |"
+done
+echo
+echo "| peer | tar c vs EROFS | seq read vs EROFS | randread vs EROFS |"
+echo "|---|---|---|---|"
+for p in "${peers[@]}"; do
+  echo "| $p | $(ratio "${R[$p,tar]}" "${R[erofs,tar]}") | $(ratio "${R[$p,seq]}" "${R[erofs,seq]}") | $(ratio "${R[$p,fio]}" "${R[erofs,fio]}") |"
+done
+echo
+rm -rf "$SHM/src2" "$SHM/objs2" "$IMG"/one.obj "$IMG"/two.obj
+echo "Object store: one image $((one_kib / 1024)) MiB, plus a second sharing 90% of its files $((two_kib / 1024)) MiB ($(ratio "$two_kib" "$one_kib")x)"
