@@ -75,6 +75,9 @@ class Branch : public FsView {
 
   const std::string& name() const;
   bool writable() const;
+  // The branch's published log length: it changes whenever the branch's
+  // contents do (a write, or a child committed into it). One atomic load.
+  uint64_t version() const;
 
   // FsView
   Ino root() const override;

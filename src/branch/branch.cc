@@ -130,6 +130,7 @@ Branch::~Branch() {
 
 const std::string& Branch::name() const { return impl_->name; }
 bool Branch::writable() const { return impl_->writable; }
+uint64_t Branch::version() const { return LoadAcq(impl_->sl().published_len); }
 Ino Branch::root() const { return impl_->m->base->root(); }
 
 Result<FsAttr> Branch::stat(Ino ino) const {

@@ -39,6 +39,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <map>
+#include <unordered_map>
 #include <mutex>
 #include <random>
 #include <set>
@@ -90,6 +91,23 @@ struct Context {
   std::map<std::string, uint32_t, std::less<>> view_ids;
   std::vector<Node> nodes;  // fuse ino - 1
   std::map<std::pair<uint32_t, Ino>, fuse_ino_t> node_ids;
+  // For views this mount does not write: the view's version at the last
+  // open of each file. Unchanged at the next open, the kernel's pages of
+  // the file are still right and are kept (a change in between made the
+  // watcher or the open drop them).
+  std::unordered_map<fuse_ino_t, uint64_t> opened_at;
+
+  // Whether an open of `ino` in read-only view `id` may keep cached pages.
+  bool PagesStillValid(fuse_ino_t ino, uint32_t id) {
+    std::shared_ptr<Branch> r = Reader(id);
+    const uint64_t now = r->version();
+    std::lock_guard lock(mu);
+    auto [it, fresh] = opened_at.emplace(ino, now);
+    if (fresh) return false;
+    const bool same = it->second == now;
+    it->second = now;
+    return same;
+  }
 
   Result<uint32_t> ViewOf(const std::string& name) {
     std::lock_guard lock(mu);
@@ -511,7 +529,9 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   auto a = c.Reader(n->view)->stat(n->ino);
   if (!a.ok()) return ReplyError(req, a.status());
   if (S_ISDIR(a->mode)) return (void)fuse_reply_err(req, EISDIR);
-  fi->keep_cache = c.Timeout(n->view) > 0;  // pages change only through us (header comment)
+  // Pages change only through us in a leased view (header comment); in
+  // others, only when the view's version moved since the last open.
+  fi->keep_cache = c.Timeout(n->view) > 0 || c.PagesStillValid(ino, n->view);
   fi->noflush = 1;                           // OpFlush has nothing to do
   fuse_reply_open(req, fi);
 }
