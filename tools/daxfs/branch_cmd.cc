@@ -1,19 +1,17 @@
 // `daxfs branch ...`: branchable regions from the command line.
 #include "branch_cmd.h"
 
-#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cinttypes>
 #include <cstdio>
 #include <ctime>
 #include <vector>
 
 #include "daxfs/branch.h"
+#include "common/serve.h"
 #include "daxfs/check.h"
-#include "daxfs/region_server.h"
 #include "util/file_io.h"
 
 namespace daxfs::tools {
@@ -59,8 +57,6 @@ Status WriteOut(std::span<const std::byte> s) { return WriteAll(STDOUT_FILENO, s
 
 std::string Where(const std::string& p) { return g.region + " branch " + g.name + ": " + p; }
 
-std::atomic<bool> g_stop{false};
-
 // A region made in a memfd lives as long as this process: hand its
 // descriptor to every client of the socket until SIGINT/SIGTERM.
 int ServeNewMemfd(std::shared_ptr<BranchStore> store) {
@@ -70,15 +66,11 @@ int ServeNewMemfd(std::shared_ptr<BranchStore> store) {
   auto keep = Region::Open("fd:" + std::to_string(store->region().fd()), Access::kReadWrite);
   if (!keep.ok()) return Fail(keep.status());
   store.reset();
-  struct sigaction sa {};
-  sa.sa_handler = [](int) { g_stop = true; };
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
   if (!g.quiet)
     std::printf("serving the branch region on %s; clients use memfd:%s (it ends with this process)\n",
                 socket.c_str(), socket.c_str());
   std::fflush(stdout);
-  Status st = ServeRegion(**keep, socket, g_stop);
+  Status st = ServeUntilInterrupted(**keep, socket);
   return st.ok() ? 0 : Fail(st);
 }
 

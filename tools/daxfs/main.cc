@@ -1,14 +1,12 @@
 // daxfs: inspect, verify, extract and load daxfs images.
 // Also installed as daxfs-inspect and fsck.daxfs (argv[0] picks the default).
 #include <fcntl.h>
-#include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "common/cli.h"
-#include <atomic>
 #include <cstring>
 #include <cinttypes>
 #include <cstdio>
@@ -19,12 +17,12 @@
 #include "daxfs/check.h"
 #include "common/progress.h"
 #include "common/quote.h"
+#include "common/serve.h"
 #include "branch_cmd.h"
 #include "daxfs/branch.h"
 #include "daxfs/extract.h"
 #include "daxfs/image.h"
 #include "daxfs/prefetch.h"
-#include "daxfs/region_server.h"
 
 namespace {
 
@@ -282,8 +280,6 @@ int CmdLoad(const Image& img, const std::string& dest, bool quiet) {
   return 0;
 }
 
-std::atomic<bool> g_stop{false};
-
 int CmdServe(const Image& img, const std::string& socket, bool hugetlb, const std::string& heap,
              bool quiet) {
   auto src = img.region().bytes().first(img.info().total_size);
@@ -295,17 +291,13 @@ int CmdServe(const Image& img, const std::string& socket, bool hugetlb, const st
   auto region = heap.empty() ? daxfs::Region::SealedMemfd(src, "daxfs:" + img.region().name(), hugetlb)
                              : daxfs::Region::DmaHeapCopy(src, heap);
   if (!region.ok()) return Fail(region.status());
-  struct sigaction sa{};
-  sa.sa_handler = [](int) { g_stop = true; };
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
   if (!quiet)
     std::printf("serving %s (%zu bytes%s, %s) on %s; clients use memfd:%s\n",
                 img.region().name().c_str(), src.size(), hugetlb ? ", huge pages" : "",
                 heap.empty() ? "sealed memfd" : ("dma-buf from heap " + heap).c_str(),
                 socket.c_str(), socket.c_str());
   std::fflush(stdout);
-  daxfs::Status st = daxfs::ServeRegion(**region, socket, g_stop);
+  daxfs::Status st = daxfs::tools::ServeUntilInterrupted(**region, socket);
   return st.ok() ? 0 : Fail(st);
 }
 

@@ -1,0 +1,22 @@
+#include "common/serve.h"
+
+#include <signal.h>
+
+#include <atomic>
+
+#include "daxfs/region_server.h"
+
+namespace daxfs::tools {
+namespace {
+std::atomic<bool> g_stop{false};
+}  // namespace
+
+Status ServeUntilInterrupted(const Region& region, const std::string& socket) {
+  struct sigaction sa {};
+  sa.sa_handler = [](int) { g_stop = true; };
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  return ServeRegion(region, socket, g_stop);
+}
+
+}  // namespace daxfs::tools
