@@ -11,6 +11,8 @@ namespace daxfs {
 Status UnixSocketAddress(const std::string& path, sockaddr_un* addr) {
   *addr = sockaddr_un{};
   addr->sun_family = AF_UNIX;
+  // An empty path would bind or connect to Linux's abstract namespace.
+  if (path.empty()) return Status::InvalidArgument("memfd:SOCKET / serve: the socket path is empty");
   if (path.size() >= sizeof(addr->sun_path))
     return Status::InvalidArgument(path + ": socket path too long");
   std::memcpy(addr->sun_path, path.c_str(), path.size() + 1);

@@ -5,6 +5,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/statvfs.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include "daxfs/region.h"
 #include "format/file_type.h"
 #include "output/new_file.h"
+#include "region/fd_passing.h"
 #include "region/mapped_region.h"
 #include "region/region_spec.h"
 #include "util/file_io.h"
@@ -60,6 +62,13 @@ Result<std::shared_ptr<Region>> Region::Create(const std::string& spec, uint64_t
     // A new writable memfd, to be handed out on the socket `rest` by its
     // creator (daxfs branch init ... memfd:SOCKET); it can neither shrink
     // nor grow, so a client's mapping never runs past its end.
+    // The socket must be possible before the work of filling the region.
+    sockaddr_un addr;
+    DAXFS_RETURN_IF_ERROR(UnixSocketAddress(rest, &addr));
+    const auto slash = rest.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : rest.substr(0, slash);
+    if (::access(dir.c_str(), W_OK | X_OK) != 0)
+      return Status::FromErrno(errno, spec + ": cannot make the socket in " + dir + ": " + std::strerror(errno));
     int fd = memfd_create(("daxfs:" + rest).c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0) return Status::IOError(spec + ": memfd_create", errno);
     int err = ftruncate(fd, static_cast<off_t>(size)) == 0 ? 0 : errno;
