@@ -40,3 +40,7 @@ drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; sleep 1; echo 3 > /proc
 used_kib() { awk '/^MemTotal:/{t=$2} /^MemFree:/{f=$2} END{print t-f}' /proc/meminfo; }
 slab_kib() { awk '/^SReclaimable:/{print $2}' /proc/meminfo; }
 cached_kib() { awk '/^Cached:/{print $2}' /proc/meminfo; }   # page cache, Shmem included
+# Page cache of files that are not tmpfs/shm (Cached - Shmem): what a peer
+# adds on top of a tree, images and objects that sit in tmpfs already; not
+# moved by other jobs' tmpfs files.
+file_cache_kib() { awk '/^Cached:/{c=$2} /^Shmem:/{s=$2} END{print c-s}' /proc/meminfo; }

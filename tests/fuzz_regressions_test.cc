@@ -4,6 +4,7 @@
 #include <string>
 
 #include "../fuzz/build_archive.h"
+#include "../fuzz/object_fixture.h"
 #include "../fuzz/walk_image.h"
 #include "test_util.h"
 
@@ -19,13 +20,39 @@ TEST(FuzzRegressions, ReplayAll) {
     while (dirent* de = readdir(d)) {
       if (de->d_name[0] == '.') continue;
       auto bytes = ReadBytes(dir + "/" + de->d_name);
-      auto image = Image::Open(Region::FromMemory(bytes.data(), bytes.size(), de->d_name));
+      OpenOptions options;
+      options.object_dir = FuzzObjectDir();
+      options.max_object_mappings = 2;
+      auto image = Image::Open(Region::FromMemory(bytes.data(), bytes.size(), de->d_name), options);
       if (image.ok()) (void)WalkImage(**image);
       ++replayed;
     }
     closedir(d);
   }
   EXPECT_GE(replayed, 2);
+}
+
+// The object-store seed is only worth fuzzing if it reaches the fixture's
+// objects: one that verifies, one that must not, and a shared one.
+TEST(FuzzRegressions, ObjectSeedReachesTheFixture) {
+  auto bytes = ReadBytes(std::string(DAXFS_SOURCE_DIR) + "/fuzz/corpus/small-objects.bin");
+  OpenOptions options;
+  options.object_dir = FuzzObjectDir();
+  auto image = Image::Open(Region::FromMemory(bytes.data(), bytes.size(), "small-objects.bin"), options);
+  ASSERT_TRUE(image.ok()) << image.status().message();
+  ASSERT_TRUE((*image)->info().objects);
+  auto text = [&](const char* path) -> std::string {
+    auto ino = (*image)->resolve(path);
+    if (!ino.ok()) return "lookup: " + ino.status().message();
+    auto data = (*image)->contents(*ino);
+    if (!data.ok()) return "errno " + std::to_string(data.status().errno_value());
+    return std::string(reinterpret_cast<const char*>(data->data()), data->size());
+  };
+  EXPECT_EQ(text("hello.txt"), "hello\n");
+  EXPECT_EQ(text("sub/hello-again"), "hello\n");
+  EXPECT_EQ(text("sub/pattern.bin").size(), 5000u);
+  // A corruption status (EUCLEAN; the mount answers EIO), never the bytes.
+  EXPECT_EQ(text("tampered.txt"), "errno " + std::to_string(EUCLEAN));
 }
 
 // The archive target's seeds and findings: every archive the builder

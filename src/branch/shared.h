@@ -71,7 +71,9 @@ struct BranchStore::Impl {
   uint64_t token = 0;
   int attach_idx = -1;
   bool needs_msync = false;
-  bool allocate_on_demand = false;  // a file (tmpfs, memfd, ...): fallocate what Alloc hands out
+  // A file (tmpfs, memfd, ...): fallocate what Alloc hands out. Cleared the
+  // first time the filesystem says it cannot (then every call would fail).
+  std::atomic<bool> allocate_on_demand{false};
   // In-process serialization of appends to each slot's log (a commit from
   // this process into a branch this process writes).
   std::mutex append_mu[bf::kSlotCount];

@@ -240,7 +240,7 @@ uint64_t BranchStore::Impl::AllocFromFreeTable(uint64_t pages) {
 Result<uint64_t> BranchStore::Impl::Alloc(uint64_t bytes) {
   bytes = fmt::AlignUp(bytes, bf::kPage);
   DAXFS_ASSIGN_OR_RETURN(uint64_t at, AllocRange(bytes));
-  if (!allocate_on_demand) return at;
+  if (!allocate_on_demand.load(std::memory_order_relaxed)) return at;
   // Give the pages backing memory now: touching a hole of a full tmpfs
   // through the mapping would be a SIGBUS in the middle of a write, this is
   // a clean ENOSPC before anything was written (the range is leaked, and
@@ -254,6 +254,7 @@ Result<uint64_t> BranchStore::Impl::Alloc(uint64_t bytes) {
                              std::strerror(err));
     if (err != EOPNOTSUPP && err != EINVAL && err != ENODEV)
       return Status::IOError(where() + ": allocating delta offset " + std::to_string(at), err);
+    allocate_on_demand.store(false, std::memory_order_relaxed);  // not supported here
   }
   return at;
 }

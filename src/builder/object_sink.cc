@@ -74,6 +74,11 @@ Status ObjectSink::BeginFile(const InodeRec& inode) {
     if (fd_ < 0) tmp_name_.clear();
   }
   if (fd_ < 0) return Status::IOError(dir_ + ": cannot create an object file", errno);
+  // Sized before it is written: a tmpfs mounted huge=within_size then backs
+  // the object with 2 MiB pages wherever it is that large, which makes
+  // reads of large objects (weights, blobs) as fast as EROFS's page cache.
+  if (ftruncate(fd_, static_cast<off_t>(cur_size_)) != 0)
+    return Status::IOError(dir_ + ": cannot size a new object of " + std::to_string(cur_size_) + " bytes", errno);
   return Status::OK();
 }
 
@@ -128,7 +133,9 @@ Status ObjectSink::EndFile() {
                                std::to_string(cur_size_), EIO);
   if (ftruncate(fd_, static_cast<off_t>(cur_size_)) != 0)
     return Status::IOError(dir_ + ": cannot size a new object", errno);
-  const objects::Digest digest = hash_->Final();
+  auto final = hash_->Final();
+  if (!final.ok()) return Status::IOError(dir_ + ": inode " + std::to_string(cur_ino_) + ": " + final.status().message(), ENOMEM);
+  const objects::Digest digest = *final;
   digests_[cur_ino_] = digest;
   DAXFS_RETURN_IF_ERROR(Publish(digest));
   ++progress_.items_done;

@@ -80,7 +80,7 @@ Status ObjectCache::VerifyFd(int fd, const Identity& id, const Digest& digest,
     hash.Update({buf.data(), static_cast<size_t>(n)});
     done += static_cast<uint64_t>(n);
   }
-  const Digest got = hash.Final();
+  DAXFS_ASSIGN_OR_RETURN(const Digest got, hash.Final());
   if (got != digest)
     return Status::Corruption(what + ": object " + dir_ + "/" + ObjectRelPath(digest) +
                               " does not match its name (its contents hash to " + DigestHex(got) +
@@ -97,6 +97,13 @@ Result<std::shared_ptr<const ObjectMapping>> ObjectCache::Map(const Digest& dige
     std::lock_guard lock(mu_);
     auto it = mapped_.find(key);
     if (it != mapped_.end()) {
+      // Two inodes may name one object with different sizes only in a
+      // damaged image: the mapping has the object's real size.
+      const size_t have = it->second.mapping->bytes().size();
+      if (have != size)
+        return Status::Corruption(what + ": object " + dir_ + "/" + ObjectRelPath(digest) + " is " +
+                                  std::to_string(have) + " bytes, the image says " + std::to_string(size) +
+                                  " bytes");
       lru_.splice(lru_.begin(), lru_, it->second.lru);
       return it->second.mapping;
     }
@@ -110,9 +117,9 @@ Result<std::shared_ptr<const ObjectMapping>> ObjectCache::Map(const Digest& dige
   auto mapping = std::make_shared<const ObjectMapping>(static_cast<const std::byte*>(p), size);
   std::lock_guard lock(mu_);
   auto [it, inserted] = mapped_.try_emplace(key);
-  if (!inserted) {  // another thread mapped it meanwhile: use theirs
+  if (!inserted) {  // another thread mapped it meanwhile: use ours, same object and size
     lru_.splice(lru_.begin(), lru_, it->second.lru);
-    return it->second.mapping;
+    return std::shared_ptr<const ObjectMapping>(std::move(mapping));
   }
   lru_.push_front(key);
   it->second = Entry{mapping, lru_.begin()};

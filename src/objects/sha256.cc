@@ -1,18 +1,17 @@
 #include "objects/sha256.h"
 
-#include <cstdlib>
+#include <cerrno>
 #include <cstring>
 
 namespace daxfs::objects {
 
-// EVP only fails on allocation failure or a broken OpenSSL install; neither
-// is bad input, and the alternative would be a wrong digest.
 Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
-  if (!ctx_ || EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr) != 1) std::abort();
+  failed_ = !ctx_ || EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr) != 1;
 }
 
 void Sha256::Update(std::span<const std::byte> bytes) {
-  if (!bytes.empty() && EVP_DigestUpdate(ctx_.get(), bytes.data(), bytes.size()) != 1) std::abort();
+  if (failed_ || bytes.empty()) return;
+  failed_ = EVP_DigestUpdate(ctx_.get(), bytes.data(), bytes.size()) != 1;
 }
 
 void Sha256::UpdateZeros(uint64_t n) {
@@ -24,16 +23,18 @@ void Sha256::UpdateZeros(uint64_t n) {
   }
 }
 
-Digest Sha256::Final() {
+Result<Digest> Sha256::Final() {
   Digest d;
   unsigned len = 0;
-  if (EVP_DigestFinal_ex(ctx_.get(), reinterpret_cast<unsigned char*>(d.data()), &len) != 1 ||
-      len != d.size())
-    std::abort();
+  if (failed_ || EVP_DigestFinal_ex(ctx_.get(), reinterpret_cast<unsigned char*>(d.data()), &len) != 1 ||
+      len != d.size()) {
+    failed_ = true;
+    return Status::IOError("SHA-256: OpenSSL's EVP digest failed (out of memory?)", ENOMEM);
+  }
   return d;
 }
 
-Digest HashBytes(std::span<const std::byte> bytes) {
+Result<Digest> HashBytes(std::span<const std::byte> bytes) {
   Sha256 h;
   h.Update(bytes);
   return h.Final();

@@ -10,25 +10,31 @@
 #include <span>
 #include <string>
 
+#include "daxfs/status.h"
+
 namespace daxfs::objects {
 
 using Digest = std::array<std::byte, 32>;
 
+// EVP fails only when OpenSSL cannot allocate or is broken, never because
+// of the data; such a failure is remembered and reported by Final(), so that
+// no wrong digest is ever returned.
 class Sha256 {
  public:
   Sha256();
   void Update(std::span<const std::byte> bytes);
   void UpdateZeros(uint64_t n);
-  Digest Final();
+  Result<Digest> Final();
 
  private:
   struct Free {
     void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
   };
   std::unique_ptr<EVP_MD_CTX, Free> ctx_;
+  bool failed_ = false;
 };
 
-Digest HashBytes(std::span<const std::byte> bytes);
+Result<Digest> HashBytes(std::span<const std::byte> bytes);
 
 // 64 lowercase hex digits.
 std::string DigestHex(const Digest& d);
