@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Object-store images (issue 13) side by side with kernel EROFS (loop, as it
-# must be for an image on tmpfs), tmpfs itself and today's daxfs cache modes,
+# must be for an image on tmpfs), tmpfs itself, squashfuse_ll (uncompressed
+# image) and the three cache modes of single-region images,
 # in one run on the same tree (bench/common.bash: /usr/share, /usr/include,
 # /usr/bin and a 512 MiB blob on tmpfs). The object directory is on tmpfs
 # too, so the objects are the one shared copy.
@@ -28,6 +29,7 @@ mount -t tmpfs -o huge=within_size,mode=755 objects "$OBJS"
 "$BUILD/mkdaxfs" -q "$IMG/tree.daxfs" "$SRC"
 "$BUILD/mkdaxfs" -q --objects "$OBJS" "$IMG/tree.obj" "$SRC"
 mkfs.erofs "$IMG/tree.erofs" "$SRC" >/dev/null 2>&1
+mksquashfs "$SRC" "$IMG/tree.sqfs" -noI -noD -noF -noX -no-progress -noappend -quiet >/dev/null
 cleanup() {  # overlays before their metadata mounts, the objects last
   for m in $(grep -o " $MNT/[^ ]*" /proc/mounts | tac); do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
   if mountpoint -q "$OBJS"; then umount "$OBJS" 2>/dev/null || umount -l "$OBJS" || true; fi
@@ -40,6 +42,8 @@ mount_peer() {
     erofs) mount -t erofs -o ro "$IMG/tree.erofs" "$d" ;;
     daxfs-direct) "$BUILD/daxfs-mount" "$IMG/tree.daxfs" "$d" -o cache=direct ;;
     daxfs-kernel) "$BUILD/daxfs-mount" "$IMG/tree.daxfs" "$d" -o cache=kernel ;;
+    daxfs-auto) "$BUILD/daxfs-mount" "$IMG/tree.daxfs" "$d" -o cache=auto ;;
+    squashfuse_ll) squashfuse_ll "$IMG/tree.sqfs" "$d" ;;
     daxfs-objects) "$BUILD/daxfs-mount" "$IMG/tree.obj" "$d" ;;
     daxfs-overlay)  # metadata from daxfs, data from the objects (composefs' arrangement)
       mkdir -p "$d.meta"
@@ -47,7 +51,7 @@ mount_peer() {
       mount -t overlay overlay -o "ro,metacopy=on,redirect_dir=follow,lowerdir=$d.meta::$OBJS" "$d" ;;
   esac
 }
-peers=(tmpfs erofs daxfs-direct daxfs-kernel daxfs-objects daxfs-overlay)
+peers=(tmpfs erofs squashfuse_ll daxfs-direct daxfs-auto daxfs-kernel daxfs-objects daxfs-overlay)
 unmount_peer() { umount "$1"; if [ -d "$1.meta" ]; then umount "$1.meta"; fi; }
 dir_of() { [ "$1" = tmpfs ] && echo "$SRC" || echo "$MNT/$1"; }
 mapfile -t big_files < <(cd "$SRC" && find . -type f -size +1M | sort | head -200)
@@ -85,7 +89,7 @@ for p in "${peers[@]}"; do [ "$p" = tmpfs ] || unmount_peer "$(dir_of "$p")"; do
 # tmpfs were there before and stay the one copy; other jobs' tmpfs files
 # do not count).
 subset_kib=$(du -sk "$SRC/include" "$SRC/big" | awk '{s+=$1} END{print s}')
-for p in erofs daxfs-direct daxfs-kernel daxfs-objects daxfs-overlay; do
+for p in erofs squashfuse_ll daxfs-direct daxfs-auto daxfs-kernel daxfs-objects daxfs-overlay; do
   drop_caches
   before=$(file_cache_kib)
   for i in 1 2 3 4 5 6 7 8; do
