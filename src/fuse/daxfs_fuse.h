@@ -24,6 +24,17 @@ enum class CacheMode {
   kAuto,
 };
 
+// How requests reach the daemon (and replies the kernel).
+enum class UringMode {
+  // FUSE over io_uring when the kernel offers it (fuse.enable_uring=Y),
+  // /dev/fuse otherwise.
+  kAuto,
+  // FUSE over io_uring or no mount.
+  kOn,
+  // /dev/fuse only.
+  kOff,
+};
+
 struct MountOptions {
   std::string image;          // path or region descriptor
   std::string mountpoint;
@@ -51,6 +62,7 @@ struct MountOptions {
   std::string fstype = "daxfs";
   // Branch regions: serve this branch writable at the root instead of main.
   std::string branch;
+  UringMode uring = UringMode::kAuto;
 };
 
 // Mounts and serves a read-only image until unmounted or signalled.
