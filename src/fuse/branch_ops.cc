@@ -986,6 +986,8 @@ int ServeBranches(std::shared_ptr<BranchStore> store, const MountOptions& option
   spec.userdata = &ctx;
   spec.region = ctx.store->region().bytes();
   spec.writable = true;
+  spec.ring_unsafe = "branch mounts invalidate the kernel's entries from inside requests, which can wait for "
+                     "another request queued on the same CPU's ring queue";
   // Commits from other processes and mounts: see Watcher. Started once
   // serving (after the daemon forked), stopped before the session goes.
   Watcher watcher(ctx, std::chrono::milliseconds(100));

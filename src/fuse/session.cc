@@ -170,7 +170,8 @@ int RunSession(const SessionSpec& spec, const MountOptions& options) {
   std::string ring_why;
   bool ring_possible = false;
   if (options.uring != UringMode::kOff) {
-    ring_possible = KernelUringEnabled(&ring_why) && UringUsable(&ring_why);
+    if (!spec.ring_unsafe.empty()) ring_why = "not for this mount: " + spec.ring_unsafe;
+    ring_possible = spec.ring_unsafe.empty() && KernelUringEnabled(&ring_why) && UringUsable(&ring_why);
     if (!ring_possible && options.uring == UringMode::kOn) {
       std::fprintf(stderr, "daxfs-mount: -o uring=on: %s\n", ring_why.c_str());
       unmount();
