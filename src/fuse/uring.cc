@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -330,7 +331,16 @@ std::unique_ptr<UringServer> UringServer::Create(fuse_session* se, int fd, bool 
     }
   }
   Impl* raw = impl.get();
+  // The signals that end the session go to the thread that waits for the
+  // session's end (as libfuse's own workers do), never to a ring thread
+  // blocked in io_uring_enter. SIGBUS stays open: the region guard needs it
+  // in whichever thread copies a reply.
+  sigset_t block, old;
+  sigemptyset(&block);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGQUIT}) sigaddset(&block, sig);
+  pthread_sigmask(SIG_BLOCK, &block, &old);
   for (auto& q : raw->queues) q->thread = std::thread([raw, q = q.get()] { raw->Run(*q); });
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
   return std::unique_ptr<UringServer>(new UringServer(std::move(impl)));
 }
 
