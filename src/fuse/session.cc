@@ -170,8 +170,7 @@ int RunSession(const SessionSpec& spec, const MountOptions& options) {
   std::string ring_why;
   bool ring_possible = false;
   if (options.uring != UringMode::kOff) {
-    if (!spec.ring_unsafe.empty()) ring_why = "not for this mount: " + spec.ring_unsafe;
-    ring_possible = spec.ring_unsafe.empty() && KernelUringEnabled(&ring_why) && UringUsable(&ring_why);
+    ring_possible = KernelUringEnabled(&ring_why) && UringUsable(&ring_why);
     if (!ring_possible && options.uring == UringMode::kOn) {
       std::fprintf(stderr, "daxfs-mount: -o uring=on: %s\n", ring_why.c_str());
       unmount();
@@ -187,7 +186,7 @@ int RunSession(const SessionSpec& spec, const MountOptions& options) {
   // The ring's threads start after daemonizing (a fork keeps no threads).
   std::unique_ptr<UringServer> ring;
   if (ring_possible) {
-    ring = UringServer::Create(se, fd, options.debug, &ring_why);
+    ring = UringServer::Create(se, fd, options.debug, spec.ring_offload, &ring_why);
     if (!ring && options.uring == UringMode::kOn) {
       LogProblem("-o uring=on: " + ring_why);
       unmount();

@@ -15,6 +15,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <fstream>
 #include <mutex>
 #include <thread>
@@ -51,6 +52,8 @@ constexpr size_t kMinPayload = 8192;
 // serve several.
 constexpr unsigned kDepth = 4;
 constexpr uint64_t kStopTag = ~uint64_t{0};
+constexpr uint64_t kWakeTag = ~uint64_t{0} - 1;
+constexpr size_t kInOpcode = 4, kInNodeid = 16;
 
 struct Entry {
   std::byte* base = nullptr;  // [header page][payload]
@@ -66,6 +69,11 @@ struct Queue {
   io_uring ring{};
   bool ring_ok = false;
   int stop_fd = -1;
+  // Requests handed to the helper thread come back through `done`, and
+  // wake_fd (polled by the ring) says so.
+  int wake_fd = -1;
+  std::mutex done_mu;
+  std::vector<Entry*> done;
   std::thread thread;
   std::vector<Entry> entries;
   std::atomic<uint64_t> served{0};
@@ -130,10 +138,19 @@ struct UringServer::Impl {
   size_t payload_size = 0;
   std::atomic<unsigned> registered{0};
   bool stopped = false;
+  // Requests that may wait for other requests (UringServer::Create) run on
+  // the helper thread, so that the ring thread keeps serving its queue.
+  RingOffload offload;
+  std::thread helper;
+  std::deque<std::pair<Queue*, Entry*>> jobs;
+  bool helper_stop = false;
 
   void Run(Queue& q);
+  void Help();
   bool Submit(Queue& q, Entry* e, uint32_t cmd);
   void Serve(Queue& q, Entry& e);
+  void Process(Queue& q, Entry& e);
+  bool ArmWake(Queue& q);
   void Note(const std::string& what) {
     if (debug) std::fprintf(stderr, "daxfs-mount: io_uring: %s\n", what.c_str());
   }
@@ -155,6 +172,52 @@ bool UringServer::Impl::Submit(Queue& q, Entry* e, uint32_t cmd) {
 // unchanged and the payload (write data) is not copied; the transport puts
 // the reply into the entry; commit it.
 void UringServer::Impl::Serve(Queue& q, Entry& e) {
+  if (offload) {
+    uint32_t opcode;
+    uint64_t nodeid;
+    std::memcpy(&opcode, e.base + kHdrInOut + kInOpcode, 4);
+    std::memcpy(&nodeid, e.base + kHdrInOut + kInNodeid, 8);
+    if (offload(opcode, nodeid)) {
+      {
+        std::lock_guard lock(mu);
+        jobs.emplace_back(&q, &e);
+      }
+      cv.notify_all();
+      return;
+    }
+  }
+  Process(q, e);
+  if (!Submit(q, &e, kCmdCommitAndFetch)) e.dead = true;
+}
+
+void UringServer::Impl::Help() {
+  std::unique_lock lock(mu);
+  for (;;) {
+    cv.wait(lock, [&] { return helper_stop || !jobs.empty(); });
+    if (jobs.empty()) return;
+    auto [q, e] = jobs.front();
+    jobs.pop_front();
+    lock.unlock();
+    Process(*q, *e);
+    {
+      std::lock_guard done_lock(q->done_mu);
+      q->done.push_back(e);
+    }
+    const uint64_t one = 1;
+    (void)!write(q->wake_fd, &one, sizeof one);
+    lock.lock();
+  }
+}
+
+bool UringServer::Impl::ArmWake(Queue& q) {
+  io_uring_sqe* sqe = io_uring_get_sqe(&q.ring);
+  if (sqe == nullptr) return false;
+  io_uring_prep_poll_add(sqe, q.wake_fd, POLLIN);
+  io_uring_sqe_set_data64(sqe, kWakeTag);
+  return true;
+}
+
+void UringServer::Impl::Process(Queue& q, Entry& e) {
   std::byte* h = e.base;
   std::byte* payload = e.base + page;
   uint32_t in_len, payload_sz;
@@ -196,7 +259,6 @@ void UringServer::Impl::Serve(Queue& q, Entry& e) {
   }
   std::memcpy(h + kHdrEntInOut + kEntPayloadSz, &reply.payload_size, 4);
   q.served.fetch_add(1, std::memory_order_relaxed);
-  if (!Submit(q, &e, kCmdCommitAndFetch)) e.dead = true;
 }
 
 void UringServer::Impl::Run(Queue& q) {
@@ -249,6 +311,7 @@ void UringServer::Impl::Run(Queue& q) {
     io_uring_prep_poll_add(sqe, q.stop_fd, POLLIN);
     io_uring_sqe_set_data64(sqe, kStopTag);
   }
+  if (offload) ArmWake(q);
   bool first = true;
   for (;;) {
     const int rc = io_uring_submit_and_wait(&q.ring, 1);
@@ -267,6 +330,21 @@ void UringServer::Impl::Run(Queue& q) {
       ++seen;
       if (cqe->user_data == kStopTag) {
         stop = true;
+        continue;
+      }
+      if (cqe->user_data == kWakeTag) {
+        // Replies the helper finished: commit them here (only this thread
+        // submits to its ring).
+        uint64_t count;
+        (void)!read(q.wake_fd, &count, sizeof count);
+        std::vector<Entry*> finished;
+        {
+          std::lock_guard lock(q.done_mu);
+          finished.swap(q.done);
+        }
+        for (Entry* e : finished)
+          if (!Submit(q, e, kCmdCommitAndFetch)) e->dead = true;
+        ArmWake(q);
         continue;
       }
       auto* e = static_cast<Entry*>(io_uring_cqe_get_data(cqe));
@@ -297,8 +375,10 @@ void UringServer::Impl::Run(Queue& q) {
 UringServer::UringServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 UringServer::~UringServer() { Stop(); }
 
-std::unique_ptr<UringServer> UringServer::Create(fuse_session* se, int fd, bool debug, std::string* error) {
+std::unique_ptr<UringServer> UringServer::Create(fuse_session* se, int fd, bool debug, RingOffload offload,
+                                                 std::string* error) {
   auto impl = std::make_unique<Impl>();
+  impl->offload = std::move(offload);
   impl->se = se;
   impl->fd = fd;
   impl->debug = debug;
@@ -309,7 +389,8 @@ std::unique_ptr<UringServer> UringServer::Create(fuse_session* se, int fd, bool 
     q->qid = qid;
     q->entries.resize(kDepth);
     q->stop_fd = eventfd(0, EFD_CLOEXEC);
-    if (q->stop_fd < 0) {
+    q->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (q->stop_fd < 0 || q->wake_fd < 0) {
       *error = std::string("eventfd: ") + std::strerror(errno);
       impl->queues.push_back(std::move(q));
       UringServer(std::move(impl)).Stop();
@@ -317,8 +398,8 @@ std::unique_ptr<UringServer> UringServer::Create(fuse_session* se, int fd, bool 
     }
     io_uring_params params{};
     params.flags = IORING_SETUP_SQE128 | IORING_SETUP_CQSIZE;
-    params.cq_entries = 2 * (kDepth + 1);
-    int rc = io_uring_queue_init_params(kDepth + 1, &q->ring, &params);
+    params.cq_entries = 2 * (kDepth + 2);
+    int rc = io_uring_queue_init_params(kDepth + 2, &q->ring, &params);
     if (rc == 0) {
       q->ring_ok = true;
       rc = io_uring_register_files(&q->ring, &fd, 1);
@@ -340,6 +421,7 @@ std::unique_ptr<UringServer> UringServer::Create(fuse_session* se, int fd, bool 
   for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGQUIT}) sigaddset(&block, sig);
   pthread_sigmask(SIG_BLOCK, &block, &old);
   for (auto& q : raw->queues) q->thread = std::thread([raw, q = q.get()] { raw->Run(*q); });
+  if (raw->offload) raw->helper = std::thread([raw] { raw->Help(); });
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   return std::unique_ptr<UringServer>(new UringServer(std::move(impl)));
 }
@@ -373,12 +455,21 @@ void UringServer::Stop() {
       (void)!write(q->stop_fd, &one, sizeof one);
     }
   }
-  for (auto& q : m.queues) {
+  for (auto& q : m.queues)
     if (q->thread.joinable()) q->thread.join();
+  {
+    std::lock_guard lock(m.mu);
+    m.helper_stop = true;
+  }
+  m.cv.notify_all();
+  if (m.helper.joinable()) m.helper.join();
+  for (auto& q : m.queues) {
     if (q->ring_ok) io_uring_queue_exit(&q->ring);
     q->ring_ok = false;
     if (q->stop_fd >= 0) close(q->stop_fd);
     q->stop_fd = -1;
+    if (q->wake_fd >= 0) close(q->wake_fd);
+    q->wake_fd = -1;
     for (Entry& e : q->entries)
       if (e.base != nullptr) munmap(e.base, e.mapped);
     q->entries.clear();

@@ -30,17 +30,26 @@
 #include <fuse_lowlevel.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
 namespace daxfs::fuse {
+
+// Whether a request (opcode, nodeid) may wait for other requests of the
+// mount while it is handled (e.g. sends FUSE_NOTIFY_INVAL_ENTRY, which takes
+// a directory lock a caller waiting for a reply may hold). Such requests run
+// on a helper thread: a ring queue has one thread, which must not wait for a
+// request queued behind the one it serves.
+using RingOffload = std::function<bool(uint32_t opcode, uint64_t nodeid)>;
 
 class UringServer {
  public:
   // Sets up one io_uring per possible CPU for the session's /dev/fuse `fd`
   // and starts their threads, which wait for Start(). nullptr (and `error`)
   // when io_uring is unavailable.
-  static std::unique_ptr<UringServer> Create(fuse_session* se, int fd, bool debug, std::string* error);
+  static std::unique_ptr<UringServer> Create(fuse_session* se, int fd, bool debug, RingOffload offload,
+                                             std::string* error);
   ~UringServer();  // Stop()
   UringServer(const UringServer&) = delete;
   UringServer& operator=(const UringServer&) = delete;

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # FUSE over io_uring (-o uring=...): with fuse.enable_uring=Y the ring serves
-# image mounts (cache=direct, cache=kernel) and object-store mounts
-# (passthrough); every one matches its source; branch mounts stay on
-# /dev/fuse; the ring's
-# completion counts grow (on the queue of each CPU that reads), umount ends
-# the daemon, kill -9 leaves ENOTCONN, uring=on fails clearly when the kernel
-# has the ring switched off, and a bad value is a usage error.
+# image mounts (cache=direct, cache=kernel), object-store mounts
+# (passthrough) and branch mounts (writes, commits while others read); every
+# one matches its source; the ring's completion counts grow (on the queue of
+# each CPU that reads); umount and SIGTERM end the daemon, kill -9 leaves
+# ENOTCONN; uring=on fails clearly when the kernel has the ring switched off;
+# a bad value is a usage error.
 source "$(dirname "$0")/lib.bash" "${1:-}"
 PARAM=/sys/module/fuse/parameters/enable_uring
 [ -e "$PARAM" ] || skip "this kernel has no FUSE over io_uring ($PARAM missing; needs 6.14+, CONFIG_FUSE_IO_URING)"
@@ -29,6 +29,16 @@ want_meta=$(describe_tree "$WORK/src")
 rc=0; "$MOUNT" "$WORK/img" "$WORK/bogus" -o uring=bogus 2>"$WORK/err" || rc=$?
 [ "$rc" = 2 ] || fail "uring=bogus: exit status $rc, expected 2"
 grep -q "uring=bogus" "$WORK/err" || fail "uring=bogus: message does not name it: $(cat "$WORK/err")"
+
+# abort_connection DIR: ends the FUSE connection of the mount at DIR.
+abort_connection() {
+  local dev
+  dev=$(awk -v d="$1" '$5 == d {print $3}' /proc/self/mountinfo | head -1)
+  [ -n "$dev" ] || return 0
+  [ -d /sys/fs/fuse/connections/"${dev#*:}" ] ||
+    mount -t fusectl fusectl /sys/fs/fuse/connections 2>/dev/null || true
+  echo 1 > /sys/fs/fuse/connections/"${dev#*:}"/abort 2>/dev/null || true
+}
 
 # The completions the daemon's rings posted, one number per ring.
 ring_cqes() {
@@ -116,25 +126,54 @@ for mode in "img cache=direct" "img cache=kernel" "oimg cache=direct" "oimg cach
   MOUNTS=("${MOUNTS[@]:1}")
 done
 
-# Branch mounts stay on /dev/fuse (their handlers send notifications that
-# can wait for another request of the same CPU's queue): uring=on is refused
-# with the reason, uring=auto serves them (writes included) through /dev/fuse.
+# A branch mount on the ring: writes travel in the payload buffers; commits
+# (a write to the control file) run off the ring threads, because they
+# invalidate the kernel's entries, which waits for directory locks that
+# callers on the same CPU may hold while their lookup waits on the ring.
 make_branch_region "$WORK/region"
-"$DAXFS" branch create "$WORK/region" work >/dev/null
-mkdir -p "$WORK/b"
-rc=0; "$MOUNT" "$WORK/region" "$WORK/b" -o uring=on,branch=work 2>"$WORK/err" || rc=$?
-[ "$rc" != 0 ] || fail "branch: uring=on mounted"
-grep -q "branch mounts" "$WORK/err" || fail "branch: uring=on refused without the reason: $(cat "$WORK/err")"
-grep -q " $WORK/b " /proc/mounts && fail "branch: refused uring=on left a mount"
-fg_mount "$WORK/region" "$WORK/b" "$WORK/blog" -o branch=work
-grep -q "transport: /dev/fuse" "$WORK/blog" || fail "branch: transport not reported: $(cat "$WORK/blog")"
+fg_mount "$WORK/region" "$WORK/b" "$WORK/blog" -o uring=on
+grep -q "transport: FUSE over io_uring" "$WORK/blog" || fail "branch: $(cat "$WORK/blog")"
 head -c 3000000 /dev/urandom > "$WORK/wdata"
-cp "$WORK/wdata" "$WORK/b/written.bin"
-printf 'appended\n' >> "$WORK/b/hello.txt"
-cmp "$WORK/wdata" "$WORK/b/written.bin" || fail "branch: written file reads back different"
-[ "$(cat "$WORK/b/hello.txt")" = "$(printf 'hello\nappended')" ] || fail "branch: append lost"
-[ -z "$(ring_cqes "$PID")" ] || fail "branch: rings set up"
+stop_readers=$WORK/stop_readers
+readers=()
+for cpu in $(seq 0 $((CPUS - 1))); do
+  # Lookups of names never seen (nothing cached) in the root, whose entries
+  # a commit invalidates, and a walk of the tree.
+  taskset -c "$cpu" python3 -c '
+import os, random, sys
+root, stop = sys.argv[1:]
+while not os.path.exists(stop):
+    for _ in range(200):
+        os.path.exists("%s/nx%d" % (root, random.getrandbits(48)))
+    for d, _, _ in os.walk(root):
+        pass
+' "$WORK/b" "$stop_readers" &
+  readers+=($!)
+done
+for i in 1 2 3 4 5; do
+  "$DAXFS" branch create "$WORK/region" "w$i" >/dev/null
+  cp "$WORK/wdata" "$WORK/b/@w$i/written$i.bin"
+  printf 'appended %s\n' "$i" >> "$WORK/b/@w$i/hello.txt"
+  mkdir "$WORK/b/@w$i/newdir$i"
+  # A deadlocked commit cannot be killed (the request is with the daemon):
+  # abort the connection then, so that the test ends.
+  (printf commit > "$WORK/b/@w$i/.branchfs_ctl") &
+  commit=$!
+  for _ in $(seq 200); do kill -0 "$commit" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$commit" 2>/dev/null; then
+    touch "$stop_readers"
+    abort_connection "$WORK/b"
+    fail "branch: commit $i hung (deadlock on the ring)"
+  fi
+  wait "$commit" || fail "branch: commit $i failed"
+  cmp "$WORK/wdata" "$WORK/b/written$i.bin" || fail "branch: written$i.bin in main reads back different"
+  [ -d "$WORK/b/newdir$i" ] || fail "branch: newdir$i missing in main after the commit"
+done
+touch "$stop_readers"
+for p in "${readers[@]}"; do wait "$p"; done
+[ "$(tail -1 "$WORK/b/hello.txt")" = "appended 5" ] || fail "branch: appends lost: $(cat "$WORK/b/hello.txt")"
 umount_and_wait "$WORK/b" "$WORK/blog"
+[ -n "$SERVED" ] && [ "$SERVED" -gt 10 ] || fail "branch: the ring served '${SERVED}' requests"
 MOUNTS=("${MOUNTS[@]:1}")
 
 # SIGTERM ends a ring daemon (the signal must not get lost in a ring thread)
