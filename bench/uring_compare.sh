@@ -2,8 +2,9 @@
 # FUSE over io_uring vs /dev/fuse (docs/PERFORMANCE.md, "FUSE over io_uring"):
 # the same images mounted with -o uring=off and -o uring=on, fresh mount per
 # run, runs alternating, best of REPS. As root, with fio.
-#   1. cold find over a metadata tree (EROFS as the reference)
-#   2. fio 4 KiB random reads, psync, 1 and 2 jobs, on a 512 MiB file, cache=direct
+#   1. cold find over a metadata tree (EROFS as the reference), also pinned to CPU 0
+#   2. fio 4 KiB random reads, psync, 1 job (also pinned to CPU 0) and 2 jobs, on a
+#      512 MiB file, cache=direct
 #   3. warm tar c of an object-store image (FUSE passthrough) of /usr/include
 # Usage: bench/uring_compare.sh [BUILD_DIR]   (env: REPS=3, META=/dev/shm/meta,
 #        W=/dev/shm/uring-bench, FIO_SECONDS=8)
@@ -62,13 +63,18 @@ for rep in $(seq "$REPS"); do
     mnt "$META/t.daxfs" $mode
     drop; t0=$(now); find "$W/m" >/dev/null; add find.$mode "$(echo "$(now) - $t0" | bc)"
     umount "$W/m"
+    mnt "$META/t.daxfs" $mode   # find pinned to CPU 0 (the daemon is not)
+    drop; t0=$(now); taskset -c 0 find "$W/m" >/dev/null; add findp.$mode "$(echo "$(now) - $t0" | bc)"
+    umount "$W/m"
   done
-  # 2. fio
+  # 2. fio (1p: one job pinned to CPU 0, the caller staying on one CPU)
   for mode in off on; do
-    for jobs in 1 2; do
+    for jobs in 1 1p 2; do
       mnt "$W/blob.daxfs" $mode -o cache=direct
-      iops=$(fio --name=r --filename="$W/m/blob.bin" --rw=randread --bs=4k --ioengine=psync \
-                 --numjobs=$jobs --invalidate=0 --time_based --runtime="$FIO_SECONDS" --group_reporting \
+      pin=(); n=$jobs
+      if [ "$jobs" = 1p ]; then pin=(taskset -c 0); n=1; fi
+      iops=$("${pin[@]}" fio --name=r --filename="$W/m/blob.bin" --rw=randread --bs=4k --ioengine=psync \
+                 --numjobs=$n --invalidate=0 --time_based --runtime="$FIO_SECONDS" --group_reporting \
                  --output-format=terse --terse-version=3 | awk -F';' '{print $8}')
       add fio$jobs.$mode "$iops"
       umount "$W/m"
@@ -85,5 +91,5 @@ for rep in $(seq "$REPS"); do
 done
 for k in $(printf '%s\n' "${!R[@]}" | sort); do echo "$k: ${R[$k]}"; done
 echo "-- best (time: lowest s; fio: highest IOPS)"
-for k in find.erofs find.off find.on tar.off tar.on; do echo "$k $(printf '%s\n' ${R[$k]} | best)"; done
-for k in fio1.off fio1.on fio2.off fio2.on; do echo "$k $(printf '%s\n' ${R[$k]} | bestmax)"; done
+for k in find.erofs find.off find.on findp.off findp.on tar.off tar.on; do echo "$k $(printf '%s\n' ${R[$k]} | best)"; done
+for k in fio1.off fio1.on fio1p.off fio1p.on fio2.off fio2.on; do echo "$k $(printf '%s\n' ${R[$k]} | bestmax)"; done
