@@ -3,8 +3,8 @@
 # the same images mounted with -o uring=off and -o uring=on, fresh mount per
 # run, runs alternating, best of REPS. As root, with fio.
 #   1. cold find over a metadata tree (EROFS as the reference), also pinned to CPU 0
-#   2. fio 4 KiB random reads, psync, 1 job (also pinned to CPU 0) and 2 jobs, on a
-#      512 MiB file, cache=direct
+#   2. fio 4 KiB random reads, psync, 1 job (also pinned to CPU 0, and pinned
+#      next to a busy loop) and 2 jobs, on a 512 MiB file, cache=direct
 #   3. warm tar c of an object-store image (FUSE passthrough) of /usr/include
 # Usage: bench/uring_compare.sh [BUILD_DIR]   (env: REPS=3, META=/dev/shm/meta,
 #        W=/dev/shm/uring-bench, FIO_SECONDS=8)
@@ -69,13 +69,16 @@ for rep in $(seq "$REPS"); do
   done
   # 2. fio (1p: one job pinned to CPU 0, the caller staying on one CPU)
   for mode in off on; do
-    for jobs in 1 1p 2; do
+    for jobs in 1 1p 1h 2; do
       mnt "$W/blob.daxfs" $mode -o cache=direct
-      pin=(); n=$jobs
-      if [ "$jobs" = 1p ]; then pin=(taskset -c 0); n=1; fi
+      pin=(); n=$jobs; hog=
+      if [ "$jobs" = 1p ] || [ "$jobs" = 1h ]; then pin=(taskset -c 0); n=1; fi
+      # 1h: pinned, with a busy loop on the same CPU
+      if [ "$jobs" = 1h ]; then taskset -c 0 sh -c 'while :; do :; done' & hog=$!; fi
       iops=$("${pin[@]}" fio --name=r --filename="$W/m/blob.bin" --rw=randread --bs=4k --ioengine=psync \
                  --numjobs=$n --invalidate=0 --time_based --runtime="$FIO_SECONDS" --group_reporting \
                  --output-format=terse --terse-version=3 | awk -F';' '{print $8}')
+      [ -z "$hog" ] || kill "$hog"
       add fio$jobs.$mode "$iops"
       umount "$W/m"
     done
@@ -92,4 +95,4 @@ done
 for k in $(printf '%s\n' "${!R[@]}" | sort); do echo "$k: ${R[$k]}"; done
 echo "-- best (time: lowest s; fio: highest IOPS)"
 for k in find.erofs find.off find.on findp.off findp.on tar.off tar.on; do echo "$k $(printf '%s\n' ${R[$k]} | best)"; done
-for k in fio1.off fio1.on fio1p.off fio1p.on fio2.off fio2.on; do echo "$k $(printf '%s\n' ${R[$k]} | bestmax)"; done
+for k in fio1.off fio1.on fio1p.off fio1p.on fio1h.off fio1h.on fio2.off fio2.on; do echo "$k $(printf '%s\n' ${R[$k]} | bestmax)"; done
