@@ -31,7 +31,9 @@ enum class UringMode {
   kAuto,
   // FUSE over io_uring or no mount.
   kOn,
-  // /dev/fuse only.
+  // /dev/fuse only (the default: the ring is faster only for callers that
+  // stay on one CPU and for opens, slower for a lone unpinned reader;
+  // docs/PERFORMANCE.md, "FUSE over io_uring").
   kOff,
 };
 
@@ -62,7 +64,7 @@ struct MountOptions {
   std::string fstype = "daxfs";
   // Branch regions: serve this branch writable at the root instead of main.
   std::string branch;
-  UringMode uring = UringMode::kAuto;
+  UringMode uring = UringMode::kOff;
 };
 
 // Mounts and serves a read-only image until unmounted or signalled.

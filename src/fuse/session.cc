@@ -209,7 +209,7 @@ int RunSession(const SessionSpec& spec, const MountOptions& options) {
     }
     if (say)
       std::fprintf(stderr, "daxfs-mount: transport: /dev/fuse%s%s%s\n",
-                   options.uring == UringMode::kOff ? " (-o uring=off)" : "", ring_why.empty() ? "" : " (",
+                   options.uring == UringMode::kOff ? " (uring=off)" : "", ring_why.empty() ? "" : " (",
                    ring_why.empty() ? "" : (ring_why + ")").c_str());
   });
   if (spec.started) spec.started(se);
