@@ -10,7 +10,12 @@ source "$(dirname "$0")/lib.bash" "${1:-}"
 PARAM=/sys/module/fuse/parameters/enable_uring
 [ -e "$PARAM" ] || skip "this kernel has no FUSE over io_uring ($PARAM missing; needs 6.14+, CONFIG_FUSE_IO_URING)"
 OLD=$(cat "$PARAM")
-restore() { echo "$OLD" > "$PARAM" 2>/dev/null || true; cleanup; }
+FUSECTL_MOUNTED=
+restore() {
+  echo "$OLD" > "$PARAM" 2>/dev/null || true
+  cleanup
+  [ -z "$FUSECTL_MOUNTED" ] || umount /sys/fs/fuse/connections 2>/dev/null || true
+}
 trap restore EXIT
 echo Y > "$PARAM" 2>/dev/null || skip "cannot set $PARAM"
 [ "$(cat "$PARAM")" = Y ] || skip "cannot set $PARAM"
@@ -35,8 +40,10 @@ abort_connection() {
   local dev
   dev=$(awk -v d="$1" '$5 == d {print $3}' /proc/self/mountinfo | head -1)
   [ -n "$dev" ] || return 0
-  [ -d /sys/fs/fuse/connections/"${dev#*:}" ] ||
-    mount -t fusectl fusectl /sys/fs/fuse/connections 2>/dev/null || true
+  if [ ! -d /sys/fs/fuse/connections/"${dev#*:}" ] &&
+    mount -t fusectl fusectl /sys/fs/fuse/connections 2>/dev/null; then
+    FUSECTL_MOUNTED=1
+  fi
   echo 1 > /sys/fs/fuse/connections/"${dev#*:}"/abort 2>/dev/null || true
 }
 
