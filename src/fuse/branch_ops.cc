@@ -986,6 +986,17 @@ int ServeBranches(std::shared_ptr<BranchStore> store, const MountOptions& option
   spec.userdata = &ctx;
   spec.region = ctx.store->region().bytes();
   spec.writable = true;
+  // Commit and abort (a write to a control file, or the ioctls) invalidate
+  // the kernel's entries before replying: FUSE_NOTIFY_INVAL_ENTRY waits for
+  // the directory's lock, which a caller waiting for a reply may hold. Off
+  // the ring's threads (uring.h).
+  spec.ring_offload = [&ctx](uint32_t opcode, uint64_t nodeid) {
+    constexpr uint32_t kOpWrite = 16, kOpIoctl = 39;  // FUSE_WRITE, FUSE_IOCTL
+    if (opcode == kOpIoctl) return true;
+    if (opcode != kOpWrite) return false;
+    auto n = ctx.Get(nodeid);
+    return n && n->ino == kCtlIno;
+  };
   // Commits from other processes and mounts: see Watcher. Started once
   // serving (after the daemon forked), stopped before the session goes.
   Watcher watcher(ctx, std::chrono::milliseconds(100));

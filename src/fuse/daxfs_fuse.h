@@ -24,6 +24,19 @@ enum class CacheMode {
   kAuto,
 };
 
+// How requests reach the daemon (and replies the kernel).
+enum class UringMode {
+  // FUSE over io_uring when the kernel offers it (fuse.enable_uring=Y),
+  // /dev/fuse otherwise.
+  kAuto,
+  // FUSE over io_uring or no mount.
+  kOn,
+  // /dev/fuse only (the default: the ring is faster only for callers that
+  // stay on one CPU and for opens, slower for a lone unpinned reader;
+  // docs/PERFORMANCE.md, "FUSE over io_uring").
+  kOff,
+};
+
 struct MountOptions {
   std::string image;          // path or region descriptor
   std::string mountpoint;
@@ -51,6 +64,7 @@ struct MountOptions {
   std::string fstype = "daxfs";
   // Branch regions: serve this branch writable at the root instead of main.
   std::string branch;
+  UringMode uring = UringMode::kOff;
 };
 
 // Mounts and serves a read-only image until unmounted or signalled.

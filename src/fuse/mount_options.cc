@@ -20,6 +20,11 @@ const char kMountOptionsHelp[] =
     "  overlay_lower        object-store images: be the metadata layer of an OverlayFS\n"
     "                       data-only lower stack (files carry trusted.overlay.metacopy and\n"
     "                       .redirect to their object); see README\n"
+    "  uring=MODE           how requests travel: off (default) /dev/fuse only; auto uses\n"
+    "                       FUSE over io_uring (Linux 6.14+, one queue per CPU served on\n"
+    "                       that CPU) when the kernel offers it (as root: echo Y >\n"
+    "                       /sys/module/fuse/parameters/enable_uring), /dev/fuse otherwise;\n"
+    "                       on requires it (no mount without it)\n"
     "  debug                same as -d\n"
   "  branch=NAME          (branch region) mount branch NAME writable at the root\n"
   "  fstype=branchfs      /proc/mounts shows fuse.branchfs (for multikernel/branching);\n"
@@ -157,6 +162,12 @@ Status ApplyMountOptions(const std::vector<std::string>& opts, const OptionConte
     } else if (key == "fstype") {
       if (val != "daxfs" && val != "branchfs") return bad(opt, "expected fstype=daxfs or fstype=branchfs");
       o->fstype = val;
+      DAXFS_RETURN_IF_ERROR(once(key, opt));
+    } else if (key == "uring") {
+      if (val == "auto") o->uring = UringMode::kAuto;
+      else if (val == "on") o->uring = UringMode::kOn;
+      else if (val == "off") o->uring = UringMode::kOff;
+      else return bad(opt, "expected uring=auto, uring=on or uring=off");
       DAXFS_RETURN_IF_ERROR(once(key, opt));
     } else if (key == "allow_other") {
       o->allow_other = true;

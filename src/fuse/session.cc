@@ -12,12 +12,14 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <vector>
 
 #include "fuse/mount_ownership.h"
 #include "fuse/region_guard.h"
 #include "fuse/transport.h"
+#include "fuse/uring.h"
 
 namespace daxfs::fuse {
 namespace {
@@ -163,11 +165,53 @@ int RunSession(const SessionSpec& spec, const MountOptions& options) {
     close_session();
     return 1;
   }
+  // FUSE over io_uring: what can be checked before the mount is handed
+  // over (uring=on fails here, with the exit status the caller sees).
+  std::string ring_why;
+  bool ring_possible = false;
+  if (options.uring != UringMode::kOff) {
+    ring_possible = KernelUringEnabled(&ring_why) && UringUsable(&ring_why);
+    if (!ring_possible && options.uring == UringMode::kOn) {
+      std::fprintf(stderr, "daxfs-mount: -o uring=on: %s\n", ring_why.c_str());
+      unmount();
+      close_session();
+      return 1;
+    }
+  }
   if (!options.foreground) {
     openlog("daxfs-mount", LOG_PID, LOG_DAEMON);
     g_detached = true;
   }
   fuse_daemonize(options.foreground ? 1 : 0);
+  // The ring's threads start after daemonizing (a fork keeps no threads).
+  std::unique_ptr<UringServer> ring;
+  if (ring_possible) {
+    ring = UringServer::Create(se, fd, options.debug, spec.ring_offload, &ring_why);
+    if (!ring && options.uring == UringMode::kOn) {
+      LogProblem("-o uring=on: " + ring_why);
+      unmount();
+      close_session();
+      return 1;
+    }
+  }
+  const bool say = options.foreground;
+  RequestUring(ring != nullptr, [&](bool asked, uint32_t max_write, uint32_t max_pages) {
+    if (asked) {
+      ring->Start(max_write, max_pages);
+      if (say) std::fprintf(stderr, "daxfs-mount: transport: FUSE over io_uring (one queue per CPU)\n");
+      return;
+    }
+    if (ring != nullptr) ring_why = "the kernel's INIT did not offer FUSE over io_uring";
+    if (options.uring == UringMode::kOn) {
+      LogProblem("-o uring=on: " + ring_why + "; unmounting");
+      fuse_session_exit(se);
+      return;
+    }
+    if (say)
+      std::fprintf(stderr, "daxfs-mount: transport: /dev/fuse%s%s%s\n",
+                   options.uring == UringMode::kOff ? " (uring=off)" : "", ring_why.empty() ? "" : " (",
+                   ring_why.empty() ? "" : (ring_why + ")").c_str());
+  });
   if (spec.started) spec.started(se);
   int rc;
   if (options.single_thread) {
@@ -181,6 +225,12 @@ int RunSession(const SessionSpec& spec, const MountOptions& options) {
     rc = fuse_session_loop_mt(se, cfg);
     fuse_loop_cfg_destroy(cfg);
   }
+  if (ring != nullptr) {
+    ring->Stop();
+    if (say) std::fprintf(stderr, "daxfs-mount: io_uring served %llu requests\n",
+                          static_cast<unsigned long long>(ring->Served()));
+  }
+  RequestUring(false, nullptr);
   if (spec.stopping) spec.stopping();
   if (RegionLost() && g_detached) {
     // The guard could only write to stderr, which is /dev/null by now.

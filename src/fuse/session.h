@@ -22,6 +22,10 @@ struct SessionSpec {
   // The memory the replies point into: guarded against SIGBUS (region_guard.h).
   std::span<const std::byte> region;
   bool writable = false;   // mount read-write (a branch mount)
+  // FUSE over io_uring serves a CPU's requests on one thread: requests that
+  // may wait for other requests while handled (see RingOffload in uring.h)
+  // are named here and run on a helper thread instead. Empty: none.
+  std::function<bool(uint32_t opcode, uint64_t nodeid)> ring_offload;
   // Called once the session exists and is mounted, before serving.
   std::function<void(fuse_session*)> started;
   // Called once serving has ended, before the session is unmounted and freed.

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <span>
+#include <utility>
 
 #include "fuse/region_guard.h"
 
@@ -26,12 +27,15 @@ namespace {
 constexpr uint32_t kInitExt = 1u << 30;              // FUSE_INIT_EXT
 constexpr uint32_t kDirectIoAllowMmapHi = 1u << 4;   // bit 36 in flags2
 constexpr uint32_t kPassthroughHi = 1u << 5;         // FUSE_PASSTHROUGH, bit 37 in flags2
+constexpr uint32_t kOverIoUringHi = 1u << 9;         // FUSE_OVER_IO_URING, bit 41 in flags2
 constexpr uint32_t kOpInit = 26;                     // FUSE_INIT
 constexpr size_t kInHeader = 40;                     // fuse_in_header
 constexpr size_t kInHeaderOpcode = 4;
 constexpr size_t kInitInFlags2 = 16;                 // in fuse_init_in
 constexpr size_t kOutHeader = 16;                    // len, error, unique
 constexpr size_t kInitOutFlags = 12, kInitOutFlags2 = 32, kInitOutMinSize = 64;
+constexpr size_t kInitOutMaxWrite = 20, kInitOutMaxPages = 28;  // u32, u16
+constexpr size_t kOutHeaderUnique = 8;
 constexpr size_t kInitOutMaxStackDepth = 36;         // u32, was unused[0]
 constexpr size_t kOpenOutSize = 16;                  // fh, open_flags, backing_id
 constexpr size_t kOpenOutFlags = 8, kOpenOutBackingId = 12;
@@ -43,7 +47,11 @@ constexpr uint32_t kMaxStackDepth = 1;
 std::atomic<bool> g_init_sent{false};
 std::atomic<bool> g_passthrough_offered{false};
 std::atomic<bool> g_passthrough_wanted{false};
+std::atomic<bool> g_uring_offered{false};
+std::atomic<bool> g_uring_wanted{false};
+InitRepliedHook g_init_replied;   // set before serving, read once
 std::atomic<int> g_device_fd{-1};
+thread_local RingReply* t_ring_reply = nullptr;
 // Set by ReplyOpenPassthrough for the reply fuse_reply_open sends next from
 // this thread (libfuse writes a reply synchronously in the caller).
 thread_local int32_t t_open_backing_id = 0;
@@ -59,9 +67,49 @@ ssize_t WriteEio(int fd, const iovec& header) {
   return write(fd, out, kOutHeader);
 }
 
+// The reply to the request of this thread's ring entry: copied into the
+// entry (out header into in_out, the out arguments one after the other into
+// the payload buffer); the ring thread then commits it.
+ssize_t RingWritev(RingReply* r, const iovec* iov, int count) {
+  char header[kOutHeader];
+  std::memcpy(header, iov[0].iov_base, kOutHeader);
+  int32_t error;
+  std::memcpy(&error, header + 4, 4);
+  size_t total = 0;
+  for (int i = 1; i < count; ++i) total += iov[i].iov_len;
+  if (total > r->capacity) {
+    error = -EIO;   // cannot happen: the buffer holds max_pages pages
+    total = 0;
+  } else if (!RegionLost()) {
+    size_t at = 0;
+    // memmove: an out argument could point into the request, which shares
+    // the payload buffer.
+    for (int i = 1; i < count; ++i) {
+      std::memmove(r->payload + at, iov[i].iov_base, iov[i].iov_len);
+      at += iov[i].iov_len;
+    }
+  }
+  // A fault in the copy (the region went away) leaves zeros: say EIO.
+  if (RegionLost()) {
+    error = -EIO;
+    total = 0;
+  }
+  if (error != 0) total = 0;
+  const uint32_t len = static_cast<uint32_t>(kOutHeader + total);
+  std::memcpy(header, &len, 4);
+  std::memcpy(header + 4, &error, 4);
+  std::memcpy(r->out_header, header, kOutHeader);
+  r->payload_size = static_cast<uint32_t>(total);
+  r->replied = true;
+  return static_cast<ssize_t>(len);
+}
+
 ssize_t TransportWritev(int fd, iovec* iov, int count, void*) {
   const bool is_reply = count >= 1 && iov[0].iov_len == kOutHeader;
+  bool init_reply = false, uring_asked = false;
+  uint32_t max_write = 0, max_pages = 0;
   if (!g_init_sent.exchange(true) && is_reply && count >= 2 && iov[1].iov_len >= kInitOutMinSize) {
+    init_reply = true;
     auto* init = static_cast<char*>(iov[1].iov_base);
     uint32_t flags, flags2;
     std::memcpy(&flags, init + kInitOutFlags, 4);
@@ -72,8 +120,16 @@ ssize_t TransportWritev(int fd, iovec* iov, int count, void*) {
       flags2 |= kPassthroughHi;
       std::memcpy(init + kInitOutMaxStackDepth, &kMaxStackDepth, 4);
     }
+    if (g_uring_wanted && g_uring_offered) {
+      flags2 |= kOverIoUringHi;
+      uring_asked = true;
+    }
     std::memcpy(init + kInitOutFlags, &flags, 4);
     std::memcpy(init + kInitOutFlags2, &flags2, 4);
+    uint16_t pages;
+    std::memcpy(&max_write, init + kInitOutMaxWrite, 4);
+    std::memcpy(&pages, init + kInitOutMaxPages, 2);
+    max_pages = pages;
   }
   if (t_open_backing_id != 0) {
     const int32_t id = t_open_backing_id;
@@ -87,6 +143,11 @@ ssize_t TransportWritev(int fd, iovec* iov, int count, void*) {
       std::memcpy(out + kOpenOutBackingId, &id, 4);
     }
   }
+  if (RingReply* r = t_ring_reply; r != nullptr && is_reply && !r->replied) {
+    uint64_t unique;
+    std::memcpy(&unique, static_cast<const char*>(iov[0].iov_base) + kOutHeaderUnique, 8);
+    if (unique == r->unique) return RingWritev(r, iov, count);
+  }
   if (is_reply && RegionLost()) return WriteEio(fd, iov[0]);
   ssize_t n = writev(fd, iov, count);
   if (n < 0 && errno == EFAULT && is_reply) {
@@ -96,6 +157,13 @@ ssize_t TransportWritev(int fd, iovec* iov, int count, void*) {
       ProbeTail({static_cast<const std::byte*>(iov[i].iov_base), iov[i].iov_len});
     if (RegionLost()) return WriteEio(fd, iov[0]);
     errno = EFAULT;
+  }
+  // The kernel has taken INIT (the write ran its INIT handling): a ring can
+  // be registered from now on.
+  if (init_reply && n >= 0 && g_init_replied) {
+    const int err = errno;
+    g_init_replied(uring_asked, max_write, max_pages);
+    errno = err;
   }
   return n;
 }
@@ -107,7 +175,10 @@ ssize_t TransportRead(int fd, void* buf, size_t len, void*) {
     uint32_t opcode, flags2;
     std::memcpy(&opcode, in + kInHeaderOpcode, 4);
     std::memcpy(&flags2, in + kInHeader + kInitInFlags2, 4);
-    if (opcode == kOpInit) g_passthrough_offered = (flags2 & kPassthroughHi) != 0;
+    if (opcode == kOpInit) {
+      g_passthrough_offered = (flags2 & kPassthroughHi) != 0;
+      g_uring_offered = (flags2 & kOverIoUringHi) != 0;
+    }
   }
   return n;
 }
@@ -117,6 +188,12 @@ ssize_t TransportRead(int fd, void* buf, size_t len, void*) {
 bool KernelOffersPassthrough() { return g_passthrough_offered; }
 void RequestPassthrough(bool on) { g_passthrough_wanted = on; }
 int DeviceFd() { return g_device_fd; }
+bool KernelOffersUring() { return g_uring_offered; }
+void RequestUring(bool on, InitRepliedHook hook) {
+  g_uring_wanted = on;
+  g_init_replied = std::move(hook);
+}
+void SetThreadRingReply(RingReply* reply) { t_ring_reply = reply; }
 
 void ReplyOpenPassthrough(fuse_req_t req, fuse_file_info* fi, int32_t backing_id) {
   t_open_backing_id = backing_id;

@@ -5,6 +5,10 @@
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
 
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+
 namespace daxfs::fuse {
 
 // The custom I/O for fuse_session_custom_io(): adds FUSE_DIRECT_IO_ALLOW_MMAP
@@ -21,5 +25,30 @@ int DeviceFd();
 // fuse_reply_open with FOPEN_PASSTHROUGH and `backing_id` (from
 // FUSE_DEV_IOC_BACKING_OPEN) added to the reply.
 void ReplyOpenPassthrough(fuse_req_t req, fuse_file_info* fi, int32_t backing_id);
+
+// --- FUSE over io_uring (kernel 6.14+, uring.h) ---------------------------
+// Whether the kernel's INIT offered FUSE_OVER_IO_URING (enable_uring=Y).
+bool KernelOffersUring();
+// Called once, in the thread that wrote the INIT reply, right after the
+// kernel took it: `uring` says whether the reply asked for the ring (the
+// kernel offered it and a ring was wanted), `max_write` and `max_pages` are
+// what the reply negotiated (they size the ring's payload buffers).
+using InitRepliedHook = std::function<void(bool uring, uint32_t max_write, uint32_t max_pages)>;
+// Asks for FUSE_OVER_IO_URING in the INIT reply (if the kernel offers it)
+// and sets the hook; call before serving.
+void RequestUring(bool on, InitRepliedHook hook);
+
+// The ring entry whose request this thread is processing: the reply to that
+// request (same unique) goes into the entry instead of /dev/fuse. Every other
+// reply (an INTERRUPT's EAGAIN) still goes to /dev/fuse.
+struct RingReply {
+  uint64_t unique = 0;
+  std::byte* out_header = nullptr;   // the entry's in_out area
+  std::byte* payload = nullptr;      // the entry's payload buffer
+  size_t capacity = 0;
+  uint32_t payload_size = 0;         // set by the reply
+  bool replied = false;
+};
+void SetThreadRingReply(RingReply* reply);
 
 }  // namespace daxfs::fuse
