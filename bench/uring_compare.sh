@@ -18,7 +18,9 @@ PARAM=/sys/module/fuse/parameters/enable_uring
 OLD=$(cat $PARAM)
 echo Y > $PARAM
 mkdir -p "$W/m" "$W/e"
+hog=
 cleanup() {
+  [ -z "$hog" ] || kill "$hog" 2>/dev/null || true   # the busy loop of a failed fio row
   umount "$W/m" 2>/dev/null || true
   umount "$W/e" 2>/dev/null || true
   echo "$OLD" > $PARAM

@@ -254,7 +254,9 @@ Result<uint64_t> BranchStore::Impl::Alloc(uint64_t bytes) {
                              std::strerror(err));
     if (err != EOPNOTSUPP && err != EINVAL && err != ENODEV)
       return Status::IOError(where() + ": allocating delta offset " + std::to_string(at), err);
-    allocate_on_demand.store(false, std::memory_order_relaxed);  // not supported here
+    // Not supported by this filesystem: stop asking. (EINVAL may also be
+    // about this one range, so it does not.)
+    if (err != EINVAL) allocate_on_demand.store(false, std::memory_order_relaxed);
   }
   return at;
 }

@@ -77,8 +77,11 @@ Status ObjectSink::BeginFile(const InodeRec& inode) {
   // Sized before it is written: a tmpfs mounted huge=within_size then backs
   // the object with 2 MiB pages wherever it is that large, which makes
   // reads of large objects (weights, blobs) as fast as EROFS's page cache.
-  if (ftruncate(fd_, static_cast<off_t>(cur_size_)) != 0)
-    return Status::IOError(dir_ + ": cannot size a new object of " + std::to_string(cur_size_) + " bytes", errno);
+  if (ftruncate(fd_, static_cast<off_t>(cur_size_)) != 0) {
+    const int err = errno;
+    Discard();
+    return Status::IOError(dir_ + ": cannot size a new object of " + std::to_string(cur_size_) + " bytes", err);
+  }
   return Status::OK();
 }
 

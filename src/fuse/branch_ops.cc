@@ -990,9 +990,14 @@ int ServeBranches(std::shared_ptr<BranchStore> store, const MountOptions& option
   // the kernel's entries before replying: FUSE_NOTIFY_INVAL_ENTRY waits for
   // the directory's lock, which a caller waiting for a reply may hold. Off
   // the ring's threads (uring.h).
-  spec.ring_offload = [&ctx](uint32_t opcode, uint64_t nodeid) {
+  spec.ring_offload = [&ctx](uint32_t opcode, uint64_t nodeid, std::span<const std::byte> arg) {
     constexpr uint32_t kOpWrite = 16, kOpIoctl = 39;  // FUSE_WRITE, FUSE_IOCTL
-    if (opcode == kOpIoctl) return true;
+    constexpr size_t kIoctlInCmd = 12;                 // fuse_ioctl_in: fh, flags, cmd
+    if (opcode == kOpIoctl) {
+      uint32_t cmd = 0;
+      if (arg.size() >= kIoctlInCmd + 4) std::memcpy(&cmd, arg.data() + kIoctlInCmd, 4);
+      return cmd == kIocCommit || cmd == kIocAbort;
+    }
     if (opcode != kOpWrite) return false;
     auto n = ctx.Get(nodeid);
     return n && n->ino == kCtlIno;

@@ -25,7 +25,7 @@ struct SessionSpec {
   // FUSE over io_uring serves a CPU's requests on one thread: requests that
   // may wait for other requests while handled (see RingOffload in uring.h)
   // are named here and run on a helper thread instead. Empty: none.
-  std::function<bool(uint32_t opcode, uint64_t nodeid)> ring_offload;
+  std::function<bool(uint32_t opcode, uint64_t nodeid, std::span<const std::byte> arg)> ring_offload;
   // Called once the session exists and is mounted, before serving.
   std::function<void(fuse_session*)> started;
   // Called once serving has ended, before the session is unmounted and freed.

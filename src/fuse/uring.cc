@@ -18,6 +18,7 @@
 #include <deque>
 #include <fstream>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -173,11 +174,15 @@ bool UringServer::Impl::Submit(Queue& q, Entry* e, uint32_t cmd) {
 // the reply into the entry; commit it.
 void UringServer::Impl::Serve(Queue& q, Entry& e) {
   if (offload) {
-    uint32_t opcode;
+    uint32_t opcode, in_len, payload_sz;
     uint64_t nodeid;
     std::memcpy(&opcode, e.base + kHdrInOut + kInOpcode, 4);
     std::memcpy(&nodeid, e.base + kHdrInOut + kInNodeid, 8);
-    if (offload(opcode, nodeid)) {
+    std::memcpy(&in_len, e.base + kHdrInOut + kInLen, 4);
+    std::memcpy(&payload_sz, e.base + kHdrEntInOut + kEntPayloadSz, 4);
+    const size_t fixed = size_t{kInHeader} + payload_sz;
+    const size_t arg_size = in_len >= fixed ? std::min(in_len - fixed, kOpInMax) : 0;
+    if (offload(opcode, nodeid, {e.base + kHdrOpIn, arg_size})) {
       {
         std::lock_guard lock(mu);
         jobs.emplace_back(&q, &e);
@@ -268,9 +273,11 @@ void UringServer::Impl::Run(Queue& q) {
   // Requests of callers on CPU qid arrive here: serve them on that CPU.
   cpu_set_t set;
   CPU_ZERO(&set);
-  CPU_SET(q.qid, &set);
-  if (int rc = pthread_setaffinity_np(pthread_self(), sizeof set, &set); rc != 0)
-    Note("queue " + std::to_string(q.qid) + " not pinned to its CPU: " + std::strerror(rc));
+  if (q.qid < CPU_SETSIZE) {
+    CPU_SET(q.qid, &set);
+    if (int rc = pthread_setaffinity_np(pthread_self(), sizeof set, &set); rc != 0)
+      Note("queue " + std::to_string(q.qid) + " not pinned to its CPU: " + std::strerror(rc));
+  }
   {
     std::unique_lock lock(mu);
     cv.wait(lock, [&] { return started || stopping; });
@@ -420,8 +427,15 @@ std::unique_ptr<UringServer> UringServer::Create(fuse_session* se, int fd, bool 
   sigemptyset(&block);
   for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGQUIT}) sigaddset(&block, sig);
   pthread_sigmask(SIG_BLOCK, &block, &old);
-  for (auto& q : raw->queues) q->thread = std::thread([raw, q = q.get()] { raw->Run(*q); });
-  if (raw->offload) raw->helper = std::thread([raw] { raw->Help(); });
+  try {
+    for (auto& q : raw->queues) q->thread = std::thread([raw, q = q.get()] { raw->Run(*q); });
+    if (raw->offload) raw->helper = std::thread([raw] { raw->Help(); });
+  } catch (const std::system_error& e) {  // out of threads (pids limit)
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    *error = std::string("cannot start the ring threads: ") + e.what();
+    UringServer(std::move(impl)).Stop();
+    return nullptr;
+  }
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   return std::unique_ptr<UringServer>(new UringServer(std::move(impl)));
 }
@@ -444,6 +458,14 @@ void UringServer::Stop() {
   Impl& m = *impl_;
   if (m.stopped) return;
   m.stopped = true;
+  // The helper first, while the rings still serve: a commit it runs may wait
+  // (FUSE_NOTIFY_INVAL_ENTRY) for a caller whose request sits on a ring.
+  {
+    std::lock_guard lock(m.mu);
+    m.helper_stop = true;
+  }
+  m.cv.notify_all();
+  if (m.helper.joinable()) m.helper.join();
   {
     std::lock_guard lock(m.mu);
     m.stopping = true;
@@ -457,12 +479,6 @@ void UringServer::Stop() {
   }
   for (auto& q : m.queues)
     if (q->thread.joinable()) q->thread.join();
-  {
-    std::lock_guard lock(m.mu);
-    m.helper_stop = true;
-  }
-  m.cv.notify_all();
-  if (m.helper.joinable()) m.helper.join();
   for (auto& q : m.queues) {
     if (q->ring_ok) io_uring_queue_exit(&q->ring);
     q->ring_ok = false;

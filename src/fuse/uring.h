@@ -32,16 +32,19 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 
 namespace daxfs::fuse {
 
-// Whether a request (opcode, nodeid) may wait for other requests of the
-// mount while it is handled (e.g. sends FUSE_NOTIFY_INVAL_ENTRY, which takes
-// a directory lock a caller waiting for a reply may hold). Such requests run
-// on a helper thread: a ring queue has one thread, which must not wait for a
-// request queued behind the one it serves.
-using RingOffload = std::function<bool(uint32_t opcode, uint64_t nodeid)>;
+// Whether a request (opcode, nodeid, its first in-argument) may wait for
+// other requests of the mount while it is handled (e.g. sends
+// FUSE_NOTIFY_INVAL_ENTRY, which takes a directory lock a caller waiting for
+// a reply may hold). Such requests run on a helper thread: a ring queue has
+// one thread, which must not wait for a request queued behind the one it
+// serves. Keep it to the few requests that need it: each one offloaded holds
+// one of its queue's entries until the helper is done with it.
+using RingOffload = std::function<bool(uint32_t opcode, uint64_t nodeid, std::span<const std::byte> arg)>;
 
 class UringServer {
  public:

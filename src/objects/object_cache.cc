@@ -117,7 +117,7 @@ Result<std::shared_ptr<const ObjectMapping>> ObjectCache::Map(const Digest& dige
   auto mapping = std::make_shared<const ObjectMapping>(static_cast<const std::byte*>(p), size);
   std::lock_guard lock(mu_);
   auto [it, inserted] = mapped_.try_emplace(key);
-  if (!inserted) {  // another thread mapped it meanwhile: use ours, same object and size
+  if (!inserted) {  // another thread mapped it meanwhile: keep ours, verified for this size
     lru_.splice(lru_.begin(), lru_, it->second.lru);
     return std::shared_ptr<const ObjectMapping>(std::move(mapping));
   }
