@@ -27,6 +27,7 @@
 #include <fuse_lowlevel.h>
 #include <linux/fs.h>
 #include <sys/stat.h>
+#include <linux/fuse.h>  // opcodes and fuse_ioctl_in, for the ring's offload test
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
@@ -37,6 +38,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstddef>
 #include <cstring>
 #include <map>
 #include <unordered_map>
@@ -991,14 +993,13 @@ int ServeBranches(std::shared_ptr<BranchStore> store, const MountOptions& option
   // the directory's lock, which a caller waiting for a reply may hold. Off
   // the ring's threads (uring.h).
   spec.ring_offload = [&ctx](uint32_t opcode, uint64_t nodeid, std::span<const std::byte> arg) {
-    constexpr uint32_t kOpWrite = 16, kOpIoctl = 39;  // FUSE_WRITE, FUSE_IOCTL
-    constexpr size_t kIoctlInCmd = 12;                 // fuse_ioctl_in: fh, flags, cmd
-    if (opcode == kOpIoctl) {
+    constexpr size_t kIoctlInCmd = offsetof(fuse_ioctl_in, cmd);
+    if (opcode == FUSE_IOCTL) {
       uint32_t cmd = 0;
       if (arg.size() >= kIoctlInCmd + 4) std::memcpy(&cmd, arg.data() + kIoctlInCmd, 4);
       return cmd == kIocCommit || cmd == kIocAbort;
     }
-    if (opcode != kOpWrite) return false;
+    if (opcode != FUSE_WRITE) return false;
     auto n = ctx.Get(nodeid);
     return n && n->ino == kCtlIno;
   };

@@ -188,7 +188,6 @@ ssize_t TransportRead(int fd, void* buf, size_t len, void*) {
 bool KernelOffersPassthrough() { return g_passthrough_offered; }
 void RequestPassthrough(bool on) { g_passthrough_wanted = on; }
 int DeviceFd() { return g_device_fd; }
-bool KernelOffersUring() { return g_uring_offered; }
 void RequestUring(bool on, InitRepliedHook hook) {
   g_uring_wanted = on;
   g_init_replied = std::move(hook);

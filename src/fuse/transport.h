@@ -27,8 +27,6 @@ int DeviceFd();
 void ReplyOpenPassthrough(fuse_req_t req, fuse_file_info* fi, int32_t backing_id);
 
 // --- FUSE over io_uring (kernel 6.14+, uring.h) ---------------------------
-// Whether the kernel's INIT offered FUSE_OVER_IO_URING (enable_uring=Y).
-bool KernelOffersUring();
 // Called once, in the thread that wrote the INIT reply, right after the
 // kernel took it: `uring` says whether the reply asked for the ring (the
 // kernel offered it and a ring was wanted), `max_write` and `max_pages` are

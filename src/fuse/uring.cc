@@ -137,7 +137,6 @@ struct UringServer::Impl {
   std::condition_variable cv;
   bool started = false, stopping = false;
   size_t payload_size = 0;
-  std::atomic<unsigned> registered{0};
   bool stopped = false;
   // Requests that may wait for other requests (UringServer::Create) run on
   // the helper thread, so that the ring thread keeps serving its queue.
@@ -318,17 +317,13 @@ void UringServer::Impl::Run(Queue& q) {
     io_uring_prep_poll_add(sqe, q.stop_fd, POLLIN);
     io_uring_sqe_set_data64(sqe, kStopTag);
   }
-  if (offload) ArmWake(q);
-  bool first = true;
+  if (offload && !ArmWake(q))
+    LogProblem("io_uring: queue " + std::to_string(q.qid) + ": cannot wait for the helper's replies");
   for (;;) {
     const int rc = io_uring_submit_and_wait(&q.ring, 1);
     if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
       LogProblem("io_uring: queue " + std::to_string(q.qid) + ": " + std::strerror(-rc));
       break;
-    }
-    if (first && ok) {
-      registered.fetch_add(1);
-      first = false;
     }
     unsigned head, seen = 0;
     io_uring_cqe* cqe;
@@ -351,7 +346,7 @@ void UringServer::Impl::Run(Queue& q) {
         }
         for (Entry* e : finished)
           if (!Submit(q, e, kCmdCommitAndFetch)) e->dead = true;
-        ArmWake(q);
+        if (!ArmWake(q)) LogProblem("io_uring: queue " + std::to_string(q.qid) + ": cannot wait for the helper's replies");
         continue;
       }
       auto* e = static_cast<Entry*>(io_uring_cqe_get_data(cqe));
@@ -367,7 +362,6 @@ void UringServer::Impl::Run(Queue& q) {
                      (e->last_cmd == kCmdRegister ? "REGISTER" : "COMMIT_AND_FETCH") + " failed: " +
                      std::strerror(-cqe->res) +
                      (e->last_cmd == kCmdRegister ? "; requests go through /dev/fuse" : ""));
-          if (e->last_cmd == kCmdRegister) registered.fetch_sub(1);
         }
       }
     }
@@ -498,7 +492,6 @@ uint64_t UringServer::Served() const {
   return n;
 }
 
-unsigned UringServer::QueuesServing() const { return impl_->registered.load(); }
 
 bool UringUsable(std::string* why) {
   io_uring ring;

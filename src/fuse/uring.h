@@ -64,8 +64,6 @@ class UringServer {
   void Stop();
   // Requests served through the ring so far.
   uint64_t Served() const;
-  // Queues registered (0 until Start, or if registration failed).
-  unsigned QueuesServing() const;
 
   struct Impl;
 
