@@ -29,6 +29,17 @@ mount_image() {
   grep -qE " $dir fuse\.(daxfs|branchfs) " /proc/mounts || fail "$dir is not mounted"
 }
 
+# debug_mount IMAGE DIR LOG: daxfs-mount -d in the background (pid in $pid),
+# its request log appended to LOG.
+debug_mount() {
+  mkdir -p "$2"
+  "$MOUNT" -d "$1" "$2" 2>>"$3" &
+  pid=$!
+  for _ in $(seq 100); do grep -q " $2 fuse.daxfs " /proc/mounts && break; sleep 0.1; done
+  grep -q " $2 fuse.daxfs " /proc/mounts || fail "debug mount of $1 did not come up"
+  MOUNTS=("$2" "${MOUNTS[@]}")
+}
+
 # A tree with every file type, hard links, xattrs, odd names and mtimes.
 make_tree() {
   local d=$1

@@ -14,21 +14,12 @@ for i in $(seq 1 3000); do : > "$WORK/src/many/file-with-a-longish-name-$i"; don
 mkdir "$WORK/src/many/subdir"
 "$MKDAXFS" -q "$WORK/img" "$WORK/src"
 
-# debug_mount DIR LOG: daxfs-mount -d in the background, pid in $pid.
-debug_mount() {
-  mkdir -p "$1"
-  "$MOUNT" -d "$WORK/img" "$1" 2>>"$2" &
-  pid=$!
-  for _ in $(seq 100); do grep -q " $1 fuse.daxfs " /proc/mounts && break; sleep 0.1; done
-  grep -q " $1 fuse.daxfs " /proc/mounts || fail "debug mount did not come up"
-  MOUNTS=("$1" "${MOUNTS[@]}")
-}
 names() { (cd "$1" && find . | sort); }
 lookups() { grep -c 'opcode: LOOKUP' "$1" || true; }
 
 # 1. Names first: find asks for no attribute of a file and looks none up.
 mnt=$WORK/mnt-names
-debug_mount "$mnt" "$WORK/names.log"
+debug_mount "$WORK/img" "$mnt" "$WORK/names.log"
 diff <(names "$WORK/src") <(names "$mnt") || fail "names differ after a names-only walk"
 [ "$(lookups "$WORK/names.log")" = 0 ] || fail "a names-only walk made LOOKUPs"
 # The files came without attributes: the first stat of one is a LOOKUP.
@@ -54,7 +45,7 @@ wait "$pid" || fail "debug daemon exited with $?"
 # 2. Attributes first, on a fresh mount: after its first directory, the
 # reader gets every entry's attributes with the listing.
 mnt=$WORK/mnt-attrs
-debug_mount "$mnt" "$WORK/attrs.log"
+debug_mount "$WORK/img" "$mnt" "$WORK/attrs.log"
 diff <(describe_tree "$WORK/src") <(describe_tree "$mnt") || fail "attributes differ (attributes with listings)"
 n=$(lookups "$WORK/attrs.log")
 [ "$n" -lt 100 ] || fail "a stat-everything walk made $n LOOKUPs for $(names "$WORK/src" | wc -l) entries"

@@ -22,16 +22,6 @@ printf secret > "$WORK/src/sub/acl_file"; chmod 600 "$WORK/src/sub/acl_file"
 have_acl=0
 if setfattr -n system.posix_acl_access -v "$acl" "$WORK/src/sub/acl_file" 2>/dev/null; then have_acl=1; fi
 
-# debug_mount IMAGE DIR LOG: daxfs-mount -d in the background (pid in $pid),
-# its request log in LOG.
-debug_mount() {
-  mkdir -p "$2"
-  "$MOUNT" -d "$1" "$2" 2>>"$3" &
-  pid=$!
-  for _ in $(seq 100); do grep -q " $2 fuse.daxfs " /proc/mounts && break; sleep 0.1; done
-  grep -q " $2 fuse.daxfs " /proc/mounts || fail "debug mount of $1 did not come up"
-  MOUNTS=("$2" "${MOUNTS[@]}")
-}
 
 # --- without xattrs -------------------------------------------------------
 "$MKDAXFS" -q --no-xattrs "$WORK/bare.img" "$WORK/src"
