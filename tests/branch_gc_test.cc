@@ -28,6 +28,18 @@ uint64_t AllocatedBytes(const std::string& path) {
   return static_cast<uint64_t>(st.st_blocks) * 512;
 }
 
+// A branch region over a base holding one file, with `delta` bytes of delta area.
+struct BaseRegion {
+  explicit BaseRegion(uint64_t delta) : region(WriteBase(src), delta) {}
+  static std::string WriteBase(const TempDir& d) {
+    WriteFile(d / "base", "base");
+    return d.path();
+  }
+  BranchStore& store() { return *region.store(); }
+  TempDir src;
+  BranchRegion region;
+};
+
 // Writes `bytes` of new data into a fresh branch `name`, in the file /`name`.
 void FillBranch(BranchStore& s, const std::string& name, size_t bytes, char seed) {
   SCOPED_TRACE("branch " + name);
@@ -42,10 +54,8 @@ void FillBranch(BranchStore& s, const std::string& name, size_t bytes, char seed
 // A delta area of 8 MiB takes 4 MiB branches only if gc gives the space of
 // each aborted one back: without reclaim the third one fails with ENOSPC.
 TEST(BranchGc, AbortedSpaceIsReclaimedReusedAndReturnedToMemory) {
-  TempDir src;
-  WriteFile(src / "base", "base");
-  BranchRegion region(src.path(), 8 << 20);
-  auto& store = *region.store();
+  BaseRegion base(8 << 20);
+  auto& store = base.store();
   // Committed history must survive every gc.
   ASSERT_TRUE(store.Create("keep").ok());
   {
@@ -68,7 +78,7 @@ TEST(BranchGc, AbortedSpaceIsReclaimedReusedAndReturnedToMemory) {
       ASSERT_FALSE(busy.ok());
       EXPECT_EQ(busy.status().errno_value(), EBUSY) << busy.status().ToString();
     }
-    const uint64_t mem_full = AllocatedBytes(region.spec());
+    const uint64_t mem_full = AllocatedBytes(base.region.spec());
     ASSERT_DAXFS_OK(store.Abort(name));
     auto g = store.Gc();
     ASSERT_TRUE(g.ok()) << g.status().ToString();
@@ -76,7 +86,7 @@ TEST(BranchGc, AbortedSpaceIsReclaimedReusedAndReturnedToMemory) {
     EXPECT_GE(g->bytes_reclaimed, 4u << 20) << "round " << round;
     EXPECT_LE(store.Usage().delta_used, used_before + (64 << 10)) << "round " << round;
     // tmpfs pages behind the freed blocks are released.
-    EXPECT_LE(AllocatedBytes(region.spec()) + (4 << 20), mem_full + (64 << 10)) << "round " << round;
+    EXPECT_LE(AllocatedBytes(base.region.spec()) + (4 << 20), mem_full + (64 << 10)) << "round " << round;
     std::string problems;
     EXPECT_EQ(store.Check([&](const std::string& m) { problems += m + "\n"; }), 0u) << problems;
     auto main = *store.OpenBranch("main");
@@ -88,10 +98,8 @@ TEST(BranchGc, AbortedSpaceIsReclaimedReusedAndReturnedToMemory) {
 // Holes in the middle (an aborted branch between two live ones) go to the
 // free table and are handed out again, while the live branches' data stays.
 TEST(BranchGc, FreeExtentsBetweenLiveBranchesAreReused) {
-  TempDir src;
-  WriteFile(src / "base", "base");
-  BranchRegion region(src.path(), 16 << 20);
-  auto& store = *region.store();
+  BaseRegion base(16 << 20);
+  auto& store = base.store();
   FillBranch(store, "left", 1 << 20, 'l');
   FillBranch(store, "hole", 3 << 20, 'h');
   FillBranch(store, "right", 1 << 20, 'r');
@@ -112,7 +120,7 @@ TEST(BranchGc, FreeExtentsBetweenLiveBranchesAreReused) {
   EXPECT_EQ(store.Check([&](const std::string& m) { problems += m + "\n"; }), 0u) << problems;
   // Another process sees the same free table and allocates from it too.
   ASSERT_DAXFS_OK(store.Commit("left"));
-  auto other = BranchStore::Open(region.spec());
+  auto other = BranchStore::Open(base.region.spec());
   ASSERT_TRUE(other.ok());
   FillBranch(**other, "other", 512 << 10, 'o');
   auto v = *(*other)->OpenBranch("other");
@@ -123,10 +131,8 @@ TEST(BranchGc, FreeExtentsBetweenLiveBranchesAreReused) {
 // A free extent that overlaps a live block (another process's bug or a
 // damaged region) is reported by check and never crashes an allocator.
 TEST(BranchGc, CheckReportsADamagedFreeTable) {
-  TempDir src;
-  WriteFile(src / "base", "base");
-  BranchRegion region(src.path(), 8 << 20);
-  auto& store = *region.store();
+  BaseRegion base(8 << 20);
+  auto& store = base.store();
   FillBranch(store, "live", 1 << 20, 'x');
   FillBranch(store, "gone", 1 << 20, 'y');
   ASSERT_DAXFS_OK(store.Abort("gone"));
