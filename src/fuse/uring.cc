@@ -18,6 +18,7 @@
 #include <deque>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <system_error>
 #include <thread>
 #include <vector>
@@ -106,6 +107,18 @@ unsigned PossibleCpus() {
   return count;
 }
 
+// The size of a request's first in-argument (in op_in): in.len less the
+// header and the payload. nullopt for a request whose sizes do not add up
+// (or whose payload would not fit `payload_capacity`).
+std::optional<size_t> FirstArgSize(const std::byte* h, size_t payload_capacity) {
+  uint32_t in_len, payload_sz;
+  std::memcpy(&in_len, h + kHdrInOut + kInLen, 4);
+  std::memcpy(&payload_sz, h + kHdrEntInOut + kEntPayloadSz, 4);
+  const size_t fixed = size_t{kInHeader} + payload_sz;
+  if (in_len < fixed || in_len - fixed > kOpInMax || payload_sz > payload_capacity) return std::nullopt;
+  return in_len - fixed;
+}
+
 void PrepareCmd(io_uring_sqe* sqe, Entry* e, uint32_t cmd, unsigned qid) {
   std::memset(static_cast<void*>(sqe), 0, kSqe128);
   sqe->opcode = IORING_OP_URING_CMD;
@@ -173,15 +186,13 @@ bool UringServer::Impl::Submit(Queue& q, Entry* e, uint32_t cmd) {
 // the reply into the entry; commit it.
 void UringServer::Impl::Serve(Queue& q, Entry& e) {
   if (offload) {
-    uint32_t opcode, in_len, payload_sz;
+    uint32_t opcode;
     uint64_t nodeid;
     std::memcpy(&opcode, e.base + kHdrInOut + kInOpcode, 4);
     std::memcpy(&nodeid, e.base + kHdrInOut + kInNodeid, 8);
-    std::memcpy(&in_len, e.base + kHdrInOut + kInLen, 4);
-    std::memcpy(&payload_sz, e.base + kHdrEntInOut + kEntPayloadSz, 4);
-    const size_t fixed = size_t{kInHeader} + payload_sz;
-    const size_t arg_size = in_len >= fixed ? std::min(in_len - fixed, kOpInMax) : 0;
-    if (offload(opcode, nodeid, {e.base + kHdrOpIn, arg_size})) {
+    // A malformed request stays here: Process answers it.
+    const auto arg_size = FirstArgSize(e.base, payload_size);
+    if (arg_size && offload(opcode, nodeid, {e.base + kHdrOpIn, *arg_size})) {
       {
         std::lock_guard lock(mu);
         jobs.emplace_back(&q, &e);
@@ -235,12 +246,10 @@ void UringServer::Impl::Process(Queue& q, Entry& e) {
   reply.out_header = h + kHdrInOut;
   reply.payload = payload;
   reply.capacity = payload_size;
-  const size_t fixed = size_t{kInHeader} + payload_sz;
-  if (in_len >= fixed && in_len - fixed <= kOpInMax && payload_sz <= payload_size) {
-    const size_t op_size = in_len - fixed;
-    std::byte* start = payload - kInHeader - op_size;
+  if (const auto op_size = FirstArgSize(h, payload_size)) {
+    std::byte* start = payload - kInHeader - *op_size;
     std::memcpy(start, h + kHdrInOut, kInHeader);
-    std::memcpy(start + kInHeader, h + kHdrOpIn, op_size);
+    std::memcpy(start + kInHeader, h + kHdrOpIn, *op_size);
     fuse_buf buf{};
     buf.size = in_len;
     buf.mem = start;
