@@ -1,10 +1,12 @@
 #include "fuse/transport.h"
 
+#include <linux/fuse.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <span>
@@ -29,13 +31,13 @@ constexpr uint32_t kDirectIoAllowMmapHi = 1u << 4;   // bit 36 in flags2
 constexpr uint32_t kPassthroughHi = 1u << 5;         // FUSE_PASSTHROUGH, bit 37 in flags2
 constexpr uint32_t kOverIoUringHi = 1u << 9;         // FUSE_OVER_IO_URING, bit 41 in flags2
 constexpr uint32_t kOpInit = 26;                     // FUSE_INIT
-constexpr size_t kInHeader = 40;                     // fuse_in_header
-constexpr size_t kInHeaderOpcode = 4;
+constexpr size_t kInHeader = sizeof(fuse_in_header);
+constexpr size_t kInHeaderOpcode = offsetof(fuse_in_header, opcode);
 constexpr size_t kInitInFlags2 = 16;                 // in fuse_init_in
-constexpr size_t kOutHeader = 16;                    // len, error, unique
+constexpr size_t kOutHeader = sizeof(fuse_out_header);
 constexpr size_t kInitOutFlags = 12, kInitOutFlags2 = 32, kInitOutMinSize = 64;
 constexpr size_t kInitOutMaxWrite = 20, kInitOutMaxPages = 28;  // u32, u16
-constexpr size_t kOutHeaderUnique = 8;
+constexpr size_t kOutHeaderUnique = offsetof(fuse_out_header, unique);
 constexpr size_t kInitOutMaxStackDepth = 36;         // u32, was unused[0]
 constexpr size_t kOpenOutSize = 16;                  // fh, open_flags, backing_id
 constexpr size_t kOpenOutFlags = 8, kOpenOutBackingId = 12;

@@ -1,6 +1,7 @@
 #include "fuse/uring.h"
 
 #include <liburing.h>
+#include <linux/fuse.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -13,6 +14,7 @@
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <deque>
@@ -36,9 +38,10 @@ constexpr size_t kHdrInOut = 0, kHdrOpIn = 128, kHdrEntInOut = 256, kHdrSize = 2
 constexpr size_t kOpInMax = 128;
 // struct fuse_uring_ent_in_out: flags u64, commit_id u64, payload_sz u32, ...
 constexpr size_t kEntCommitId = 8, kEntPayloadSz = 16;
-// struct fuse_in_header: len u32, opcode u32, unique u64, ... (40 bytes).
-constexpr size_t kInHeader = 40, kInLen = 0, kInUnique = 8;
-constexpr size_t kOutHeader = 16;
+// The request and reply headers are as on /dev/fuse (<linux/fuse.h>).
+constexpr size_t kInHeader = sizeof(fuse_in_header), kInLen = offsetof(fuse_in_header, len),
+                 kInUnique = offsetof(fuse_in_header, unique);
+constexpr size_t kOutHeader = sizeof(fuse_out_header);
 // enum fuse_uring_cmd.
 constexpr uint32_t kCmdRegister = 1, kCmdCommitAndFetch = 2;
 // struct fuse_uring_cmd_req in the SQE's 80-byte command area: flags u64,
@@ -55,7 +58,7 @@ constexpr size_t kMinPayload = 8192;
 constexpr unsigned kDepth = 4;
 constexpr uint64_t kStopTag = ~uint64_t{0};
 constexpr uint64_t kWakeTag = ~uint64_t{0} - 1;
-constexpr size_t kInOpcode = 4, kInNodeid = 16;
+constexpr size_t kInOpcode = offsetof(fuse_in_header, opcode), kInNodeid = offsetof(fuse_in_header, nodeid);
 
 struct Entry {
   std::byte* base = nullptr;  // [header page][payload]
