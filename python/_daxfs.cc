@@ -25,16 +25,23 @@ using ImagePtr = std::shared_ptr<const daxfs::Image>;
 py::handle g_safetensors_error;
 
 [[noreturn]] void RaiseOSError(const daxfs::Status& s, const std::string& filename = {}) {
+  // Messages and names carry paths, which need not be UTF-8: decode them as
+  // os.fsdecode does (surrogateescape), never as strict UTF-8.
+  auto fs_str = [](const std::string& b) {
+    py::object o = py::reinterpret_steal<py::object>(
+        PyUnicode_DecodeFSDefaultAndSize(b.data(), static_cast<Py_ssize_t>(b.size())));
+    if (!o) throw py::error_already_set();
+    return o;
+  };
+  py::object msg = fs_str(s.message());
   py::object exc;
   if (filename.empty()) {
     exc = py::reinterpret_steal<py::object>(
-        PyObject_CallFunction(PyExc_OSError, "is", s.errno_value(), s.message().c_str()));
+        PyObject_CallFunction(PyExc_OSError, "iO", s.errno_value(), msg.ptr()));
   } else {
-    py::object name = py::reinterpret_steal<py::object>(
-        PyUnicode_DecodeFSDefaultAndSize(filename.data(), static_cast<Py_ssize_t>(filename.size())));
-    if (!name) throw py::error_already_set();
-    exc = py::reinterpret_steal<py::object>(PyObject_CallFunction(
-        PyExc_OSError, "isO", s.errno_value(), s.message().c_str(), name.ptr()));
+    py::object name = fs_str(filename);
+    exc = py::reinterpret_steal<py::object>(
+        PyObject_CallFunction(PyExc_OSError, "iOO", s.errno_value(), msg.ptr(), name.ptr()));
   }
   if (!exc) throw py::error_already_set();
   PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());

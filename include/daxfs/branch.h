@@ -28,7 +28,6 @@
 #include "daxfs/fs_view.h"
 #include "daxfs/image.h"
 #include "daxfs/region.h"
-#include "daxfs/builder.h"
 #include "daxfs/status.h"
 
 namespace daxfs {
@@ -64,6 +63,27 @@ struct GcResult {
 };
 
 class BranchStore;
+
+// Who asks (a mount passes its caller's; tools pass their own).
+struct Credentials {
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  std::vector<uint32_t> groups;  // supplementary groups
+  static Credentials OfThisProcess();
+};
+
+// Who may control a branch (docs/BRANCHES.md, "Who may control a branch"):
+// the same people who may change its tree at the top, i.e. whoever may
+// write (and search) its root directory; committing changes the parent too,
+// so it also needs that of the parent's root. uid 0 may do everything.
+enum class BranchControl { kCreateChild, kCommit, kAbort };
+// Whether `who` may write and search the root directory of `view`. `what`
+// names the operation in the EACCES message.
+Status MayWriteRoot(const FsView& view, const Credentials& who, const std::string& what);
+
+// The control file of the branchfs protocol at every branch root of a
+// mount; no real entry may take this name at a branch root.
+inline constexpr char kBranchControlName[] = ".branchfs_ctl";
 
 // A live view of one branch (or main). Reads see every change published on
 // the branch, including commits of its children by other processes, checked
@@ -171,6 +191,11 @@ class BranchStore : public std::enable_shared_from_this<BranchStore> {
   Status Commit(std::string_view name, std::vector<std::string>* conflicts = nullptr);
   // Discards `name` (EBUSY if it has active children).
   Status Abort(std::string_view name);
+  // EACCES unless `who` may do `op` to branch `name` (kCreateChild: make a
+  // child of it). Create/Commit/Abort themselves do not check: a process
+  // that can write the region can write anything in it; tools and mounts
+  // call this for the user they act for.
+  Status MayControl(std::string_view name, BranchControl op, const Credentials& who);
   // Reclaims what is safe to reclaim (see GcResult::note).
   Result<GcResult> Gc();
 

@@ -24,6 +24,8 @@ __all__ = ["Image", "File", "SafetensorsError", "open", "safetensors"]
 
 def _path(path):
     path = os.fsencode(path)
+    if b"\0" in path:  # as os.stat and open() do; a C path would end there
+        raise ValueError("embedded null byte")
     if not path.startswith(b"/"):
         path = b"/" + path
     return path
@@ -50,7 +52,10 @@ class Image:
     """
 
     def __init__(self, spec, *, verify=False):
-        self._img = _daxfs.Image(os.fsencode(spec), verify)
+        spec = os.fsencode(spec)
+        if b"\0" in spec:
+            raise ValueError("embedded null byte")
+        self._img = _daxfs.Image(spec, verify)
         self.spec = spec
 
     # Context manager: close() drops this object's reference; views made

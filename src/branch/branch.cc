@@ -194,6 +194,15 @@ Status CheckName(std::string_view name) {
     return Status::InvalidArgument("'" + std::string(name) + "': " + why);
   return Status::OK();
 }
+// A name a new entry may take in `dir` of a view whose root is `root`: the
+// control file's name at a branch root is the mount's (its lookups answer
+// the control file), so no real entry may take it there.
+Status CheckNewName(Ino root, Ino dir, std::string_view name) {
+  DAXFS_RETURN_IF_ERROR(CheckName(name));
+  if (dir == root && name == kBranchControlName)
+    return Status::Exists(std::string(name) + ": reserved at a branch root for the control file");
+  return Status::OK();
+}
 // A set-group-ID directory passes its group on, and its set-group-ID bit to
 // new subdirectories (as Linux filesystems do).
 Status Inherit(const Index& idx, Record* r) {
@@ -227,7 +236,7 @@ Status FillCreate(Index& idx, Record* r, Ino dir, std::string_view name, uint32_
 
 Result<Ino> Branch::mknod(Ino dir, std::string_view name, uint32_t mode, uint32_t rdev_major,
                           uint32_t rdev_minor, uint32_t uid, uint32_t gid) {
-  DAXFS_RETURN_IF_ERROR(CheckName(name));
+  DAXFS_RETURN_IF_ERROR(CheckNewName(root(), dir, name));
   if ((mode & S_IFMT) == 0) mode |= S_IFREG;
   if (S_ISDIR(mode) || S_ISLNK(mode))
     return Status::InvalidArgument("mknod cannot make directories or symlinks");
@@ -249,7 +258,7 @@ Result<Ino> Branch::create(Ino dir, std::string_view name, uint32_t mode, uint32
 }
 
 Result<Ino> Branch::mkdir(Ino dir, std::string_view name, uint32_t mode, uint32_t uid, uint32_t gid) {
-  DAXFS_RETURN_IF_ERROR(CheckName(name));
+  DAXFS_RETURN_IF_ERROR(CheckNewName(root(), dir, name));
   Ino made = 0;
   Status st = impl_->WriteOp([&](Index& idx, Record* r) -> Status {
     DAXFS_RETURN_IF_ERROR(FillCreate(idx, r, dir, name, S_IFDIR | (mode & 07777), uid, gid,
@@ -263,7 +272,7 @@ Result<Ino> Branch::mkdir(Ino dir, std::string_view name, uint32_t mode, uint32_
 
 Result<Ino> Branch::symlink(Ino dir, std::string_view name, std::string_view target, uint32_t uid,
                             uint32_t gid) {
-  DAXFS_RETURN_IF_ERROR(CheckName(name));
+  DAXFS_RETURN_IF_ERROR(CheckNewName(root(), dir, name));
   if (target.empty() || target.size() > fmt::kSymlinkMax || target.find('\0') != std::string_view::npos)
     return Status::InvalidArgument("symlink target must be 1..4095 bytes without NUL");
   Ino made = 0;
@@ -279,7 +288,7 @@ Result<Ino> Branch::symlink(Ino dir, std::string_view name, std::string_view tar
 }
 
 Status Branch::link(Ino ino, Ino dir, std::string_view name) {
-  DAXFS_RETURN_IF_ERROR(CheckName(name));
+  DAXFS_RETURN_IF_ERROR(CheckNewName(root(), dir, name));
   return impl_->WriteOp([&](Index& idx, Record* r) -> Status {
     r->type = bf::kRecLink;
     r->dir = dir;
@@ -323,7 +332,7 @@ Status Branch::rename(Ino sdir, std::string_view sname, Ino ddir, std::string_vi
   if (flags & ~(uint32_t{RENAME_NOREPLACE} | RENAME_EXCHANGE) ||
       flags == (RENAME_NOREPLACE | RENAME_EXCHANGE))
     return Status::InvalidArgument("rename: unsupported flags");
-  DAXFS_RETURN_IF_ERROR(CheckName(dname));
+  DAXFS_RETURN_IF_ERROR(CheckNewName(root(), ddir, dname));
   if (sname == "." || sname == ".." ) return Status::InvalidArgument("cannot rename . or ..");
   bool nothing = false;
   Status st = impl_->WriteOp([&](Index& idx, Record* r) -> Status {

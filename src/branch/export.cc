@@ -109,8 +109,10 @@ Result<ExportStats> ExportView(const FsView& view, const std::string& output, bo
 Result<BuildStats> ExportView(const FsView& view, const std::string& output,
                               const BuildOptions& given) {
   BuildOptions options = given;
-  if (!options.object_dir.empty()) {
-    DAXFS_ASSIGN_OR_RETURN(options.object_dir, build::PrepareObjectDir(options.object_dir));
+  std::unique_ptr<build::ObjectDirForBuild> objects;
+  if (!given.object_dir.empty()) {
+    DAXFS_ASSIGN_OR_RETURN(objects, build::ObjectDirForBuild::Prepare(given.object_dir, output));
+    options.object_dir = objects->path();
   }
   ViewSource source(view);
   build::Tree tree;
@@ -120,6 +122,7 @@ Result<BuildStats> ExportView(const FsView& view, const std::string& output,
   DAXFS_ASSIGN_OR_RETURN(build::Layout layout, build::ComputeLayout(&tree, options, data_key));
   BuildStats stats = layout.stats;
   DAXFS_RETURN_IF_ERROR(build::WriteImage(tree, layout, &source, output, options, &stats));
+  if (objects) objects->Keep();
   return stats;
 }
 

@@ -89,6 +89,11 @@ Result<Ino> Index::Lookup(Ino dir, std::string_view name) const {
     return dir;
   }
   if (name == "..") return Parent(dir);
+  if (name.size() > fmt::kNameMax) {
+    DAXFS_RETURN_IF_ERROR(RequireDir(dir));
+    return Status::FromErrno(ENAMETOOLONG, std::string(name.substr(0, 32)) + "...: name longer than " +
+                                               std::to_string(fmt::kNameMax) + " bytes");
+  }
   DAXFS_ASSIGN_OR_RETURN(DEnt e, Find(dir, name));
   if (e.ino == 0) return Status::NotFound(std::string(name) + ": no such file or directory");
   return e.ino;

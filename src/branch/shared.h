@@ -38,6 +38,8 @@ inline void StoreRel(T& field, T v) {
 // The process start time (clock ticks since boot, /proc/PID/stat field 22),
 // 0 if the process does not exist.
 uint64_t ProcessStartTime(pid_t pid);
+// True if pid has exited and waits to be reaped (a zombie): it holds nothing.
+bool ProcessIsZombie(pid_t pid);
 // True if (pid, start) names a live process (pid reuse is told apart by the
 // start time).
 bool ProcessAlive(uint64_t pid, uint64_t start);

@@ -52,9 +52,22 @@ uint64_t ProcessStartTime(pid_t pid) {
   return 0;
 }
 
+bool ProcessIsZombie(pid_t pid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  std::ifstream f(path);
+  std::string s;
+  if (!std::getline(f, s)) return false;
+  const size_t close = s.rfind(')');
+  if (close == std::string::npos || close + 2 >= s.size()) return false;
+  const char state = s[close + 2];  // field 3
+  return state == 'Z' || state == 'X';
+}
+
 bool ProcessAlive(uint64_t pid, uint64_t start) {
   if (pid == 0 || pid > INT32_MAX) return false;
   if (kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) return false;
+  if (ProcessIsZombie(static_cast<pid_t>(pid))) return false;  // dead, not yet reaped
   const uint64_t now = ProcessStartTime(static_cast<pid_t>(pid));
   if (now == 0) return false;  // gone (or invisible from this pid namespace)
   return start == 0 || now == start;
@@ -150,7 +163,7 @@ Status ValidBranchName(std::string_view n) {
     return Status::InvalidArgument("branch name must be 1.." + std::to_string(bf::kBranchNameMax) +
                                    " bytes");
   for (char c : n)
-    if (c == '/' || c == '\0' || static_cast<unsigned char>(c) < 0x20)
+    if (c == '/' || c == '\0' || static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
       return Status::InvalidArgument("branch name '" + std::string(n) +
                                      "' contains '/' or a control character");
   if (n == "main") return Status::Exists("main: the branch exists (it is the region's root branch)");
@@ -537,6 +550,18 @@ Result<std::shared_ptr<BranchStore>> BranchStore::Init(const std::string& image_
                                 "the region; convert it first (mkdaxfs OUT " + image_spec + ")");
   if (delta_size < 1024 * 1024)
     return Status::InvalidArgument("--delta must be at least 1 MiB");
+  if (delta_size > (uint64_t{1} << 60))
+    return Status::InvalidArgument("--delta " + std::to_string(delta_size) + " is too large (at most 1 EiB)");
+  // A branch region someone is using is their work: never replace it
+  // under them (mkfs refuses a mounted device the same way).
+  if (region_spec.rfind("memfd:", 0) != 0) {
+    if (auto existing = Open(region_spec); existing.ok()) {
+      const uint32_t others = (*existing)->Usage().attached - 1;
+      if (others > 0)
+        return Status::Busy(region_spec + ": a branch region in use by " + std::to_string(others) +
+                            " other process(es) (mounts, writers); not replacing it: unmount or stop them first");
+    }
+  }
   const uint64_t image_end = fmt::AlignUp(info.total_size, bf::kPage);
   const uint64_t control_off = image_end;
   const uint64_t delta_off = control_off + bf::kControlSize;
@@ -925,6 +950,10 @@ Status BranchStore::Impl::MarkLive(std::vector<bool>* pages) const {
   return Status::OK();
 }
 
+namespace {
+uint64_t CheckControlBlock(const BranchStore::Impl& m, const std::function<void(const std::string&)>& report);
+}  // namespace
+
 Result<GcResult> BranchStore::Gc() {
   Impl& m = *impl_;
   if (m.open_views.load() != 0)
@@ -942,6 +971,18 @@ Result<GcResult> BranchStore::Gc() {
   }
   if (!others.empty())
     return Status::Busy(m.where() + ": gc needs the region to itself; attached processes:" + others);
+  // gc frees pages on what the control block says: on a damaged one it
+  // could free pages a live branch uses. Stop and say why instead.
+  {
+    uint64_t n = 0;
+    std::string first;
+    CheckControlBlock(m, [&](const std::string& p) {
+      if (n++ == 0) first = p;
+    });
+    if (n)
+      return Status::Corruption(m.where() + ": gc refused: the control block has " + std::to_string(n) +
+                                " problem(s), first: " + first + " (run daxfs branch check REGION)");
+  }
   GcResult g;
   std::lock_guard lk(m.state_mu);
   // Free aborted slots, and committed ones whose log only an aborted (or
@@ -1037,17 +1078,17 @@ Result<GcResult> BranchStore::Gc() {
   return g;
 }
 
-uint64_t BranchStore::Check(const std::function<void(const std::string&)>& report) const {
-  const Impl& m = *impl_;
+namespace {
+
+// Everything of the region but the base image: the control block, the free
+// table, every slot and every active branch's log. Gc runs it too: damage
+// found here must stop anything that would free or hand out pages.
+uint64_t CheckControlBlock(const BranchStore::Impl& m, const std::function<void(const std::string&)>& report) {
   uint64_t problems = 0;
   auto problem = [&](const std::string& s) {
     ++problems;
     if (report) report(s);
   };
-  CheckOptions co;
-  co.verify_data = true;
-  co.report = [&](const std::string& s) { problem("base image: " + s); };
-  CheckImage(*m.base, co);
   const uint64_t cursor = LoadAcq(m.hdr->delta_cursor);
   if (cursor < bf::kDeltaReserved || cursor > m.geo.delta_size)
     problem("delta cursor " + std::to_string(cursor) + " outside the delta area");
@@ -1113,6 +1154,21 @@ uint64_t BranchStore::Check(const std::function<void(const std::string&)>& repor
     if (!idx.ok()) problem(at + ": " + idx.status().message());
   }
   return problems;
+}
+
+}  // namespace
+
+uint64_t BranchStore::Check(const std::function<void(const std::string&)>& report) const {
+  const Impl& m = *impl_;
+  uint64_t problems = 0;
+  CheckOptions co;
+  co.verify_data = true;
+  co.report = [&](const std::string& s) {
+    ++problems;
+    if (report) report("base image: " + s);
+  };
+  CheckImage(*m.base, co);
+  return problems + CheckControlBlock(m, report);
 }
 
 }  // namespace daxfs

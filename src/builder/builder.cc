@@ -27,8 +27,10 @@ Result<BuildStats> Build(build::Source* source, const std::string& source_path,
                          const std::string& output, const BuildOptions& given) {
   DAXFS_RETURN_IF_ERROR(CheckOutput(output, source_path));
   BuildOptions options = given;
-  if (!options.object_dir.empty()) {
-    DAXFS_ASSIGN_OR_RETURN(options.object_dir, build::PrepareObjectDir(options.object_dir));
+  std::unique_ptr<build::ObjectDirForBuild> objects;
+  if (!given.object_dir.empty()) {
+    DAXFS_ASSIGN_OR_RETURN(objects, build::ObjectDirForBuild::Prepare(given.object_dir, output));
+    options.object_dir = objects->path();
   }
   build::Tree tree;
   DAXFS_RETURN_IF_ERROR(source->Scan(&tree, options));
@@ -37,6 +39,7 @@ Result<BuildStats> Build(build::Source* source, const std::string& source_path,
   DAXFS_ASSIGN_OR_RETURN(build::Layout layout, build::ComputeLayout(&tree, options, data_key));
   BuildStats stats = layout.stats;
   DAXFS_RETURN_IF_ERROR(build::WriteImage(tree, layout, source, output, options, &stats));
+  if (objects) objects->Keep();
   return stats;
 }
 

@@ -1,5 +1,6 @@
 #include "builder/object_sink.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -28,6 +29,44 @@ Result<std::string> PrepareObjectDir(const std::string& dir) {
   if (stat(out.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
     return Status::NotDirectory(dir + ": the object directory is not a directory");
   return out;
+}
+
+Result<std::unique_ptr<ObjectDirForBuild>> ObjectDirForBuild::Prepare(const std::string& dir,
+                                                                      const std::string& image) {
+  if (dir.empty()) return Status::InvalidArgument("--objects: the object directory path is empty");
+  // The same path for both would make a directory where the image goes.
+  auto absolute = [](const std::string& p) -> std::string {
+    const auto slash = p.rfind('/');
+    const std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : p.substr(0, slash);
+    std::string leaf = slash == std::string::npos ? p : p.substr(slash + 1);
+    char* real = realpath(parent.c_str(), nullptr);
+    if (real == nullptr) return p;
+    std::string out(real);
+    free(real);
+    return (out == "/" ? "" : out) + "/" + leaf;
+  };
+  std::string d = dir, i = image;
+  while (d.size() > 1 && d.back() == '/') d.pop_back();
+  if (absolute(d) == absolute(i))
+    return Status::InvalidArgument(image + ": the image and the object directory (--objects " + dir +
+                                   ") are the same path");
+  auto out = std::unique_ptr<ObjectDirForBuild>(new ObjectDirForBuild());
+  struct stat st;
+  out->created_ = lstat(dir.c_str(), &st) != 0 && errno == ENOENT;
+  DAXFS_ASSIGN_OR_RETURN(out->path_, PrepareObjectDir(dir));
+  return out;
+}
+
+ObjectDirForBuild::~ObjectDirForBuild() {
+  if (keep_ || !created_) return;
+  // Only empty directories go: the sink already removed the objects of a
+  // failed build, and anything else is not ours.
+  if (DIR* d = opendir(path_.c_str())) {
+    while (dirent* e = readdir(d))
+      if (e->d_name[0] != '.') (void)rmdir((path_ + "/" + e->d_name).c_str());
+    closedir(d);
+  }
+  (void)rmdir(path_.c_str());
 }
 
 ObjectSink::ObjectSink(std::string dir, uint32_t inode_count, const BuildOptions& options,

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,23 @@ namespace daxfs::build {
 // Creates the object directory if missing (not its parents) and returns
 // its absolute path without symlinks: what the image records.
 Result<std::string> PrepareObjectDir(const std::string& dir);
+
+// The object directory of one build: made ready (PrepareObjectDir) after
+// checking that it is not the image path itself, and removed again, with
+// the empty fan-out directories under it, when the build fails and this
+// build created it. A failed build leaves nothing of its own behind.
+class ObjectDirForBuild {
+ public:
+  static Result<std::unique_ptr<ObjectDirForBuild>> Prepare(const std::string& dir, const std::string& image);
+  ~ObjectDirForBuild();
+  const std::string& path() const { return path_; }
+  void Keep() { keep_ = true; }  // the build succeeded
+
+ private:
+  std::string path_;
+  bool created_ = false;
+  bool keep_ = false;
+};
 
 class ObjectSink final : public DataSink {
  public:

@@ -49,6 +49,9 @@ Status CheckArchiveFile(const std::string& path) {
   struct stat st;
   if (stat(path.c_str(), &st) != 0)
     return Status::FromErrno(errno, path + ": " + std::strerror(errno));
+  if (S_ISDIR(st.st_mode))
+    return Status::IsDirectory(path + ": is a directory, but --tar reads an archive file "
+                               "(without --tar a directory is imaged as it is)");
   if (!S_ISREG(st.st_mode))
     return Status::InvalidArgument(path + ": is " + DescribeFileType(st.st_mode) +
                                    ", not a directory or an archive");
@@ -97,8 +100,7 @@ class TarSource final : public Source {
       if (r == ARCHIVE_EOF) break;
       if (r < ARCHIVE_WARN) {
         if (index == 0 && archive_format(a) == 0)  // no format recognised the input
-          return Status::InvalidArgument(path_ + ": not a directory or an archive libarchive "
-                                         "recognises (" + ArchiveMessage(a) + ")");
+          return NotAnArchive(a);
         return ArchiveError(a, "reading header");
       }
       DAXFS_RETURN_IF_ERROR(AddEntry(e, index));
@@ -151,6 +153,35 @@ class TarSource final : public Source {
   }
 
  private:
+  // No archive format matched. When a compression filter did (gzip, zstd,
+  // ...), the file is a damaged or truncated compressed stream, not "no
+  // archive": say which.
+  Status NotAnArchive(archive* a) const {
+    const int filters = archive_filter_count(a);
+    for (int i = 0; i < filters; ++i) {
+      if (archive_filter_code(a, i) == ARCHIVE_FILTER_NONE) continue;
+      const char* name = archive_filter_name(a, i);
+      return Status::Corruption(path_ + ": damaged or truncated " + (name ? name : "compressed") +
+                                " stream (" + ArchiveMessage(a) + ")");
+    }
+    // A failed open forgets its filters: tell compressed input by its magic.
+    unsigned char m[6] = {};
+    if (FILE* f = std::fopen(path_.c_str(), "rb")) {
+      const size_t got = std::fread(m, 1, sizeof m, f);
+      std::fclose(f);
+      const char* kind = nullptr;
+      if (got >= 2 && m[0] == 0x1f && m[1] == 0x8b) kind = "gzip";
+      else if (got >= 4 && m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f && m[3] == 0xfd) kind = "zstd";
+      else if (got >= 6 && m[0] == 0xfd && m[1] == '7' && m[2] == 'z' && m[3] == 'X' && m[4] == 'Z' && m[5] == 0) kind = "xz";
+      else if (got >= 3 && m[0] == 'B' && m[1] == 'Z' && m[2] == 'h') kind = "bzip2";
+      else if (got >= 4 && m[0] == 0x04 && m[1] == 0x22 && m[2] == 0x4d && m[3] == 0x18) kind = "lz4";
+      if (kind)
+        return Status::Corruption(path_ + ": damaged or truncated " + kind + " stream (" + ArchiveMessage(a) + ")");
+    }
+    return Status::InvalidArgument(path_ + ": not a directory or an archive libarchive recognises (" +
+                                   ArchiveMessage(a) + ")");
+  }
+
   Status OpenArchive(archive** out) {
     archive* a = archive_read_new();
     if (a == nullptr) return Status::IOError(path_ + ": libarchive", ENOMEM);
@@ -160,8 +191,7 @@ class TarSource final : public Source {
       const int err = archive_errno(a);
       const bool io_error = err == EACCES || err == EPERM || err == EIO || err == ENOENT || err == ENOMEM;
       Status s = archive_format(a) == 0 && !io_error
-                     ? Status::InvalidArgument(path_ + ": not a directory or an archive libarchive "
-                                               "recognises (" + ArchiveMessage(a) + ")")
+                     ? NotAnArchive(a)
                      : ArchiveError(a, "opening");
       archive_read_free(a);
       return s;

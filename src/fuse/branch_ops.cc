@@ -558,11 +558,33 @@ void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_in
   fuse_reply_iov(req, iov.data(), static_cast<int>(iov.size()));
 }
 
+// The caller of `req`, for the branch control rule (MayWriteRoot).
+Credentials CallerOf(fuse_req_t req) {
+  const fuse_ctx* x = fuse_req_ctx(req);
+  Credentials who;
+  who.uid = x->uid;
+  who.gid = x->gid;
+  if (who.uid != 0) {
+    gid_t list[256];
+    const int n = fuse_req_getgroups(req, 256, list);
+    for (int i = 0; i < std::min(n, 256); ++i) who.groups.push_back(list[i]);
+  }
+  return who;
+}
+
 // "commit" / "abort" written to a control file, or the ioctls.
-Status EndBranch(Context& c, uint32_t view, bool commit) {
+Status EndBranch(Context& c, uint32_t view, bool commit, const Credentials& who) {
   const std::string name = c.ViewName(view);
   if (name == "main") return Status::InvalidArgument("main cannot be committed or aborted");
   auto info = c.store->Info(name);
+  // Control is for whoever may write the branch's root (and, to commit, the
+  // parent's): the control file itself is open to all.
+  const std::string what = std::string(commit ? "commit '" : "abort '") + name + "'";
+  DAXFS_RETURN_IF_ERROR(MayWriteRoot(*c.Reader(view), who, what));
+  if (commit && info.ok() && !info->parent.empty()) {
+    DAXFS_ASSIGN_OR_RETURN(uint32_t pv, c.ViewOf(info->parent));
+    DAXFS_RETURN_IF_ERROR(MayWriteRoot(*c.Reader(pv), who, what + " into '" + info->parent + "'"));
+  }
   Status st = commit ? c.store->Commit(name) : c.store->Abort(name);
   if (!st.ok()) {
     LogProblem((commit ? "commit " : "abort ") + name + ": " + st.message());
@@ -706,7 +728,7 @@ void OpWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t
     std::string cmd(buf, size);
     while (!cmd.empty() && (cmd.back() == '\n' || cmd.back() == ' ' || cmd.back() == '\0')) cmd.pop_back();
     if (cmd != "commit" && cmd != "abort") return (void)fuse_reply_err(req, EINVAL);
-    if (Status st = EndBranch(c, n->view, cmd == "commit"); !st.ok()) return ReplyError(req, st);
+    if (Status st = EndBranch(c, n->view, cmd == "commit", CallerOf(req)); !st.ok()) return ReplyError(req, st);
     return (void)fuse_reply_write(req, size);
   }
   auto w = c.Writer(n->view);
@@ -763,7 +785,22 @@ void OpFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t l
   fuse_reply_err(req, st.errno_value());
 }
 
-void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_info*, unsigned flags,
+// Whether the caller's CREATE buffer takes the 128-byte name: the kernel
+// copies our reply out only after we made the branch, and a bad buffer
+// would then leave a branch whose name nobody learned. Probed by writing
+// zeros into it (the caller's own buffer, which the ioctl overwrites
+// anyway); true when it cannot be told (no pid, no permission).
+bool NameBufferWritable(fuse_req_t req, void* arg) {
+  const pid_t pid = fuse_req_ctx(req)->pid;
+  if (pid <= 0) return true;
+  static const char kZeros[kNameBuf] = {};
+  iovec local{const_cast<char*>(kZeros), kNameBuf};
+  iovec remote{arg, kNameBuf};
+  if (process_vm_writev(pid, &local, 1, &remote, 1, 0) == static_cast<ssize_t>(kNameBuf)) return true;
+  return errno != EFAULT;
+}
+
+void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void* arg, fuse_file_info*, unsigned flags,
              const void*, size_t, size_t out_bufsz) {
   Context& c = Ctx(req);
   auto n = NodeOrReply(req, ino);
@@ -773,6 +810,10 @@ void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_
   if (cmd == kIocCreate) {
     if (out_bufsz < kNameBuf) return (void)fuse_reply_err(req, EINVAL);
     const std::string parent = c.ViewName(n->view);
+    if (Status st = MayWriteRoot(*c.Reader(n->view), CallerOf(req), "create a branch of '" + parent + "'");
+        !st.ok())
+      return ReplyError(req, st);
+    if (!NameBufferWritable(req, arg)) return (void)fuse_reply_err(req, EFAULT);
     static std::mutex rng_mu;
     static std::mt19937_64 rng{std::random_device{}()};
     for (int attempt = 0; attempt < 8; ++attempt) {
@@ -790,7 +831,7 @@ void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_
     return (void)fuse_reply_err(req, EEXIST);
   }
   if (cmd == kIocCommit || cmd == kIocAbort) {
-    if (Status st = EndBranch(c, n->view, cmd == kIocCommit); !st.ok()) return ReplyError(req, st);
+    if (Status st = EndBranch(c, n->view, cmd == kIocCommit, CallerOf(req)); !st.ok()) return ReplyError(req, st);
     return (void)fuse_reply_ioctl(req, 0, nullptr, 0);
   }
   fuse_reply_err(req, ENOTTY);

@@ -504,6 +504,10 @@ Result<Ino> Image::lookup(Ino dir, std::string_view name) const {
   }
   if (name == "..") return parent(dir);
   DAXFS_ASSIGN_OR_RETURN(Directory d, opendir(dir));
+  // No entry can have such a name; say so as Linux does (not "not found").
+  if (name.size() > fmt::kNameMax)
+    return Status::FromErrno(ENAMETOOLONG, std::string(name.substr(0, 32)) + "...: name longer than " +
+                                               std::to_string(fmt::kNameMax) + " bytes");
   DAXFS_ASSIGN_OR_RETURN(DirEntry e, d.find(name));
   return e.ino;
 }

@@ -1,6 +1,7 @@
 #include "region/fd_passing.h"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -16,6 +17,31 @@ Status UnixSocketAddress(const std::string& path, sockaddr_un* addr) {
   if (path.size() >= sizeof(addr->sun_path))
     return Status::InvalidArgument(path + ": socket path too long");
   std::memcpy(addr->sun_path, path.c_str(), path.size() + 1);
+  return Status::OK();
+}
+
+Status ClaimSocketPath(const std::string& path, bool remove_stale) {
+  sockaddr_un addr;
+  DAXFS_RETURN_IF_ERROR(UnixSocketAddress(path, &addr));
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return Status::OK();
+    return Status::IOError(path, errno);
+  }
+  if (S_ISDIR(st.st_mode))
+    return Status::FromErrno(EISDIR, path + ": is a directory; give the path of a socket to create");
+  if (!S_ISSOCK(st.st_mode))
+    return Status::Exists(path + ": exists and is not a socket; not replacing it (remove it or choose another path)");
+  int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return Status::IOError("socket", errno);
+  const bool live = connect(s, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
+  const int err = errno;
+  close(s);
+  if (live) return Status::FromErrno(EADDRINUSE, path + ": a live server already listens on this socket");
+  if (err != ECONNREFUSED && err != ENOENT)
+    return Status::IOError(path + ": cannot tell whether a server listens on this socket", err);
+  if (remove_stale && unlink(path.c_str()) != 0 && errno != ENOENT)
+    return Status::IOError(path + ": removing the stale socket", errno);
   return Status::OK();
 }
 

@@ -12,6 +12,11 @@ namespace daxfs {
 
 // Fills `addr` for the Unix socket at `path` (fails if the path is too long).
 Status UnixSocketAddress(const std::string& path, sockaddr_un* addr);
+// Whether our socket may be made at `path`: nothing is there, or a stale
+// socket nobody listens on (removed when `remove_stale`). Anything else
+// belongs to someone else and is refused, untouched: a regular file, a
+// directory, a FIFO, a device, a symlink, the socket of a live server.
+Status ClaimSocketPath(const std::string& path, bool remove_stale);
 // Connects to the Unix socket at `path` and receives one file descriptor.
 Result<int> ReceiveRegionFd(const std::string& path);
 // Sends `fd` over the connected socket `sock`.

@@ -65,6 +65,7 @@ Result<std::shared_ptr<Region>> Region::Create(const std::string& spec, uint64_t
     // The socket must be possible before the work of filling the region.
     sockaddr_un addr;
     DAXFS_RETURN_IF_ERROR(UnixSocketAddress(rest, &addr));
+    DAXFS_RETURN_IF_ERROR(ClaimSocketPath(rest, /*remove_stale=*/false).WithContext(spec));
     const auto slash = rest.rfind('/');
     const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : rest.substr(0, slash);
     if (::access(dir.c_str(), W_OK | X_OK) != 0)

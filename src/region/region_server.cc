@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -10,19 +11,30 @@
 #include "region/fd_passing.h"
 
 namespace daxfs {
-
 Status ServeRegion(const Region& region, const std::string& socket_path,
                    const std::atomic<bool>& stop, const std::function<void(int)>& on_client) {
   if (region.fd() < 0) return Status::InvalidArgument(region.name() + ": region has no file descriptor to share");
   sockaddr_un addr;
   DAXFS_RETURN_IF_ERROR(UnixSocketAddress(socket_path, &addr));
+  DAXFS_RETURN_IF_ERROR(ClaimSocketPath(socket_path, /*remove_stale=*/true));
   int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (sock < 0) return Status::IOError("socket", errno);
-  unlink(socket_path.c_str());  // a stale socket from a previous server
-  if (bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(sock, 64) != 0) {
+  if (bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     int err = errno;
     close(sock);
-    return Status::IOError(socket_path + ": bind/listen", err);
+    if (err == EADDRINUSE)  // someone else created something there just now
+      return Status::FromErrno(err, socket_path + ": bind: the path was taken meanwhile");
+    return Status::IOError(socket_path + ": bind", err);
+  }
+  // What we created, so that at exit we remove our socket and nothing else
+  // (another server may have replaced it after we stopped answering).
+  struct stat ours {};
+  const bool have_ours = lstat(socket_path.c_str(), &ours) == 0;
+  if (listen(sock, 64) != 0) {
+    int err = errno;
+    close(sock);
+    unlink(socket_path.c_str());
+    return Status::IOError(socket_path + ": listen", err);
   }
   Status result;
   while (!stop.load()) {
@@ -45,7 +57,10 @@ Status ServeRegion(const Region& region, const std::string& socket_path,
     close(client);
   }
   close(sock);
-  unlink(socket_path.c_str());
+  struct stat now;
+  if (have_ours && lstat(socket_path.c_str(), &now) == 0 && now.st_ino == ours.st_ino &&
+      now.st_dev == ours.st_dev)
+    unlink(socket_path.c_str());
   return result;
 }
 

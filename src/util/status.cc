@@ -40,7 +40,18 @@ std::string Status::ToString() const {
     case Code::kNotFound: kind = "Not found"; break;
     case Code::kCorruption: kind = "Corrupt image"; break;
     case Code::kInvalidArgument: kind = "Invalid argument"; break;
-    case Code::kIOError: kind = "I/O error"; break;
+    case Code::kIOError: {
+      // Errnos without a code of their own (EROFS, ENOTEMPTY, ENAMETOOLONG,
+      // ...) are named by their own text, not as I/O errors.
+      const int e = state_->err;
+      if (e == 0 || e == EIO) {
+        kind = "I/O error";
+      } else {
+        kind = std::strerror(e);
+        if (state_->msg.find(kind) != std::string::npos) kind = "Error";
+      }
+      break;
+    }
     case Code::kNotSupported: kind = "Not supported"; break;
     case Code::kNoSpace: kind = "No space"; break;
     case Code::kExists: kind = "Already exists"; break;

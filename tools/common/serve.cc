@@ -5,11 +5,14 @@
 #include <atomic>
 
 #include "daxfs/region_server.h"
+#include "region/fd_passing.h"
 
 namespace daxfs::tools {
 namespace {
 std::atomic<bool> g_stop{false};
 }  // namespace
+
+Status CheckSocketPath(const std::string& socket) { return ClaimSocketPath(socket, false); }
 
 Status ServeUntilInterrupted(const Region& region, const std::string& socket) {
   struct sigaction sa {};

@@ -143,7 +143,16 @@ int main(int argc, char** argv) {
     }
     return 1;
   }
-  if ((*image)->info().features_incompat & daxfs::format::kFeatureBranchRegion) {
+  // Options for object-store images do nothing elsewhere: say so rather
+  // than mount as if they had been applied.
+  const bool branch_region = (*image)->info().features_incompat & daxfs::format::kFeatureBranchRegion;
+  if ((o.overlay_lower || !o.object_dir.empty()) && (branch_region || !(*image)->info().objects)) {
+    std::fprintf(stderr, "%s: -o %s applies to object-store images (mkdaxfs --objects); %s is %s\n", prog.c_str(),
+                 o.overlay_lower ? "overlay_lower" : "objects=DIR", o.image.c_str(),
+                 branch_region ? "a branch region" : "an image that holds its own data");
+    return 2;
+  }
+  if (branch_region) {
     // A branch region: main at the root, branches at /@NAME/ (or -o branch=).
     auto store = daxfs::BranchStore::Open(o.image);
     image->reset();

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "daxfs/branch.h"
+#include "common/quote.h"
 #include "common/serve.h"
 #include "daxfs/check.h"
 #include "util/file_io.h"
@@ -24,14 +25,14 @@ struct Args {
 Args g;
 
 int Fail(const Status& s) {
-  std::fprintf(stderr, "daxfs branch: %s\n", s.ToString().c_str());
+  std::fprintf(stderr, "daxfs branch: %s\n", EscapeControls(s.ToString()).c_str());
   return 1;
 }
 
 Result<uint64_t> ParseSize(const std::string& s) {
   char* end = nullptr;
   const double v = std::strtod(s.c_str(), &end);
-  if (end == s.c_str() || v <= 0) return Status::InvalidArgument("bad size '" + s + "'");
+  if (end == s.c_str() || !(v > 0)) return Status::InvalidArgument("bad size '" + s + "'");
   uint64_t mul = 1;
   switch (*end) {
     case 'k': case 'K': mul = 1ull << 10; break;
@@ -41,6 +42,11 @@ Result<uint64_t> ParseSize(const std::string& s) {
     case '\0': break;
     default: return Status::InvalidArgument("bad size suffix in '" + s + "' (use K, M, G, T)");
   }
+  if (*end != '\0' && end[1] != '\0' && !(end[1] == 'i' && (end[2] == 'B' && end[3] == '\0')) &&
+      !(end[1] == 'B' && end[2] == '\0'))
+    return Status::InvalidArgument("bad size suffix in '" + s + "' (use K, M, G, T)");
+  if (v * static_cast<double>(mul) >= 18446744073709551616.0)  // 2^64: would not fit
+    return Status::InvalidArgument("size '" + s + "' is too large");
   return static_cast<uint64_t>(v * static_cast<double>(mul));
 }
 
@@ -55,6 +61,10 @@ Result<std::shared_ptr<Branch>> OpenB(bool write) {
 
 Status WriteOut(std::span<const std::byte> s) { return WriteAll(STDOUT_FILENO, s, "stdout"); }
 
+// Every name and message printed comes from the region or the command line,
+// which anyone may have written: control characters are escaped.
+std::string E(std::string_view text) { return EscapeControls(text); }
+
 std::string Where(const std::string& p) { return g.region + " branch " + g.name + ": " + p; }
 
 // A region made in a memfd lives as long as this process: hand its
@@ -68,7 +78,7 @@ int ServeNewMemfd(std::shared_ptr<BranchStore> store) {
   store.reset();
   if (!g.quiet)
     std::printf("serving the branch region on %s; clients use memfd:%s (it ends with this process)\n",
-                socket.c_str(), socket.c_str());
+                E(socket).c_str(), E(socket).c_str());
   std::fflush(stdout);
   Status st = ServeUntilInterrupted(**keep, socket);
   return st.ok() ? 0 : Fail(st);
@@ -82,7 +92,7 @@ int CmdInit() {
   if (!g.quiet) {
     auto u = (*s)->Usage();
     std::printf("made branch region %s from %s: delta area %" PRIu64 " bytes; branch 'main' = the image\n",
-                (*s)->region().name().c_str(), g.image.c_str(), u.delta_size);
+                E((*s)->region().name()).c_str(), E(g.image).c_str(), u.delta_size);
   }
   if (g.region.rfind("memfd:", 0) == 0) return ServeNewMemfd(std::move(*s));
   return 0;
@@ -95,8 +105,8 @@ int CmdList() {
   if (!l.ok()) return Fail(l.status());
   std::printf("%-24s %-10s %-16s %10s %8s %s\n", "BRANCH", "STATE", "PARENT", "LOG", "WRITER", "CHILDREN");
   for (const auto& b : *l)
-    std::printf("%-24s %-10s %-16s %10" PRIu64 " %8s %u\n", b.name.c_str(), b.state.c_str(),
-                b.parent.empty() ? "-" : b.parent.c_str(), b.log_bytes,
+    std::printf("%-24s %-10s %-16s %10" PRIu64 " %8s %u\n", E(b.name).c_str(), b.state.c_str(),
+                b.parent.empty() ? "-" : E(b.parent).c_str(), b.log_bytes,
                 b.writer ? std::to_string(b.writer).c_str() : "-", b.children);
   auto u = (*s)->Usage();
   std::printf("delta area: %" PRIu64 " of %" PRIu64 " bytes used, %" PRIu64
@@ -108,20 +118,24 @@ int CmdList() {
 int CmdCreate() {
   auto s = OpenStore();
   if (!s.ok()) return Fail(s.status());
+  if (Status st = (*s)->MayControl(g.parent, BranchControl::kCreateChild, Credentials::OfThisProcess()); !st.ok())
+    return Fail(st);
   auto b = (*s)->Create(g.name, g.parent);
   if (!b.ok()) return Fail(b.status());
-  if (!g.quiet) std::printf("created branch '%s' of '%s'\n", b->name.c_str(), b->parent.c_str());
+  if (!g.quiet) std::printf("created branch '%s' of '%s'\n", E(b->name).c_str(), E(b->parent).c_str());
   return 0;
 }
 
 int CmdCommit() {
   auto s = OpenStore();
   if (!s.ok()) return Fail(s.status());
+  if (Status st = (*s)->MayControl(g.name, BranchControl::kCommit, Credentials::OfThisProcess()); !st.ok())
+    return Fail(st);
   std::vector<std::string> conflicts;
   Status st = (*s)->Commit(g.name, &conflicts);
   if (!st.ok()) {
     Fail(st);
-    for (const auto& c : conflicts) std::fprintf(stderr, "conflict: %s\n", c.c_str());
+    for (const auto& c : conflicts) std::fprintf(stderr, "conflict: %s\n", E(c).c_str());
     return st.errno_value() == ESTALE ? 3 : 1;
   }
   return 0;
@@ -130,6 +144,8 @@ int CmdCommit() {
 int CmdAbort() {
   auto s = OpenStore();
   if (!s.ok()) return Fail(s.status());
+  if (Status st = (*s)->MayControl(g.name, BranchControl::kAbort, Credentials::OfThisProcess()); !st.ok())
+    return Fail(st);
   Status st = (*s)->Abort(g.name);
   return st.ok() ? 0 : Fail(st);
 }
@@ -142,7 +158,7 @@ int CmdGc() {
   if (!g.quiet)
     std::printf("freed %u branch slot(s), reclaimed %" PRIu64 " bytes; delta area: %" PRIu64
                 " bytes in use, %" PRIu64 " free for reuse\nnote: %s\n",
-                r->slots_freed, r->bytes_reclaimed, r->bytes_used, r->bytes_free, r->note.c_str());
+                r->slots_freed, r->bytes_reclaimed, r->bytes_used, r->bytes_free, E(r->note).c_str());
   return 0;
 }
 
@@ -157,43 +173,51 @@ int CmdCheck() {
     Fail(s.status());
     return 8;
   }
-  uint64_t n = (*s)->Check([](const std::string& m) { std::printf("error: %s\n", m.c_str()); });
+  uint64_t n = (*s)->Check([](const std::string& m) { std::printf("error: %s\n", E(m).c_str()); });
   // Then the tree of main and of every active branch, as each reads now.
   std::vector<std::string> views{"main"};
   if (auto list = (*s)->List(); list.ok()) {
     for (const auto& b : *list)
       if (b.state == "active" && b.name != "main") views.push_back(b.name);
   } else {
-    std::printf("error: %s\n", list.status().ToString().c_str());
+    std::printf("error: %s\n", E(list.status().ToString()).c_str());
     ++n;
   }
   for (const auto& name : views) {
     auto b = (*s)->OpenBranch(name, false);
     if (!b.ok()) {
-      std::printf("error: branch %s: %s\n", name.c_str(), b.status().ToString().c_str());
+      std::printf("error: branch %s: %s\n", E(name).c_str(), E(b.status().ToString()).c_str());
       ++n;
       continue;
     }
     CheckOptions o;
-    o.report = [&name](const std::string& m) { std::printf("error: branch %s: %s\n", name.c_str(), m.c_str()); };
+    o.report = [&name](const std::string& m) { std::printf("error: branch %s: %s\n", E(name).c_str(), E(m).c_str()); };
     const CheckResult r = CheckView(**b, o);
     n += r.problems;
     if (!g.quiet)
       std::printf("branch %s: %" PRIu64 " inodes, %" PRIu64 " entries checked: %" PRIu64 " problem(s)\n",
-                  name.c_str(), r.inodes_reached, r.entries, r.problems);
+                  E(name).c_str(), r.inodes_reached, r.entries, r.problems);
   }
-  if (!g.quiet || n) std::printf("%s: %" PRIu64 " problem(s)\n", g.region.c_str(), n);
+  if (!g.quiet || n) std::printf("%s: %" PRIu64 " problem(s)\n", E(g.region).c_str(), n);
   return n ? 4 : 0;
 }
 
 int CmdExport() {
-  auto b = OpenB(false);
+  auto store = OpenStore();
+  if (!store.ok()) return Fail(store.status());
+  // The export replaces OUTPUT: never the region it reads from.
+  struct stat out, reg;
+  if (stat(g.output.c_str(), &out) == 0 && (*store)->region().fd() >= 0 &&
+      fstat((*store)->region().fd(), &reg) == 0 && out.st_dev == reg.st_dev && out.st_ino == reg.st_ino)
+    return Fail(Status::InvalidArgument(g.output + ": is the branch region " + g.region +
+                                        " itself; exporting over it would destroy every branch (choose another file)"));
+  auto b = (*store)->OpenBranch(g.name, false);
   if (!b.ok()) return Fail(b.status());
   auto r = ExportView(**b, g.output, !g.upstream_readable);
   if (!r.ok()) return Fail(r.status().WithContext(Where("export to " + g.output)));
   if (!g.quiet)
-    std::printf("exported branch '%s' to %s (%" PRIu64 " inodes, %" PRIu64 " bytes)\n", g.name.c_str(),
-                g.output.c_str(), r->inodes, r->image_size);
+    std::printf("exported branch '%s' to %s (%" PRIu64 " inodes, %" PRIu64 " bytes)\n", E(g.name).c_str(),
+                E(g.output).c_str(), r->inodes, r->image_size);
   return 0;
 }
 
@@ -211,10 +235,10 @@ int CmdLs() {
       auto a = v.stat(dir);
       if (!a.ok()) return Fail(a.status());
       std::printf("%8" PRIu64 " %06o %3u %5u %5u %12" PRIu64 " %s\n", a->ino, a->mode, a->nlink, a->uid,
-                  a->gid, a->size, dpath.c_str());
+                  a->gid, a->size, E(dpath).c_str());
       continue;
     }
-    if (g.recursive) std::printf("%s:\n", dpath.c_str());
+    if (g.recursive) std::printf("%s:\n", E(dpath).c_str());
     for (;;) {
       auto e = (*cur)->next();
       if (!e.ok()) return Fail(e.status());
@@ -227,7 +251,7 @@ int CmdLs() {
         if (t.ok()) line += " -> " + *t;
       }
       std::printf("%8" PRIu64 " %06o %3u %5u %5u %12" PRIu64 " %s\n", a->ino, a->mode, a->nlink, a->uid,
-                  a->gid, a->size, line.c_str());
+                  a->gid, a->size, E(line).c_str());
       if (g.recursive && S_ISDIR(a->mode))
         todo.emplace_back((*e)->ino, (dpath == "/" ? "" : dpath) + "/" + (*e)->name);
     }

@@ -247,6 +247,12 @@ int CmdCheck(const Image& img, bool no_data, bool quiet) {
 
 int CmdLoad(const Image& img, const std::string& dest, bool quiet) {
   const uint64_t size = img.info().total_size;
+  // memfd:SOCKET names a memfd another process serves; a copy made here
+  // would be a memfd nobody can reach once this process exits.
+  if (dest.rfind("memfd:", 0) == 0)
+    return Fail(daxfs::Status::InvalidArgument(
+        dest + ": load cannot fill a memfd served by another process (a served image is sealed read-only); "
+               "to share this image as a memfd run: daxfs serve IMAGE " + dest.substr(6)));
   auto region = daxfs::Region::Create(dest, size);
   if (!region.ok()) return Fail(region.status());
   auto src = img.region().bytes().first(size);
@@ -282,6 +288,7 @@ int CmdLoad(const Image& img, const std::string& dest, bool quiet) {
 
 int CmdServe(const Image& img, const std::string& socket, bool hugetlb, const std::string& heap,
              bool quiet) {
+  if (auto st = daxfs::tools::CheckSocketPath(socket); !st.ok()) return Fail(st);
   auto src = img.region().bytes().first(img.info().total_size);
   // The copy below is made by the kernel, where lost memory is a bare
   // EFAULT: touch every page here first so the guard can say what happened.
@@ -293,9 +300,9 @@ int CmdServe(const Image& img, const std::string& socket, bool hugetlb, const st
   if (!region.ok()) return Fail(region.status());
   if (!quiet)
     std::printf("serving %s (%zu bytes%s, %s) on %s; clients use memfd:%s\n",
-                img.region().name().c_str(), src.size(), hugetlb ? ", huge pages" : "",
-                heap.empty() ? "sealed memfd" : ("dma-buf from heap " + heap).c_str(),
-                socket.c_str(), socket.c_str());
+                EscapeControls(img.region().name()).c_str(), src.size(), hugetlb ? ", huge pages" : "",
+                heap.empty() ? "sealed memfd" : ("dma-buf from heap " + EscapeControls(heap)).c_str(),
+                EscapeControls(socket).c_str(), EscapeControls(socket).c_str());
   std::fflush(stdout);
   daxfs::Status st = daxfs::tools::ServeUntilInterrupted(**region, socket);
   return st.ok() ? 0 : Fail(st);

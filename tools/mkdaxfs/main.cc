@@ -99,6 +99,10 @@ int main(int argc, char** argv) {
   opts.pack_small_files = !no_pack;
   opts.dedup = !no_dedup;
   opts.object_dir = object_dir;
+  if (app.count("--objects") && object_dir.empty()) {
+    std::fprintf(stderr, "mkdaxfs: --objects: the object directory path is empty\n");
+    return 2;
+  }
   if (label.size() > 63) {
     std::fprintf(stderr, "mkdaxfs: label longer than 63 bytes\n");
     return 2;
