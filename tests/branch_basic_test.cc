@@ -258,6 +258,72 @@ TEST_F(BranchTest, EveryOperation) {
   EXPECT_EQ(store().Check(nullptr), 0u);
 }
 
+// The open-but-unlinked file in the engine: an inode whose last name goes
+// with keep_open stays (nlink 0) until forget; another process's view sees
+// the same; a commit drops the child's orphans; O_TMPFILE orphans can be
+// linked, removed ones cannot.
+TEST_F(BranchTest, OrphansLiveUntilForgottenAndEndWithTheCommit) {
+  ASSERT_TRUE(store().Create("o").ok());
+  auto w = Open("o", true);
+  Ino f = *w->create(w->root(), "f", 0644);
+  ASSERT_TRUE(w->write(f, 0, B("kept")).ok());
+  ASSERT_TRUE(w->unlink(w->root(), "f", /*keep_open=*/true).ok());
+  EXPECT_EQ(w->lookup(w->root(), "f").status().errno_value(), ENOENT);
+  EXPECT_EQ(w->stat(f)->nlink, 0u);
+  EXPECT_EQ(ReadAll(*w, f), "kept");
+  ASSERT_TRUE(w->write(f, 4, B("+more")).ok());
+  ASSERT_TRUE(w->truncate(f, 6).ok());
+  EXPECT_EQ(ReadAll(*w, f), "kept+m");
+  // A linked-in-again attempt of a removed inode fails as on Linux.
+  EXPECT_EQ(w->link(f, w->root(), "again").errno_value(), ENOENT);
+  // Another view of the same branch replays the same orphan.
+  auto other = store().OpenBranch("o", false);
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(ReadAll(**other, f), "kept+m");
+  // Without keep_open the inode goes at once.
+  Ino g = *w->create(w->root(), "g", 0644);
+  ASSERT_TRUE(w->unlink(w->root(), "g").ok());
+  EXPECT_EQ(w->stat(g).status().errno_value(), ENOENT);
+  // rename over an open file and rmdir of an open directory.
+  Ino victim = *w->create(w->root(), "victim", 0644);
+  ASSERT_TRUE(w->write(victim, 0, B("old")).ok());
+  Ino repl = *w->create(w->root(), "repl", 0644);
+  ASSERT_TRUE(w->rename(w->root(), "repl", w->root(), "victim", 0, /*keep_replaced_open=*/true).ok());
+  EXPECT_EQ(ReadAll(*w, victim), "old");
+  EXPECT_EQ(*w->lookup(w->root(), "victim"), repl);
+  Ino d = *w->mkdir(w->root(), "d", 0755);
+  ASSERT_TRUE(w->rmdir(w->root(), "d", true).ok());
+  EXPECT_EQ(w->stat(d)->nlink, 0u);
+  EXPECT_TRUE((*w->opendir(d))->next()->has_value() == false);
+  // O_TMPFILE: nameless, then linked.
+  Ino t = *w->tmpfile(w->root(), 0600);
+  EXPECT_EQ(w->stat(t)->nlink, 0u);
+  ASSERT_TRUE(w->write(t, 0, B("tmp")).ok());
+  ASSERT_TRUE(w->link(t, w->root(), "named").ok());
+  EXPECT_EQ(w->stat(t)->nlink, 1u);
+  EXPECT_EQ(ReadPath(*w, "/named"), "tmp");
+  Ino t2 = *w->tmpfile(w->root(), 0600);
+  auto orphans = w->orphans();
+  ASSERT_TRUE(orphans.ok());
+  EXPECT_EQ(orphans->size(), 4u);  // f, victim, d, t2
+  // forget drops an orphan; on a named inode it does nothing.
+  ASSERT_TRUE(w->forget(victim).ok());
+  EXPECT_EQ(w->stat(victim).status().errno_value(), ENOENT);
+  ASSERT_TRUE(w->forget(t).ok());
+  EXPECT_EQ(ReadPath(*w, "/named"), "tmp");
+  ASSERT_TRUE(w->forget(victim).ok());  // twice: nothing
+  // Commit: main never sees the orphans left (f, d, t2), check is clean.
+  w.reset();
+  other->reset();
+  ASSERT_TRUE(store().Commit("o").ok());
+  auto main = Open("main", false);
+  EXPECT_EQ(main->stat(f).status().errno_value(), ENOENT);
+  EXPECT_EQ(main->stat(t2).status().errno_value(), ENOENT);
+  EXPECT_EQ(main->stat(d).status().errno_value(), ENOENT);
+  EXPECT_EQ(ReadPath(*main, "/named"), "tmp");
+  EXPECT_EQ(store().Check(nullptr), 0u);
+}
+
 TEST_F(BranchTest, OneByteInABigFileCopiesOnePage) {
   ASSERT_TRUE(store().Create("cow").ok());
   auto b = Open("cow", true);

@@ -122,11 +122,26 @@ class Branch : public FsView {
   Result<Ino> mknod(Ino dir, std::string_view name, uint32_t mode, uint32_t rdev_major,
                     uint32_t rdev_minor, uint32_t uid = 0, uint32_t gid = 0);
   Status link(Ino ino, Ino dir, std::string_view name);
-  Status unlink(Ino dir, std::string_view name);
-  Status rmdir(Ino dir, std::string_view name);
-  // flags: 0, RENAME_NOREPLACE or RENAME_EXCHANGE.
+  // keep_open: the caller still has the inode open (a file descriptor, a
+  // working directory). When its last name goes it then stays, nameless
+  // (nlink 0), readable and writable by number, until forget(ino): the
+  // POSIX open-but-unlinked file. Otherwise it is dropped at once.
+  Status unlink(Ino dir, std::string_view name, bool keep_open = false);
+  Status rmdir(Ino dir, std::string_view name, bool keep_open = false);
+  // flags: 0, RENAME_NOREPLACE or RENAME_EXCHANGE. keep_replaced_open: the
+  // inode a rename replaces is open (as keep_open above).
   Status rename(Ino sdir, std::string_view sname, Ino ddir, std::string_view dname,
-                uint32_t flags = 0);
+                uint32_t flags = 0, bool keep_replaced_open = false);
+  // O_TMPFILE: a regular file with no name (nlink 0) in the filesystem of
+  // `dir` (which gives a set-group-ID group); link() names it, forget()
+  // drops it.
+  Result<Ino> tmpfile(Ino dir, uint32_t mode, uint32_t uid = 0, uint32_t gid = 0);
+  // The last handle on `ino` went: drop it if it is nameless (an orphan).
+  // Nothing happens for an inode that has a name or is gone.
+  Status forget(Ino ino);
+  // The orphans of this branch now (held open by its writer, or left by a
+  // writer that died: a new writer drops those).
+  Result<std::vector<Ino>> orphans() const;
   // Writes at any offset; the gap before it reads as zeros. Copy-on-write
   // per 4 KiB page: only the pages touched get new blocks.
   Status write(Ino ino, uint64_t offset, std::span<const std::byte> data);

@@ -140,6 +140,7 @@ enum RecordType : uint32_t {
   kRecSetxattr = 8,
   kRecRemovexattr = 9,
   kRecMerge = 10,
+  kRecForget = 11,
 };
 struct RecordHeader {
   uint32_t type;
@@ -164,15 +165,24 @@ struct RecUnlink {             // + name
   uint64_t dir, ino;
   int64_t sec;
   uint32_t nsec;
-  uint16_t name_len, is_dir;
+  uint16_t name_len, is_dir;   // kUnlinkDir | kUnlinkKeepOrphan
 };
+// is_dir bits of RecUnlink. kUnlinkKeepOrphan: the inode losing its last
+// name stays, nameless (nlink 0), because it is still open: an orphan,
+// dropped by a later kRecForget (when its last handle goes), at the end of
+// the merge that commits it, or when a new writer takes the branch over.
+inline constexpr uint16_t kUnlinkDir = 1;
+inline constexpr uint16_t kUnlinkKeepOrphan = 2;
 struct RecRename {             // + source name + destination name
   uint64_t sdir, ddir, sino, dino;  // dino: inode at the destination, 0 = none
   int64_t sec;
   uint32_t nsec, flags;        // RENAME_NOREPLACE / RENAME_EXCHANGE
   uint16_t sname_len, dname_len;
-  uint32_t reserved;
+  uint32_t keep;               // kRenameKeepOrphan: a replaced dino that is open stays an orphan
 };
+inline constexpr uint32_t kRenameKeepOrphan = 1;
+// A create record with dir 0 and no name makes an orphan (O_TMPFILE): a
+// regular file with nlink 0 that a link record may name later.
 enum SetattrMask : uint32_t {
   kSetMode = 1, kSetUid = 2, kSetGid = 4, kSetSize = 8,
   kSetAtime = 16, kSetMtime = 32,
@@ -198,6 +208,13 @@ struct RecXattr {              // + name + value (set) / + name (remove)
   uint32_t nsec, flags;        // XATTR_CREATE / XATTR_REPLACE
   uint16_t name_len, reserved;
   uint32_t value_len;
+};
+// Drops the orphan `ino` (its last handle went); nothing if it has a name
+// again or is gone already.
+struct RecForget {
+  uint64_t ino;
+  int64_t sec;
+  uint32_t nsec, reserved;
 };
 // The commit of a child: replays the child's log [0, child_len) here.
 struct RecMerge {

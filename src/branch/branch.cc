@@ -298,7 +298,7 @@ Status Branch::link(Ino ino, Ino dir, std::string_view name) {
   });
 }
 
-Status Branch::unlink(Ino dir, std::string_view name) {
+Status Branch::unlink(Ino dir, std::string_view name, bool keep_open) {
   return impl_->WriteOp([&](Index& idx, Record* r) -> Status {
     if (name == "." || name == "..") return Status::InvalidArgument("cannot unlink . or ..");
     DAXFS_ASSIGN_OR_RETURN(branch::DEnt e, idx.Find(dir, name));
@@ -308,11 +308,12 @@ Status Branch::unlink(Ino dir, std::string_view name) {
     r->ino = e.ino;
     r->name = name;
     r->flags = 0;
+    r->keep = keep_open;
     return idx.Validate(*r);
   });
 }
 
-Status Branch::rmdir(Ino dir, std::string_view name) {
+Status Branch::rmdir(Ino dir, std::string_view name, bool keep_open) {
   return impl_->WriteOp([&](Index& idx, Record* r) -> Status {
     if (name == ".") return Status::InvalidArgument("cannot remove '.'");
     if (name == "..") return Status::FromErrno(ENOTEMPTY, "cannot remove '..'");
@@ -323,12 +324,13 @@ Status Branch::rmdir(Ino dir, std::string_view name) {
     r->ino = e.ino;
     r->name = name;
     r->flags = 1;
+    r->keep = keep_open;
     return idx.Validate(*r);
   });
 }
 
 Status Branch::rename(Ino sdir, std::string_view sname, Ino ddir, std::string_view dname,
-                      uint32_t flags) {
+                      uint32_t flags, bool keep_replaced_open) {
   if (flags & ~(uint32_t{RENAME_NOREPLACE} | RENAME_EXCHANGE) ||
       flags == (RENAME_NOREPLACE | RENAME_EXCHANGE))
     return Status::InvalidArgument("rename: unsupported flags");
@@ -347,6 +349,7 @@ Status Branch::rename(Ino sdir, std::string_view sname, Ino ddir, std::string_vi
     r->name = sname;
     r->name2 = dname;
     r->flags = flags;
+    r->keep = keep_replaced_open && d.ino != 0 && !(flags & RENAME_EXCHANGE);
     DAXFS_RETURN_IF_ERROR(idx.Validate(*r));
     if (d.ino == s.ino) {
       nothing = true;  // same inode: POSIX says do nothing
@@ -356,6 +359,53 @@ Status Branch::rename(Ino sdir, std::string_view sname, Ino ddir, std::string_vi
   });
   if (nothing) return Status::OK();
   return st;
+}
+
+Result<Ino> Branch::tmpfile(Ino dir, uint32_t mode, uint32_t uid, uint32_t gid) {
+  Ino made = 0;
+  Status st = impl_->WriteOp([&](Index& idx, Record* r) -> Status {
+    DAXFS_RETURN_IF_ERROR(idx.Stat(dir).status());
+    DAXFS_ASSIGN_OR_RETURN(FsAttr d, idx.Stat(dir));
+    if (!S_ISDIR(d.mode)) return Status::NotDirectory("inode " + std::to_string(dir) + " is not a directory");
+    r->type = bf::kRecCreate;
+    r->dir = dir;
+    r->mode = S_IFREG | (mode & 07777);
+    r->uid = uid;
+    r->gid = gid;
+    DAXFS_RETURN_IF_ERROR(Inherit(idx, r));
+    r->dir = 0;  // nameless: an orphan from the start
+    r->ino = UINT64_MAX;
+    DAXFS_RETURN_IF_ERROR(idx.Validate(*r));
+    r->ino = branch::A(impl_->m->hdr->next_inode_id).fetch_add(1, std::memory_order_acq_rel);
+    made = r->ino;
+    return Status::OK();
+  });
+  if (!st.ok()) return st;
+  return made;
+}
+
+Status Branch::forget(Ino ino) {
+  // Most calls find nothing to do: no record then.
+  auto orphan = impl_->WithIndex([&](const Index& idx) -> Result<bool> { return idx.orphans().count(ino) != 0; });
+  if (!orphan.ok()) return orphan.status();
+  if (!*orphan) return Status::OK();
+  bool nothing = false;
+  Status st = impl_->WriteOp([&](Index& idx, Record* r) -> Status {
+    if (!idx.orphans().count(ino)) {
+      nothing = true;
+      return Status::FromErrno(EALREADY, "");
+    }
+    r->type = bf::kRecForget;
+    r->ino = ino;
+    return Status::OK();
+  });
+  return nothing ? Status::OK() : st;
+}
+
+Result<std::vector<Ino>> Branch::orphans() const {
+  return impl_->WithIndex([&](const Index& idx) -> Result<std::vector<Ino>> {
+    return std::vector<Ino>(idx.orphans().begin(), idx.orphans().end());
+  });
 }
 
 Status Branch::write(Ino ino, uint64_t offset, std::span<const std::byte> data) {

@@ -263,7 +263,27 @@ void Index::Touch(Node* n, const Time& t, bool data) {
 
 void Index::Drop(Ino ino) {
   nodes_.erase(ino);
+  orphans_.erase(ino);
   if (ino <= g_.base_inodes) deleted_.insert(ino);
+}
+
+Status Index::KeepOrphan(Ino ino, bool is_dir, const Time& t) {
+  DAXFS_ASSIGN_OR_RETURN(Node * n, Mut(ino));
+  n->attr.nlink = 0;
+  if (is_dir) {  // removed while open: empty, and stays so (no name leads into it)
+    n->entries.clear();
+    n->entries_loaded = true;
+  }
+  Touch(n, t, false);
+  orphans_.insert(ino);
+  return Status::OK();
+}
+
+void Index::DropOrphansExcept(const std::unordered_set<Ino>& keep) {
+  std::vector<Ino> gone;
+  for (Ino i : orphans_)
+    if (!keep.count(i)) gone.push_back(i);
+  for (Ino i : gone) Drop(i);
 }
 
 Status Index::Do(const Record& r, bool mutate) {
@@ -276,6 +296,7 @@ Status Index::Do(const Record& r, bool mutate) {
     case bf::kRecWrite: return DoWrite(r, mutate);
     case bf::kRecSetxattr:
     case bf::kRecRemovexattr: return DoXattr(r, mutate);
+    case bf::kRecForget: return DoForget(r, mutate);
     case bf::kRecPad: return Status::OK();
     default:
       return Status::Corruption(std::string("record type ") + RecordTypeName(r.type) +
@@ -284,12 +305,32 @@ Status Index::Do(const Record& r, bool mutate) {
 }
 
 Status Index::DoCreate(const Record& r, bool mutate) {
-  DAXFS_ASSIGN_OR_RETURN(DEnt e, Find(r.dir, r.name));
-  if (e.ino != 0) return Status::Exists(std::string(r.name) + ": file exists");
+  const bool orphan = r.dir == 0;  // O_TMPFILE: no directory, no name
+  if (orphan) {
+    if (!S_ISREG(r.mode)) return Status::InvalidArgument("only regular files can be made without a name");
+  } else {
+    DAXFS_ASSIGN_OR_RETURN(DEnt e, Find(r.dir, r.name));
+    if (e.ino != 0) return Status::Exists(std::string(r.name) + ": file exists");
+  }
   if (!ValidFileType(r.mode)) return Status::InvalidArgument("invalid file type in mode");
   if (r.ino <= g_.base_inodes || Exists(r.ino))
     return Status::Corruption("create: new " + InoStr(r.ino) + " is already in use");
   if (!mutate) return Status::OK();
+  if (orphan) {
+    Node n;
+    n.attr.ino = r.ino;
+    n.attr.mode = r.mode;
+    n.attr.uid = r.uid;
+    n.attr.gid = r.gid;
+    n.attr.nlink = 0;
+    n.attr.mtime_sec = n.attr.atime_sec = n.attr.ctime_sec = r.time.sec;
+    n.attr.mtime_nsec = n.attr.atime_nsec = n.attr.ctime_nsec = r.time.nsec;
+    n.xattrs_loaded = true;
+    n.linkable = true;
+    nodes_.emplace(r.ino, std::move(n));
+    orphans_.insert(r.ino);
+    return Status::OK();
+  }
   DAXFS_ASSIGN_OR_RETURN(Node * dir, Mut(r.dir));
   DAXFS_RETURN_IF_ERROR(LoadEntries(r.dir, dir));
   Node n;
@@ -326,10 +367,15 @@ Status Index::DoLink(const Record& r, bool mutate) {
   if (t == S_IFDIR) return Status::FromErrno(EPERM, InoStr(r.ino) + ": cannot hard-link a directory");
   DAXFS_ASSIGN_OR_RETURN(DEnt e, Find(r.dir, r.name));
   if (e.ino != 0) return Status::Exists(std::string(r.name) + ": file exists");
+  // An orphan gets a name again only if it was made nameless (O_TMPFILE),
+  // as on Linux (I_LINKABLE); one whose names were removed stays gone.
+  if (orphans_.count(r.ino) && !FindNode(r.ino)->linkable)
+    return Status::NotFound(InoStr(r.ino) + ": was removed; it cannot be linked again");
   if (!mutate) return Status::OK();
   DAXFS_ASSIGN_OR_RETURN(Node * dir, Mut(r.dir));
   DAXFS_RETURN_IF_ERROR(LoadEntries(r.dir, dir));
   DAXFS_ASSIGN_OR_RETURN(Node * n, Mut(r.ino));
+  if (orphans_.erase(r.ino)) n->linkable = false;
   ++n->attr.nlink;
   Touch(n, r.time, false);
   dir->entries.emplace(std::string(r.name), DEnt{r.ino, t});
@@ -358,11 +404,13 @@ Status Index::DoUnlink(const Record& r, bool mutate) {
   Touch(dir, r.time, true);
   if (is_dir) {
     --dir->attr.nlink;
+    if (r.keep) return KeepOrphan(e.ino, true, r.time);
     Drop(e.ino);
     return Status::OK();
   }
   DAXFS_ASSIGN_OR_RETURN(Node * n, Mut(e.ino));
   if (n->attr.nlink <= 1) {
+    if (r.keep) return KeepOrphan(e.ino, false, r.time);
     Drop(e.ino);
   } else {
     --n->attr.nlink;
@@ -453,14 +501,22 @@ Status Index::DoRename(const Record& r, bool mutate) {
     if (dst.ino != 0) {
       if (dst.type == S_IFDIR) {
         --dd->attr.nlink;
-        Drop(dst.ino);
+        if (r.keep) {
+          DAXFS_RETURN_IF_ERROR(KeepOrphan(dst.ino, true, r.time));
+        } else {
+          Drop(dst.ino);
+        }
       } else {
         DAXFS_ASSIGN_OR_RETURN(Node * victim, Mut(dst.ino));
         sd = &nodes_.at(r.dir);
         dd = &nodes_.at(r.ddir);
         moved = &nodes_.at(src.ino);
         if (victim->attr.nlink <= 1) {
-          Drop(dst.ino);
+          if (r.keep) {
+            DAXFS_RETURN_IF_ERROR(KeepOrphan(dst.ino, false, r.time));
+          } else {
+            Drop(dst.ino);
+          }
         } else {
           --victim->attr.nlink;
           Touch(victim, r.time, false);
@@ -562,6 +618,13 @@ Status Index::DoXattr(const Record& r, bool mutate) {
     else n->xattrs.emplace(std::string(r.name), r.value);
   }
   Touch(n, r.time, false);
+  return Status::OK();
+}
+
+Status Index::DoForget(const Record& r, bool mutate) {
+  // Idempotent: an orphan that got a name again, or is gone, stays as it is.
+  if (!mutate || !orphans_.count(r.ino)) return Status::OK();
+  Drop(r.ino);
   return Status::OK();
 }
 

@@ -45,6 +45,7 @@ struct Node {
   bool xattrs_loaded = false;
   std::map<std::string, std::span<const std::byte>, std::less<>> xattrs;
   std::string target;         // symlinks made in a branch
+  bool linkable = false;      // an O_TMPFILE orphan: a link record may name it
 };
 
 class Index {
@@ -77,6 +78,12 @@ class Index {
   const Geometry& geometry() const { return g_; }
   const std::shared_ptr<const Image>& base() const { return base_; }
   size_t changed_inodes() const { return nodes_.size(); }
+  // Inodes that lost their last name while open (and O_TMPFILE files not
+  // linked yet): they exist, with nlink 0, until a forget record.
+  const std::unordered_set<Ino>& orphans() const { return orphans_; }
+  // Drops every orphan not in `keep`: a merge's own orphans end with it
+  // (the handles that held them were on the committed branch).
+  void DropOrphansExcept(const std::unordered_set<Ino>& keep);
 
  private:
   Status Do(const Record& r, bool mutate);
@@ -87,6 +94,10 @@ class Index {
   Status DoSetattr(const Record& r, bool mutate);
   Status DoWrite(const Record& r, bool mutate);
   Status DoXattr(const Record& r, bool mutate);
+  Status DoForget(const Record& r, bool mutate);
+  // `ino` (a file whose last name went, or a directory removed) stays as an
+  // orphan: nameless, nlink 0, readable and writable through its number.
+  Status KeepOrphan(Ino ino, bool is_dir, const Time& t);
 
   const Node* FindNode(Ino ino) const {
     auto it = nodes_.find(ino);
@@ -105,6 +116,7 @@ class Index {
   Geometry g_;
   std::unordered_map<Ino, Node> nodes_;
   std::unordered_set<Ino> deleted_;  // base inodes removed here
+  std::unordered_set<Ino> orphans_;
 };
 
 }  // namespace daxfs::branch

@@ -31,6 +31,7 @@ const char* RecordTypeName(uint32_t type) {
     case bf::kRecSetxattr: return "setxattr";
     case bf::kRecRemovexattr: return "removexattr";
     case bf::kRecMerge: return "merge";
+    case bf::kRecForget: return "forget";
     default: return "unknown";
   }
 }
@@ -70,15 +71,16 @@ std::vector<std::byte> Encode(const Record& r) {
       break;
     }
     case bf::kRecUnlink: {
+      const uint16_t bits = static_cast<uint16_t>((r.flags ? bf::kUnlinkDir : 0) | (r.keep ? bf::kUnlinkKeepOrphan : 0));
       Put(&out, bf::RecUnlink{r.dir, r.ino, r.time.sec, r.time.nsec,
-                              static_cast<uint16_t>(r.name.size()), static_cast<uint16_t>(r.flags)});
+                              static_cast<uint16_t>(r.name.size()), bits});
       PutBytes(&out, r.name.data(), r.name.size());
       break;
     }
     case bf::kRecRename: {
       Put(&out, bf::RecRename{r.dir, r.ddir, r.ino, r.dino, r.time.sec, r.time.nsec, r.flags,
                               static_cast<uint16_t>(r.name.size()),
-                              static_cast<uint16_t>(r.name2.size()), 0});
+                              static_cast<uint16_t>(r.name2.size()), r.keep ? bf::kRenameKeepOrphan : 0});
       PutBytes(&out, r.name.data(), r.name.size());
       PutBytes(&out, r.name2.data(), r.name2.size());
       break;
@@ -117,6 +119,9 @@ std::vector<std::byte> Encode(const Record& r) {
     }
     case bf::kRecMerge:
       Put(&out, bf::RecMerge{r.child_slot, 0, r.child_id, r.child_len});
+      break;
+    case bf::kRecForget:
+      Put(&out, bf::RecForget{r.ino, r.time.sec, r.time.nsec, 0});
       break;
     default:
       break;
@@ -187,7 +192,11 @@ Result<Record> Decode(std::span<const std::byte> bytes) {
       r.gid = c.gid;
       r.rdev = c.rdev;
       r.time = {c.sec, c.nsec};
-      DAXFS_RETURN_IF_ERROR(name_ok(r.name));
+      if (r.dir == 0) {  // an orphan from the start (O_TMPFILE): no name, a regular file
+        if (!r.name.empty() || !S_ISREG(r.mode)) return bad("nameless create of a non-file or with a name");
+      } else {
+        DAXFS_RETURN_IF_ERROR(name_ok(r.name));
+      }
       if (S_ISLNK(r.mode) != !r.target.empty() || r.target.size() > fmt::kSymlinkMax ||
           r.target.find('\0') != std::string_view::npos)
         return bad("bad symlink target");
@@ -201,9 +210,10 @@ Result<Record> Decode(std::span<const std::byte> bytes) {
       r.dir = l.dir;
       r.ino = l.ino;
       r.time = {l.sec, l.nsec};
-      r.flags = l.reserved;  // unlink: is_dir
-      if (h.type == bf::kRecLink && r.flags != 0) return bad("reserved field set");
-      if (r.flags > 1) return bad("bad is_dir");
+      if (h.type == bf::kRecLink && l.reserved != 0) return bad("reserved field set");
+      if (l.reserved & ~(bf::kUnlinkDir | bf::kUnlinkKeepOrphan)) return bad("bad is_dir");
+      r.flags = l.reserved & bf::kUnlinkDir;  // unlink: is_dir
+      r.keep = l.reserved & bf::kUnlinkKeepOrphan;
       DAXFS_RETURN_IF_ERROR(name_ok(r.name));
       break;
     }
@@ -220,6 +230,8 @@ Result<Record> Decode(std::span<const std::byte> bytes) {
       DAXFS_RETURN_IF_ERROR(name_ok(r.name));
       DAXFS_RETURN_IF_ERROR(name_ok(r.name2));
       if (r.flags & ~3u || r.flags == 3u) return bad("bad flags");
+      if (n.keep & ~bf::kRenameKeepOrphan) return bad("bad keep bits");
+      r.keep = n.keep & bf::kRenameKeepOrphan;
       break;
     }
     case bf::kRecSetattr: {
@@ -275,6 +287,14 @@ Result<Record> Decode(std::span<const std::byte> bytes) {
       r.child_slot = m.child_slot;
       r.child_id = m.child_id;
       r.child_len = m.child_len;
+      break;
+    }
+    case bf::kRecForget: {
+      bf::RecForget f;
+      if (!rd.Get(&f)) return bad("truncated");
+      if (f.reserved != 0) return bad("reserved field set");
+      r.ino = f.ino;
+      r.time = {f.sec, f.nsec};
       break;
     }
     default:

@@ -27,6 +27,7 @@ struct Record {
   Ino ddir = 0, dino = 0;       // rename: destination dir and the inode there (0 = none)
   uint32_t mode = 0, uid = 0, gid = 0, rdev = 0;
   uint32_t flags = 0;           // rename, setxattr flags; unlink: is_dir
+  bool keep = false;            // unlink / rename: the inode removed stays as an open orphan
   uint32_t mask = 0;            // setattr
   uint64_t size = 0;            // setattr size
   uint64_t end = 0, first_page = 0;  // write

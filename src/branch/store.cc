@@ -76,8 +76,13 @@ bool ProcessAlive(uint64_t pid, uint64_t start) {
 void Keys::Add(const Record& r) {
   switch (r.type) {
     case bf::kRecCreate:
-      entries.emplace(r.dir, std::string(r.name));
-      used.insert(r.dir);
+      if (r.dir != 0) {  // a nameless (O_TMPFILE) create touches no directory
+        entries.emplace(r.dir, std::string(r.name));
+        used.insert(r.dir);
+      }
+      inodes.insert(r.ino);
+      break;
+    case bf::kRecForget:
       inodes.insert(r.ino);
       break;
     case bf::kRecLink:
@@ -410,7 +415,12 @@ Status BranchStore::Impl::Replay(uint32_t s, uint64_t from, uint64_t to, Index* 
         return bad("does not name a child of this branch");
       if (r.child_len > LoadAcq(const_cast<bf::Slot&>(c).published_len))
         return bad("length beyond the child's log");
-      return Replay(r.child_slot, 0, r.child_len, idx, depth + 1);
+      // The child's orphans were held by handles on the child, which end
+      // with its commit: they end here too, so nothing nameless lives on.
+      const auto before = idx->orphans();
+      DAXFS_RETURN_IF_ERROR(Replay(r.child_slot, 0, r.child_len, idx, depth + 1));
+      idx->DropOrphansExcept(before);
+      return Status::OK();
     }
     Status st = idx->Apply(r);
     if (!st.ok())

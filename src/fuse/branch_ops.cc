@@ -98,6 +98,30 @@ struct Context {
   // the file are still right and are kept (a change in between made the
   // watcher or the open drop them).
   std::unordered_map<fuse_ino_t, uint64_t> opened_at;
+  // Open handles (files and directories) per FUSE inode: an inode that
+  // loses its last name while open stays as an orphan until its last
+  // handle is released (the POSIX open-but-unlinked file).
+  std::unordered_map<fuse_ino_t, uint32_t> open_handles;
+
+  void Opened(fuse_ino_t ino) {
+    std::lock_guard lock(mu);
+    ++open_handles[ino];
+  }
+  // A handle went; true when it was the last.
+  bool Released(fuse_ino_t ino) {
+    std::lock_guard lock(mu);
+    auto it = open_handles.find(ino);
+    if (it == open_handles.end()) return false;
+    if (--it->second > 0) return false;
+    open_handles.erase(it);
+    return true;
+  }
+  // Whether this mount has (view, ino) open.
+  bool IsOpen(uint32_t view, Ino ino) {
+    std::lock_guard lock(mu);
+    auto id = node_ids.find({view, ino});
+    return id != node_ids.end() && open_handles.count(id->second) != 0;
+  }
 
   // Whether an open of `ino` in read-only view `id` may keep cached pages.
   bool PagesStillValid(fuse_ino_t ino, uint32_t id) {
@@ -157,6 +181,12 @@ struct Context {
       DAXFS_ASSIGN_OR_RETURN(v.writer, store->OpenBranch(v.name, true));
       w = v.writer;
       name = v.name;
+    }
+    // Orphans left by a writer that died (their handles died with it), but
+    // not those this mount itself has open.
+    if (auto orphans = w->orphans(); orphans.ok()) {
+      for (Ino o : *orphans)
+        if (!IsOpen(id, o)) (void)w->forget(o);
     }
     // From now on the kernel caches this view's attributes and pages
     // (Timeout, keep_cache): forget what it has from before the lease, when
@@ -296,6 +326,22 @@ std::optional<Node> NodeOrReply(fuse_req_t req, fuse_ino_t fino) {
 }
 
 bool IsViewRoot(Context& c, const Node& n) { return n.ino != kCtlIno && n.ino == c.Reader(n.view)->root(); }
+
+// One open handle of `ino` went. The last one of an orphan (its names were
+// removed while it was open, or an O_TMPFILE never linked) drops it.
+void ReleaseHandle(Context& c, fuse_ino_t ino) {
+  if (!c.Released(ino)) return;
+  auto n = c.Get(ino);
+  if (!n || n->ino == kCtlIno) return;
+  std::shared_ptr<Branch> w;
+  {
+    std::lock_guard lock(c.mu);
+    w = c.views[n->view]->writer;
+  }
+  if (!w) return;  // only the writer makes orphans
+  if (Status st = w->forget(n->ino); !st.ok() && st.errno_value() != ESTALE)
+    LogProblem("dropping the unlinked inode " + std::to_string(n->ino) + ": " + st.message());
+}
 
 void OpInit(void*, fuse_conn_info* conn) {
   auto want = [conn](unsigned cap) {
@@ -466,17 +512,26 @@ void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* ne
   ReplyEntry(req, n->view, n->ino, newparent, newname);
 }
 
+// Whether the inode at `name` in `dir` of `view` is open here (so that it
+// must outlive its last name).
+bool EntryOpen(Context& c, const DirOp& d, std::string_view name) {
+  auto ino = d.w->lookup(d.dir.ino, name);
+  return ino.ok() && c.IsOpen(d.dir.view, *ino);
+}
+
 void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Context& c = Ctx(req);
   auto d = WritableDir(req, parent);
   if (!d) return;
-  if (Reserved(Ctx(req), d->dir, name)) return (void)fuse_reply_err(req, EPERM);
-  fuse_reply_err(req, d->w->unlink(d->dir.ino, name).errno_value());
+  if (Reserved(c, d->dir, name)) return (void)fuse_reply_err(req, EPERM);
+  fuse_reply_err(req, d->w->unlink(d->dir.ino, name, EntryOpen(c, *d, name)).errno_value());
 }
 
 void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Context& c = Ctx(req);
   auto d = WritableDir(req, parent);
   if (!d) return;
-  fuse_reply_err(req, d->w->rmdir(d->dir.ino, name).errno_value());
+  fuse_reply_err(req, d->w->rmdir(d->dir.ino, name, EntryOpen(c, *d, name)).errno_value());
 }
 
 void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
@@ -489,7 +544,8 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
   if (nd->view != d->dir.view || nd->ino == kCtlIno) return (void)fuse_reply_err(req, EXDEV);
   if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return (void)fuse_reply_err(req, EINVAL);
   if (Reserved(c, d->dir, name) || Reserved(c, *nd, newname)) return (void)fuse_reply_err(req, EPERM);
-  fuse_reply_err(req, d->w->rename(d->dir.ino, name, nd->ino, newname, flags).errno_value());
+  const bool replaced_open = EntryOpen(c, DirOp{d->w, *nd}, newname);
+  fuse_reply_err(req, d->w->rename(d->dir.ino, name, nd->ino, newname, flags, replaced_open).errno_value());
 }
 
 void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
@@ -498,17 +554,23 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
   if (!d) return;
   if (Reserved(c, d->dir, name)) return (void)fuse_reply_err(req, EEXIST);
   const fuse_ctx* who = fuse_req_ctx(req);
-  auto r = d->w->create(d->dir.ino, name, mode, who->uid, who->gid);
+  // O_TMPFILE arrives as a create of "/" (the transport turns FUSE_TMPFILE
+  // into FUSE_CREATE; no real name can be "/").
+  const bool tmpfile = std::string_view(name) == "/";
+  auto r = tmpfile ? d->w->tmpfile(d->dir.ino, mode, who->uid, who->gid)
+                   : d->w->create(d->dir.ino, name, mode, who->uid, who->gid);
   if (!r.ok()) return ReplyError(req, r.status());
   fuse_entry_param e{};
   e.ino = c.Fuse(d->dir.view, *r);
   e.generation = 1;
   e.attr_timeout = e.entry_timeout = c.Timeout(d->dir.view);
   if (Status st = StatNode(c, e.ino, {d->dir.view, *r}, &e.attr); !st.ok()) return ReplyError(req, st);
+  if (tmpfile) e.entry_timeout = 0;
   if (e.entry_timeout > 0) c.Remember(d->dir.view, parent, name);
   fi->keep_cache = 0;
   fi->noflush = 1;
-  fuse_reply_create(req, &e, fi);
+  c.Opened(e.ino);
+  if (fuse_reply_create(req, &e, fi) != 0) ReleaseHandle(c, e.ino);
 }
 
 void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
@@ -535,7 +597,8 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   // others, only when the view's version moved since the last open.
   fi->keep_cache = c.Timeout(n->view) > 0 || c.PagesStillValid(ino, n->view);
   fi->noflush = 1;                           // OpFlush has nothing to do
-  fuse_reply_open(req, fi);
+  c.Opened(ino);
+  if (fuse_reply_open(req, fi) != 0) ReleaseHandle(c, ino);  // the open was interrupted
 }
 
 void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
@@ -796,7 +859,8 @@ bool NameBufferWritable(fuse_req_t req, void* arg) {
   static const char kZeros[kNameBuf] = {};
   iovec local{const_cast<char*>(kZeros), kNameBuf};
   iovec remote{arg, kNameBuf};
-  if (process_vm_writev(pid, &local, 1, &remote, 1, 0) == static_cast<ssize_t>(kNameBuf)) return true;
+  const ssize_t n = process_vm_writev(pid, &local, 1, &remote, 1, 0);
+  if (n >= 0) return n == static_cast<ssize_t>(kNameBuf);  // short: the buffer ends early
   return errno != EFAULT;
 }
 
@@ -838,7 +902,10 @@ void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void* arg, fuse_f
 }
 
 void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
-void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
+void OpRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  ReleaseHandle(Ctx(req), ino);
+  fuse_reply_err(req, 0);
+}
 
 void OpFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
   Context& c = Ctx(req);
@@ -874,7 +941,11 @@ void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     list->push_back(std::move(**e));
   }
   fi->fh = reinterpret_cast<uint64_t>(list.release());
-  fuse_reply_open(req, fi);
+  c.Opened(ino);
+  if (fuse_reply_open(req, fi) != 0) {
+    delete reinterpret_cast<Listing*>(fi->fh);
+    ReleaseHandle(c, ino);
+  }
 }
 
 void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
@@ -896,8 +967,9 @@ void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file
   fuse_reply_buf(req, buf.data(), used);
 }
 
-void OpReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+void OpReleasedir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   delete reinterpret_cast<Listing*>(fi->fh);
+  ReleaseHandle(Ctx(req), ino);
   fuse_reply_err(req, 0);
 }
 void OpFsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) {

@@ -172,6 +172,7 @@ ssize_t TransportWritev(int fd, iovec* iov, int count, void*) {
 ssize_t TransportRead(int fd, void* buf, size_t len, void*) {
   g_device_fd = fd;
   const ssize_t n = read(fd, buf, len);
+  if (n >= static_cast<ssize_t>(kInHeader)) TmpfileAsCreate(static_cast<std::byte*>(buf));
   if (!g_init_sent && n >= static_cast<ssize_t>(kInHeader + kInitInFlags2 + 4)) {
     const auto* in = static_cast<const char*>(buf);
     uint32_t opcode, flags2;
@@ -186,6 +187,17 @@ ssize_t TransportRead(int fd, void* buf, size_t len, void*) {
 }
 
 }  // namespace
+
+void TmpfileAsCreate(std::byte* in_header) {
+  // FUSE_TMPFILE (kernel 6.3+) carries what FUSE_CREATE does (fuse_create_in
+  // and a name, "/" for the nameless dentry) and wants the same reply, but
+  // libfuse 3.14 does not know it: hand it over as a create of "/".
+  uint32_t opcode;
+  std::memcpy(&opcode, in_header + kInHeaderOpcode, 4);
+  if (opcode != FUSE_TMPFILE) return;
+  opcode = FUSE_CREATE;
+  std::memcpy(in_header + kInHeaderOpcode, &opcode, 4);
+}
 
 bool KernelOffersPassthrough() { return g_passthrough_offered; }
 void RequestPassthrough(bool on) { g_passthrough_wanted = on; }

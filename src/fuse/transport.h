@@ -17,6 +17,9 @@ const fuse_custom_io* DaxfsTransport();
 
 // FUSE passthrough (kernel 6.9+): whether the kernel's INIT offered it
 // (known once INIT arrived, e.g. in the init handler).
+// Rewrites a FUSE_TMPFILE request in place as FUSE_CREATE of the name "/"
+// (libfuse 3.14 has no tmpfile handler; branch mounts serve it in create).
+void TmpfileAsCreate(std::byte* in_header);
 bool KernelOffersPassthrough();
 // Asks for passthrough in the INIT reply; call from the init handler.
 void RequestPassthrough(bool on);

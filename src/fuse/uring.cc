@@ -188,6 +188,7 @@ bool UringServer::Impl::Submit(Queue& q, Entry* e, uint32_t cmd) {
 // unchanged and the payload (write data) is not copied; the transport puts
 // the reply into the entry; commit it.
 void UringServer::Impl::Serve(Queue& q, Entry& e) {
+  TmpfileAsCreate(e.base + kHdrInOut);
   if (offload) {
     uint32_t opcode;
     uint64_t nodeid;

@@ -113,8 +113,82 @@ def op_mmap(r, p, a):
         os.close(fd)
 
 
+# Descriptors kept open across operations, one per side, so that unlink,
+# rename over and rmdir of open files and directories are followed by
+# calls on the descriptors (the open-but-unlinked file: read, write, fstat,
+# ftruncate, fchmod, directory fstat).
+pool = []
+
+
+def fd_call(fd, a):
+    what = a["what"]
+    st = os.fstat(fd)
+    if what == "fstat":
+        return (oct(st.st_mode), st.st_nlink if not stat.S_ISDIR(st.st_mode) else None,
+                st.st_size if stat.S_ISREG(st.st_mode) else None)
+    if stat.S_ISDIR(st.st_mode):
+        return "dir"
+    if what == "pread":
+        return hash(os.pread(fd, 1 << 20, a["off"]))
+    if what == "pwrite":
+        os.pwrite(fd, a["data"], a["off"])
+    elif what == "ftruncate":
+        os.ftruncate(fd, a["size"])
+    elif what == "fchmod":
+        os.fchmod(fd, a["mode"])
+    return (os.fstat(fd).st_size, st.st_nlink)
+
+
+def run_fd(k, p, a):
+    """Descriptor operations, on both sides; returns (mount result, tmpfs result)."""
+    if k == "open":
+        fds = []
+        for root in (broot, ref):
+            try:
+                path = root + "/" + p
+                flags = os.O_RDONLY if os.path.isdir(path) else os.O_RDWR
+                fds.append(os.open(path, flags))
+            except OSError as e:
+                fds.append(-e.errno)
+        if fds[0] >= 0 and fds[1] >= 0:
+            pool.append(fds)
+        else:
+            for f in fds:
+                if f >= 0:
+                    os.close(f)
+        return tuple(f if f < 0 else 0 for f in fds)
+    if not pool:
+        return (0, 0)
+    i = a["slot"] % len(pool)
+    if k == "close":
+        for f in pool.pop(i):
+            os.close(f)
+        return (0, 0)
+    out = []
+    for f in pool[i]:
+        try:
+            out.append(fd_call(f, a))
+        except OSError as e:
+            out.append(-e.errno)
+    return tuple(out)
+
+
+def close_pool():
+    while pool:
+        for f in pool.pop():
+            os.close(f)
+
+
 def gen():
     p = pick()
+    if rng.random() < 0.15:
+        k = rng.choice(["open", "open", "fd", "fd", "fd", "fd", "close"])
+        a = {"slot": rng.randrange(1000), "what": rng.choice(["fstat", "pread", "pwrite", "ftruncate", "fchmod"]),
+             "off": rng.choice([0, 100, 5000]), "data": rand_bytes(rng.choice([1, 4096, 9000])),
+             "size": rng.choice([0, 10, 5000]), "mode": rng.choice([0o600, 0o644])}
+        if k == "open" and len(pool) >= 8:
+            k = "close"
+        return k, p, a
     k = rng.choices(["create", "write", "truncate", "unlink", "mkdir", "rmdir", "rename", "link",
                      "symlink", "chmod", "setxattr", "removexattr", "mmap"],
                     [8, 14, 5, 5, 4, 3, 8, 3, 2, 3, 3, 2, 4])[0]
@@ -196,7 +270,10 @@ while time.monotonic() - t0 < budget or phase < 2:
     while time.monotonic() < deadline:
         for _ in range(100):
             k, p, a = gen()
-            e1, e2 = run(broot, k, p, a), run(ref, k, p, a)
+            if k in ("open", "fd", "close"):
+                e1, e2 = run_fd(k, p, a)
+            else:
+                e1, e2 = run(broot, k, p, a), run(ref, k, p, a)
             history.append(f"{ops} {k} {p} {a.get('to', a.get('size', ''))} -> {e1}")
             if e1 != e2:
                 fail(f"op {ops} {k} {p} {a if k not in ('write', 'mmap', 'setxattr') else ''}: "
@@ -204,6 +281,7 @@ while time.monotonic() - t0 < budget or phase < 2:
             ops += 1
         batches += 1
         compare(broot, f"batch {batches} in {name}")
+    close_pool()  # descriptors of a committed branch answer ESTALE (tmpfs has no commit)
     with open(broot + "/.branchfs_ctl", "w") as c:
         c.write("commit")
     compare(mnt, f"main after committing {name}")
