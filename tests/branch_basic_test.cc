@@ -51,13 +51,42 @@ class BranchTest : public ::testing::Test {
   std::unique_ptr<BranchRegion> region_;
 };
 
-TEST_F(BranchTest, MainIsReadOnlyAndTheRegionOpensAsTheBaseImage) {
-  auto w = store().OpenBranch("main", true);
-  ASSERT_FALSE(w.ok());
-  EXPECT_EQ(w.status().errno_value(), EROFS);
+// Writable main: writes go straight into main's log (no lease, any number
+// of writers, in turn with commits); a branch keeps the snapshot it was
+// made from, one made after a write sees it; a read-only view stays so.
+TEST_F(BranchTest, MainIsWritableDirectlyAndTheRegionOpensAsTheBaseImage) {
   auto main = Open("main", false);
   EXPECT_EQ(ReadPath(*main, "/a.txt"), "alpha");
   EXPECT_EQ(main->create(main->root(), "x", 0644).status().errno_value(), EROFS);
+  ASSERT_TRUE(store().Create("before").ok());
+  auto w = Open("main", true);
+  auto w2 = Open("main", true);  // a second writer of main: no lease to refuse it
+  ASSERT_TRUE(w && w2);
+  Ino seed = *w->create(w->root(), "seed", 0644);
+  ASSERT_TRUE(w->write(seed, 0, B("seeded")).ok());
+  ASSERT_TRUE(w2->write(*w2->resolve("/seed"), 6, B("+2")).ok());
+  EXPECT_EQ(ReadPath(*main, "/seed"), "seeded+2");
+  ASSERT_TRUE(store().Create("after").ok());
+  EXPECT_EQ(ReadPath(*Open("after", false), "/seed"), "seeded+2");
+  auto before = Open("before", true);
+  EXPECT_FALSE(before->resolve("/seed").ok());
+  // A commit into main while its writers stay open, then more writes.
+  Ino mine = *before->create(before->root(), "mine", 0644);
+  ASSERT_TRUE(before->write(mine, 0, B("b")).ok());
+  before.reset();
+  ASSERT_TRUE(store().Commit("before").ok());
+  ASSERT_TRUE(w->unlink(w->root(), "a.txt").ok());
+  EXPECT_EQ(ReadPath(*main, "/mine"), "b");
+  EXPECT_FALSE(main->resolve("/a.txt").ok());
+  // A sibling that touched what main's own writes changed conflicts.
+  auto after = Open("after", true);
+  ASSERT_TRUE(after->write(*after->resolve("/a.txt"), 0, B("edit")).ok());
+  after.reset();
+  EXPECT_EQ(store().Commit("after").errno_value(), ESTALE);
+  EXPECT_EQ(store().Check(nullptr), 0u);
+  w.reset();
+  w2.reset();
+  main.reset();
   // A plain reader opens the region as the image it was made from.
   auto img = Image::Open(region_->spec());
   ASSERT_TRUE(img.ok()) << img.status().ToString();

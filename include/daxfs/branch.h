@@ -7,9 +7,10 @@
 //   (*w)->write(*f, 0, bytes);
 //   (*store)->Commit("try1");                          // atomically into main
 //
-// `main` is the base image plus everything committed into it; it is never
-// written directly. A branch sees its parent as it was when the branch was
-// created, plus its own changes. Several processes may use one region at the
+// `main` is the base image plus everything committed or written into it
+// (writable main: every write is published like a one-record commit). A
+// branch sees its parent as it was when the branch was created, plus its
+// own changes. Several processes may use one region at the
 // same time; a branch has at most one writer (a lease naming pid and process
 // start time). Readers take no lock; create/commit/abort/gc take a robust
 // process-shared mutex that a dead holder cannot leave locked.
@@ -43,6 +44,18 @@ struct BranchInfo {
   pid_t writer = 0;         // live lease holder, 0 if none
   uint32_t children = 0;    // active children
   int64_t created_sec = 0;
+  std::string siblings;     // "merge" or "first-wins" (SiblingPolicy)
+};
+
+// What happens to a branch's commit when a sibling (another child of the
+// same parent) committed since the branch was made.
+enum class SiblingPolicy {
+  // The commit goes ahead unless the branch touched what the parent
+  // changed since (the sibling rule: disjoint changes merge).
+  kMerge,
+  // The commit fails with ESTALE: the first sibling to commit wins
+  // (branchfs's first-winner-commit, for best-of-N and speculation).
+  kFirstWins,
 };
 
 struct RegionUsage {
@@ -198,7 +211,8 @@ class BranchStore : public std::enable_shared_from_this<BranchStore> {
   RegionUsage Usage() const;
 
   // A new branch of `parent` ("main" or another active branch). O(1).
-  Result<BranchInfo> Create(std::string_view name, std::string_view parent = "main");
+  Result<BranchInfo> Create(std::string_view name, std::string_view parent = "main",
+                            SiblingPolicy siblings = SiblingPolicy::kMerge);
   // Merges leaf `name` into its parent atomically. EBUSY if it has active
   // children; ESTALE (message lists the paths) if it touched something its
   // parent changed since the branch was created; the branch is then left
@@ -215,8 +229,9 @@ class BranchStore : public std::enable_shared_from_this<BranchStore> {
   Result<GcResult> Gc();
 
   // A live view of `name` ("main" too). `write`: take the branch's writer
-  // lease (EBUSY naming the holder if a live process has it; main is never
-  // writable).
+  // lease (EBUSY naming the holder if a live process has it). main takes no
+  // lease: any number of processes may write it, each write published as
+  // one record under the region mutex, in turn with commits into main.
   Result<std::shared_ptr<Branch>> OpenBranch(std::string_view name, bool write = false);
 
   // Verifies the control block, every slot and every live branch's log.

@@ -93,8 +93,13 @@ struct Slot {
   int64_t created_sec;         // 72
   uint64_t commit_pos;         // 80  committed: the merge record's position in the parent log
   char name[64];               // 88  NUL terminated, 1..63 bytes
-  uint8_t reserved[104];       // 152
+  uint32_t flags;              // 152 kSlotFirstWins; set before the state is published
+  uint8_t reserved[100];       // 156
 };
+// Sibling policy of a branch (docs/BRANCHES.md): without it a sibling
+// commits unless it touched what its parent changed since it was made;
+// with it the branch's commit fails once a sibling committed first.
+inline constexpr uint32_t kSlotFirstWins = 1;
 static_assert(sizeof(Slot) == 256);
 
 // A process attached to the region (LMDB-style reader table).

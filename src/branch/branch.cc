@@ -27,6 +27,9 @@ struct Branch::Impl {
   uint64_t id = 0;
   std::string name;
   bool writable = false;
+  // main: any number of writers in any process, each write serialized by
+  // the region mutex (as commits into main are), no writer lease.
+  bool shared_writer = false;
   mutable std::shared_mutex mu;
   mutable std::unique_ptr<Index> idx;
   mutable uint64_t applied = 0;
@@ -82,13 +85,23 @@ struct Branch::Impl {
   template <typename F>
   Status WriteOp(F&& make) {
     if (!writable)
-      return Status::FromErrno(EROFS, where() + " is open read-only" +
-                                          (slot == bf::kMainSlot ? " (main is never written directly; "
-                                                                   "create a branch)" : ""));
+      return Status::FromErrno(EROFS, where() + " is open read-only");
     std::unique_lock l(mu);
+    // Shared writers of main append under the region mutex: commits into
+    // main and other processes' writes to it take turns with this one.
+    struct RegionLock {
+      BranchStore::Impl* m = nullptr;
+      ~RegionLock() {
+        if (m) m->Unlock();
+      }
+    } region_lock;
+    if (shared_writer) {
+      DAXFS_RETURN_IF_ERROR(m->Lock());
+      region_lock.m = m;
+    }
     std::lock_guard a(m->append_mu[slot]);
     DAXFS_RETURN_IF_ERROR(Sync());
-    if (LoadAcq(sl().lease_token) != m->token)
+    if (!shared_writer && LoadAcq(sl().lease_token) != m->token)
       return Status::Stale(where() + ": the writer lease was taken over");
     Record r;
     r.time = branch::Now();
@@ -113,7 +126,7 @@ Branch::Branch(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) { ++impl_->m
 
 Branch::~Branch() {
   --impl_->m->open_views;
-  if (!impl_->writable) return;
+  if (!impl_->writable || impl_->shared_writer) return;
   BranchStore::Impl* m = impl_->m;
   bf::Slot& s = impl_->sl();
   if (m->Lock().ok()) {
@@ -568,13 +581,18 @@ Result<std::shared_ptr<Branch>> BranchStore::OpenBranch(std::string_view name, b
   b->store = shared_from_this();
   b->m = &m;
   b->name = std::string(name);
-  if (write) {
+  if (write && name == "main") {
+    // Writable main (docs/BRANCHES.md): no lease; its writes take turns
+    // with commits into main under the region mutex.
+    b->slot = bf::kMainSlot;
+    b->id = m.slots[bf::kMainSlot].id;
+    b->writable = b->shared_writer = true;
+  }
+  if (write && !b->shared_writer) {
     DAXFS_RETURN_IF_ERROR(m.Lock());
     struct Unlocker { Impl* m; ~Unlocker() { m->Unlock(); } } unlock{&m};
     const int s = m.FindSlot(name);
     if (s < 0) return Status::NotFound(m.where() + ": no active branch '" + std::string(name) + "'");
-    if (s == bf::kMainSlot)
-      return Status::FromErrno(EROFS, m.where() + ": main is never written directly; create a branch");
     bf::Slot& sl = m.slots[s];
     std::lock_guard lk(m.state_mu);
     if (m.writer_open[s])

@@ -512,6 +512,7 @@ BranchInfo BranchStore::Impl::MakeInfo(uint32_t s) const {
   i.writer = LeaseLive(sl) ? static_cast<pid_t>(LoadAcq(sl.lease_pid)) : 0;
   i.children = ActiveChildren(s);
   i.created_sec = sl.created_sec;
+  i.siblings = (sl.flags & bf::kSlotFirstWins) ? "first-wins" : "merge";
   return i;
 }
 
@@ -750,7 +751,8 @@ RegionUsage BranchStore::Usage() const {
   return u;
 }
 
-Result<BranchInfo> BranchStore::Create(std::string_view name, std::string_view parent) {
+Result<BranchInfo> BranchStore::Create(std::string_view name, std::string_view parent,
+                                       SiblingPolicy siblings) {
   Impl& m = *impl_;
   DAXFS_RETURN_IF_ERROR(ValidBranchName(name));
   DAXFS_RETURN_IF_ERROR(m.Lock());
@@ -781,6 +783,7 @@ Result<BranchInfo> BranchStore::Create(std::string_view name, std::string_view p
   fresh.snapshot_len = LoadAcq(m.slots[p].published_len);
   fresh.first_chunk = chunk;
   fresh.created_sec = time(nullptr);
+  fresh.flags = siblings == SiblingPolicy::kFirstWins ? bf::kSlotFirstWins : 0;
   std::memcpy(fresh.name, name.data(), name.size());
   // Everything but the state, then the state (release): readers that see
   // the slot active see all of it.
@@ -837,6 +840,20 @@ Status BranchStore::Commit(std::string_view name, std::vector<std::string>* conf
   const uint64_t leaf_len = LoadAcq(sl.published_len);
   const uint64_t snap = sl.snapshot_len;
   const uint64_t parent_len = LoadAcq(ps.published_len);
+  if (parent_len != snap && (sl.flags & bf::kSlotFirstWins)) {
+    // First-wins: any sibling's commit since the snapshot decides it.
+    std::string winner;
+    DAXFS_RETURN_IF_ERROR(m.ReadLog(p, snap, parent_len, [&](uint64_t, const Record& r) -> Status {
+      if (r.type == bf::kRecMerge && winner.empty())
+        winner = r.child_slot < bf::kSlotCount ? m.SlotName(r.child_slot) : "?";
+      return Status::OK();
+    }));
+    if (!winner.empty()) {
+      if (conflicts_out) conflicts_out->clear();
+      return Status::Stale(m.where() + ": cannot commit '" + bname + "' into '" + pname + "': its sibling '" +
+                           winner + "' committed first (siblings=first-wins; the branch is left as it was)");
+    }
+  }
   if (parent_len != snap) {
     // The parent moved on since the leaf was made: the sibling rule.
     Keys pk, lk;

@@ -72,6 +72,9 @@ struct View {
   std::shared_ptr<Branch> reader;
   std::shared_ptr<Branch> writer;  // the writer lease, taken on the first write
   bool writable = false;
+  // The writer lease is ours: nobody else changes this view (main has no
+  // lease: other processes write and commit into it at any time).
+  bool Exclusive() const { return writer != nullptr && name != "main"; }
   // (directory, name) of every entry the kernel may cache with a positive
   // timeout (kLeasedTimeout), to invalidate when a commit changes the view.
   std::set<std::pair<fuse_ino_t, std::string>> cached_names;
@@ -142,7 +145,7 @@ struct Context {
     auto v = std::make_unique<View>();
     v->name = name;
     v->reader = std::move(b);
-    v->writable = name != "main";
+    v->writable = name != "main" || options.main_mode == "writable";
     views.push_back(std::move(v));
     const auto id = static_cast<uint32_t>(views.size() - 1);
     view_ids.emplace(name, id);
@@ -184,7 +187,8 @@ struct Context {
     }
     // Orphans left by a writer that died (their handles died with it), but
     // not those this mount itself has open.
-    if (auto orphans = w->orphans(); orphans.ok()) {
+    if (auto orphans = name == "main" ? Result<std::vector<Ino>>(std::vector<Ino>{}) : w->orphans();
+        orphans.ok()) {
       for (Ino o : *orphans)
         if (!IsOpen(id, o)) (void)w->forget(o);
     }
@@ -201,13 +205,13 @@ struct Context {
   // How long the kernel may cache entries and attributes of `id`.
   double Timeout(uint32_t id) {
     std::lock_guard lock(mu);
-    return views[id]->writer ? kLeasedTimeout : kTimeout;
+    return views[id]->Exclusive() ? kLeasedTimeout : kTimeout;
   }
   // Whether this mount holds the writer lease of `view_name`.
   bool Leased(const std::string& view_name) {
     std::lock_guard lock(mu);
     auto it = view_ids.find(view_name);
-    return it != view_ids.end() && views[it->second]->writer != nullptr;
+    return it != view_ids.end() && views[it->second]->Exclusive();
   }
   void Remember(uint32_t id, fuse_ino_t dir, std::string_view name) {
     std::lock_guard lock(mu);
@@ -228,7 +232,7 @@ struct Context {
   std::vector<std::pair<std::string, bool>> ViewNames() {
     std::lock_guard lock(mu);
     std::vector<std::pair<std::string, bool>> out;
-    for (const auto& v : views) out.emplace_back(v->name, v->writer != nullptr);
+    for (const auto& v : views) out.emplace_back(v->name, v->Exclusive());
     return out;
   }
   // Every FUSE inode of `view_name`.
@@ -888,7 +892,9 @@ void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void* arg, fuse_f
       }
       char name[kNameBuf] = {};
       std::snprintf(name, sizeof name, "b%016llx", static_cast<unsigned long long>(r));
-      auto made = c.store->Create(name, parent);
+      auto made = c.store->Create(name, parent,
+                                  c.options.siblings == "first-wins" ? SiblingPolicy::kFirstWins
+                                                                     : SiblingPolicy::kMerge);
       if (made.ok()) return (void)fuse_reply_ioctl(req, 0, name, kNameBuf);
       if (made.status().errno_value() != EEXIST) return ReplyError(req, made.status());
     }
@@ -920,7 +926,16 @@ void OpFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
   fuse_reply_err(req, w ? w->fsync().errno_value() : 0);
 }
 
-using Listing = std::vector<FsDirEntry>;
+// A directory's entries as opendir saw them, with the view each is in
+// (the @NAME entries of a listed view root are other views' roots).
+struct Listing {
+  std::vector<FsDirEntry> entries;
+  std::vector<uint32_t> views;
+  void Add(FsDirEntry e, uint32_t view) {
+    entries.push_back(std::move(e));
+    views.push_back(view);
+  }
+};
 
 void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Context& c = Ctx(req);
@@ -932,13 +947,30 @@ void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if (!d.ok()) return ReplyError(req, d.status());
   auto list = std::make_unique<Listing>();
   auto up = b->lookup(n->ino, "..");
-  list->push_back({".", n->ino, S_IFDIR});
-  list->push_back({"..", up.ok() ? *up : n->ino, S_IFDIR});
+  list->Add({".", n->ino, S_IFDIR}, n->view);
+  list->Add({"..", up.ok() ? *up : n->ino, S_IFDIR}, n->view);
+  std::set<std::string> branch_names;
+  if (c.options.listing == "listed" && IsViewRoot(c, *n)) {
+    // As branchfs does: the branches reachable here as @NAME (at the mount
+    // root every active branch, at a branch root its children).
+    const std::string here = c.ViewName(n->view);
+    if (auto all = c.store->List(); all.ok()) {
+      for (const BranchInfo& bi : *all) {
+        if (bi.state != "active" || bi.name == "main" || bi.name == here) continue;
+        if (ino != FUSE_ROOT_ID && bi.parent != here) continue;
+        auto v = c.ViewOf(bi.name);
+        if (!v.ok()) continue;  // ended meanwhile
+        branch_names.insert("@" + bi.name);
+        list->Add({"@" + bi.name, c.Reader(*v)->root(), S_IFDIR}, *v);
+      }
+    }
+  }
   for (;;) {
     auto e = (*d)->next();
     if (!e.ok()) return ReplyError(req, e.status());
     if (!*e) break;
-    list->push_back(std::move(**e));
+    if (branch_names.count((*e)->name)) continue;  // a real "@x" is hidden by branch x, as in lookup
+    list->Add(std::move(**e), n->view);
   }
   fi->fh = reinterpret_cast<uint64_t>(list.release());
   c.Opened(ino);
@@ -955,11 +987,12 @@ void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file
   const auto& list = *reinterpret_cast<Listing*>(fi->fh);
   std::vector<char> buf(size);
   size_t used = 0;
-  for (size_t i = static_cast<size_t>(off); i < list.size(); ++i) {
+  for (size_t i = static_cast<size_t>(off); i < list.entries.size(); ++i) {
+    const FsDirEntry& e = list.entries[i];
     struct stat st{};
-    st.st_ino = c.Fuse(n->view, list[i].ino);
-    st.st_mode = list[i].mode;
-    const size_t need = fuse_add_direntry(req, buf.data() + used, size - used, list[i].name.c_str(), &st,
+    st.st_ino = c.Fuse(list.views[i], e.ino);
+    st.st_mode = e.mode;
+    const size_t need = fuse_add_direntry(req, buf.data() + used, size - used, e.name.c_str(), &st,
                                           static_cast<off_t>(i + 1));
     if (need > size - used) break;
     used += need;

@@ -64,6 +64,11 @@ struct MountOptions {
   std::string fstype = "daxfs";
   // Branch regions: serve this branch writable at the root instead of main.
   std::string branch;
+  // Branch regions; empty = the default of fstype (branchfs: what the
+  // multikernel/branching client expects; daxfs: the conservative one).
+  std::string main_mode;    // "writable" (branchfs) or "readonly" (daxfs)
+  std::string siblings;     // "first-wins" (branchfs) or "merge" (daxfs)
+  std::string listing;      // "listed" (branchfs) or "hidden" (daxfs): @NAME entries in readdir
   UringMode uring = UringMode::kOff;
 };
 

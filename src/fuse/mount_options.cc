@@ -28,7 +28,18 @@ const char kMountOptionsHelp[] =
     "  debug                same as -d\n"
   "  branch=NAME          (branch region) mount branch NAME writable at the root\n"
   "  fstype=branchfs      /proc/mounts shows fuse.branchfs (for multikernel/branching);\n"
-  "                       fstype=daxfs is the default\n"
+  "                       fstype=daxfs is the default. branchfs also makes the three\n"
+  "                       options below default to what branchfs does: main=writable,\n"
+  "                       siblings=first-wins, branches=listed\n"
+  "  main=MODE            (branch region) readonly: main at the root is read-only (daxfs\n"
+  "                       default); writable: writes at the root go straight into main,\n"
+  "                       each published like a one-record commit\n"
+  "  siblings=POLICY      (branch region) for branches made through .branchfs_ctl:\n"
+  "                       merge (daxfs default): a sibling commits unless it touched what\n"
+  "                       the parent changed since it was made; first-wins: once one\n"
+  "                       sibling committed, the others' commits fail with ESTALE\n"
+  "  branches=LISTING     (branch region) hidden (daxfs default): @NAME entries are found\n"
+  "                       by lookup only; listed: readdir shows them too\n"
     "  suid, dev            honour set-user-ID bits and device files (root only)\n"
     "  nosuid, nodev        the defaults, as for FUSE; as mount.fuse.daxfs under mount(8),\n"
     "                       suid and dev are the defaults, as for mount.fuse3\n"
@@ -163,6 +174,18 @@ Status ApplyMountOptions(const std::vector<std::string>& opts, const OptionConte
       if (val != "daxfs" && val != "branchfs") return bad(opt, "expected fstype=daxfs or fstype=branchfs");
       o->fstype = val;
       DAXFS_RETURN_IF_ERROR(once(key, opt));
+    } else if (key == "main") {
+      if (val != "writable" && val != "readonly") return bad(opt, "expected main=writable or main=readonly");
+      o->main_mode = val;
+      DAXFS_RETURN_IF_ERROR(once(key, opt));
+    } else if (key == "siblings") {
+      if (val != "first-wins" && val != "merge") return bad(opt, "expected siblings=first-wins or siblings=merge");
+      o->siblings = val;
+      DAXFS_RETURN_IF_ERROR(once(key, opt));
+    } else if (key == "branches") {
+      if (val != "listed" && val != "hidden") return bad(opt, "expected branches=listed or branches=hidden");
+      o->listing = val;
+      DAXFS_RETURN_IF_ERROR(once(key, opt));
     } else if (key == "uring") {
       if (val == "auto") o->uring = UringMode::kAuto;
       else if (val == "on") o->uring = UringMode::kOn;
@@ -205,6 +228,10 @@ Status ApplyMountOptions(const std::vector<std::string>& opts, const OptionConte
       return bad(opt, "unknown option (see --help)");
     }
   }
+  const bool branchfs = o->fstype == "branchfs";
+  if (o->main_mode.empty()) o->main_mode = branchfs ? "writable" : "readonly";
+  if (o->siblings.empty()) o->siblings = branchfs ? "first-wins" : "merge";
+  if (o->listing.empty()) o->listing = branchfs ? "listed" : "hidden";
   if (given.count("auto_threshold") && o->cache != CacheMode::kAuto)
     warnings->push_back(given["auto_threshold"] + " ignored: it applies to cache=auto only");
   // fusermount3 mounts every unprivileged FUSE filesystem nosuid,nodev.

@@ -5,7 +5,9 @@ source "$(dirname "$0")/lib.bash" "$1"
 [ -x /usr/bin/python3 ] || skip "no /usr/bin/python3"
 make_branch_region "$WORK/region"
 
-mount_image "$WORK/region" "$WORK/m" -o fstype=branchfs
+# The merge sibling policy and a read-only main, which branchfs does not
+# have (tests/mount/branchfs_defaults.sh covers its own defaults).
+mount_image "$WORK/region" "$WORK/m" -o fstype=branchfs,siblings=merge,main=readonly,branches=hidden
 grep -q " $WORK/m fuse.branchfs rw," /proc/mounts || fail "/proc/mounts does not show fuse.branchfs rw"
 /usr/bin/python3 "$(dirname "$0")/branch_protocol.py" "$WORK/m"
 

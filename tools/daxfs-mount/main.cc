@@ -147,7 +147,7 @@ int main(int argc, char** argv) {
   // than mount as if they had been applied.
   const bool branch_region = (*image)->info().features_incompat & daxfs::format::kFeatureBranchRegion;
   if ((o.overlay_lower || !o.object_dir.empty()) && (branch_region || !(*image)->info().objects)) {
-    std::fprintf(stderr, "%s: -o %s applies to object-store images (mkdaxfs --objects); %s is %s\n", prog.c_str(),
+    std::fprintf(stderr, "%s: -o %s needs an object-store image (mkdaxfs --objects); %s is %s\n", prog.c_str(),
                  o.overlay_lower ? "overlay_lower" : "objects=DIR", o.image.c_str(),
                  branch_region ? "a branch region" : "an image that holds its own data");
     return 2;

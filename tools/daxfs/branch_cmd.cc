@@ -19,7 +19,7 @@ namespace daxfs::tools {
 namespace {
 
 struct Args {
-  std::string image, region, name, parent = "main", path, path2, output, delta = "";
+  std::string image, region, name, parent = "main", path, path2, output, delta = "", siblings = "merge";
   bool upstream_readable = false, recursive = false, quiet = false;
 };
 Args g;
@@ -103,11 +103,13 @@ int CmdList() {
   if (!s.ok()) return Fail(s.status());
   auto l = (*s)->List();
   if (!l.ok()) return Fail(l.status());
-  std::printf("%-24s %-10s %-16s %10s %8s %s\n", "BRANCH", "STATE", "PARENT", "LOG", "WRITER", "CHILDREN");
+  std::printf("%-24s %-10s %-16s %10s %8s %8s %s\n", "BRANCH", "STATE", "PARENT", "LOG", "WRITER", "CHILDREN",
+              "SIBLINGS");
   for (const auto& b : *l)
-    std::printf("%-24s %-10s %-16s %10" PRIu64 " %8s %u\n", E(b.name).c_str(), b.state.c_str(),
+    std::printf("%-24s %-10s %-16s %10" PRIu64 " %8s %8u %s\n", E(b.name).c_str(), b.state.c_str(),
                 b.parent.empty() ? "-" : E(b.parent).c_str(), b.log_bytes,
-                b.writer ? std::to_string(b.writer).c_str() : "-", b.children);
+                b.writer ? std::to_string(b.writer).c_str() : "-", b.children,
+                b.parent.empty() ? "-" : b.siblings.c_str());
   auto u = (*s)->Usage();
   std::printf("delta area: %" PRIu64 " of %" PRIu64 " bytes used, %" PRIu64
               " freed by gc for reuse; %u slots used; %u process(es) attached\n",
@@ -120,7 +122,8 @@ int CmdCreate() {
   if (!s.ok()) return Fail(s.status());
   if (Status st = (*s)->MayControl(g.parent, BranchControl::kCreateChild, Credentials::OfThisProcess()); !st.ok())
     return Fail(st);
-  auto b = (*s)->Create(g.name, g.parent);
+  auto b = (*s)->Create(g.name, g.parent,
+                        g.siblings == "first-wins" ? SiblingPolicy::kFirstWins : SiblingPolicy::kMerge);
   if (!b.ok()) return Fail(b.status());
   if (!g.quiet) std::printf("created branch '%s' of '%s'\n", E(b->name).c_str(), E(b->parent).c_str());
   return 0;
@@ -382,6 +385,10 @@ BranchCommand AddBranchCommand(CLI::App& app) {
   region(create);
   name(create);
   create->add_option("-p,--parent", g.parent, "Parent branch (default main)");
+  create->add_option("--siblings", g.siblings,
+                     "merge (default): commit unless it touched what the parent changed meanwhile; "
+                     "first-wins: fail (exit 3) once a sibling committed first")
+      ->check(CLI::IsMember({"merge", "first-wins"}));
   create->add_flag("-q,--quiet", g.quiet, "No message");
   cmds.emplace_back(create, CmdCreate);
   auto* commit = br->add_subcommand("commit", "Merge a leaf branch into its parent atomically (exit 3 on a conflict)");
