@@ -26,6 +26,9 @@ CTL = ".branchfs_ctl"
 
 M, SRC, REF, DAXFS, REGION = sys.argv[1:6]
 N, MODULES = int(sys.argv[6]), int(sys.argv[7])
+# Every wait is bounded (well inside ctest's 600 s) so that a stuck agent is a
+# failure that says where, not a hang.
+WAIT = float(os.environ.get("DAXFS_AGENT_WAIT", "420"))
 STATE = os.path.dirname(REF)  # on the same tmpfs: names, what the winner saw
 
 
@@ -161,7 +164,7 @@ def run_agent(i, built, decided, winner, lock):
         fail(f"agent {i}: the new branch {b} does not show main's project")
     edit(project, i)
     build(project, i)
-    built.wait()  # every agent has built: the driver measures memory
+    built.wait(timeout=WAIT)  # every agent has built: the driver measures memory
     with lock:
         first = winner.value < 0
         if first:
@@ -172,9 +175,9 @@ def run_agent(i, built, decided, winner, lock):
         with open(os.path.join(STATE, "winner-seen"), "w") as f:
             f.write(repr(seen))
         ioctl(b, COMMIT)
-        decided.wait()
+        decided.wait(timeout=WAIT)
         return
-    decided.wait()  # the winner has committed
+    decided.wait(timeout=WAIT)  # the winner has committed
     # The sibling keeps its snapshot and its work after the winner's commit...
     with open(os.path.join(project, "include/config.h")) as f:
         if mark(i) not in f.read():
@@ -214,17 +217,19 @@ def main():
 
     built, decided = mp.Barrier(N + 1), mp.Barrier(N)
     winner, lock = mp.Value("i", -1), mp.Lock()
-    procs = [mp.Process(target=agent, args=(i, built, decided, winner, lock)) for i in range(N)]
+    # daemon: no agent outlives the driver (one left waiting would keep the
+    # mount busy and ctest's pipe open until its timeout).
+    procs = [mp.Process(target=agent, args=(i, built, decided, winner, lock), daemon=True) for i in range(N)]
     for p in procs:
         p.start()
     try:
-        built.wait(timeout=900)
-    except mp.BrokenBarrierError:
+        built.wait(timeout=WAIT)
+    except threading.BrokenBarrierError:
         fail("the agents did not all build (see above)")
     mem1, (delta1, _) = meminfo(), delta_usage()
     region1 = os.stat(REGION).st_blocks * 512
     for p in procs:
-        p.join(timeout=900)
+        p.join(timeout=WAIT)
         if p.exitcode != 0:
             fail(f"an agent exited with {p.exitcode}")
     w = winner.value

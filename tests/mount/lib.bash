@@ -19,11 +19,80 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+# Python tests print every thread's traceback on SIGABRT (the guardian's).
+export PYTHONFAULTHANDLER=1
+
+# The guardian: a process of its own that (1) shortly before ctest's timeout
+# (DAXFS_TEST_TIMEOUT, default 570 s of ctest's 600) prints what a hang
+# needs to be diagnosed (every process of the test and of its daemons with
+# state, wait channel and kernel stack, every daemon thread, the FUSE
+# connections' waiting requests, Python tracebacks), then kills the test;
+# and (2) unmounts whatever the test mounted and removes $WORK once the test
+# is gone, however it ended (ctest's SIGKILL runs no trap).
+DAXFS_MOUNT_LIST=$WORK/.mounts
+: > "$DAXFS_MOUNT_LIST"
+guardian_dump() {
+  local test_pid=$1
+  echo "=== guardian: $(basename "$0") still running after ${DAXFS_TEST_TIMEOUT:-570} s: state for diagnosis ===" >&2
+  local pids=() p
+  # The test's descendants, and every process naming $WORK (the daemons,
+  # which detach from the test).
+  collect() { local c; for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do
+    [ "$c" = "$BASHPID" ] && continue  # not the guardian itself
+    pids+=("$c"); collect "$c"; done; }
+  pids=("$test_pid"); collect "$test_pid"
+  for p in $(pgrep -f "$WORK" 2>/dev/null); do [ "$p" = "$BASHPID" ] || pids+=("$p"); done
+  for p in $(printf '%s\n' "${pids[@]}" | sort -un); do
+    [ -d "/proc/$p" ] || continue
+    echo "--- pid $p: $(tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | cut -c1-300)" >&2
+    for t in /proc/$p/task/*; do
+      echo "  thread ${t##*/} $(awk '{print "state", $3}' "$t/stat" 2>/dev/null) wchan $(cat "$t/wchan" 2>/dev/null)" >&2
+      sed 's/^/    /' "$t/stack" >&2 2>/dev/null || true
+    done
+  done
+  for c in /sys/fs/fuse/connections/*; do
+    [ -e "$c/waiting" ] && echo "fuse connection ${c##*/}: $(cat "$c/waiting") request(s) waiting" >&2
+  done
+  grep -E " fuse\.[a-z]+ " /proc/mounts >&2 || true
+  # Python tracebacks (faulthandler), then everything goes.
+  for p in "${pids[@]}"; do
+    case "$(cat "/proc/$p/comm" 2>/dev/null)" in python*) kill -ABRT "$p" 2>/dev/null || true ;; esac
+  done
+  sleep 2
+  echo "=== guardian: killing the test ===" >&2
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+}
+guardian() {
+  local test_pid=$1 deadline=$((SECONDS + ${DAXFS_TEST_TIMEOUT:-570})) dumped=0
+  exec </dev/null >/dev/null  # keep no pipe of ctest's but stderr, released at exit
+  while kill -0 "$test_pid" 2>/dev/null; do
+    if [ "$dumped" = 0 ] && [ "$SECONDS" -ge "$deadline" ]; then
+      guardian_dump "$test_pid"
+      dumped=1
+    fi
+    sleep 0.5
+  done
+  # The test is gone: nothing of it may stay mounted.
+  local m
+  while read -r m; do
+    [ -n "$m" ] || continue
+    # (no mountpoint -q: a mount whose daemon died fails its stat)
+    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+  done < <(tac "$DAXFS_MOUNT_LIST" 2>/dev/null; awk -v w="$WORK/" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r)
+  pkill -9 -f "daxfs-mount .*$WORK" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+guardian $$ &
+disown
+# Remembers a mount for the guardian (mount_image and debug_mount do; mounts
+# under $WORK are found in /proc/mounts anyway).
+remember_mount() { echo "$1" >> "$DAXFS_MOUNT_LIST"; }
 
 # mount_image IMAGE DIR [daxfs-mount options...]
 mount_image() {
   local img=$1 dir=$2; shift 2
   mkdir -p "$dir"
+  remember_mount "$dir"
   "$MOUNT" "$img" "$dir" "$@"
   MOUNTS=("$dir" "${MOUNTS[@]}")
   grep -qE " $dir fuse\.(daxfs|branchfs) " /proc/mounts || fail "$dir is not mounted"
@@ -33,6 +102,7 @@ mount_image() {
 # its request log appended to LOG.
 debug_mount() {
   mkdir -p "$2"
+  remember_mount "$2"
   "$MOUNT" -d "$1" "$2" 2>>"$3" &
   pid=$!
   for _ in $(seq 100); do grep -q " $2 fuse.daxfs " /proc/mounts && break; sleep 0.1; done
