@@ -173,6 +173,11 @@ class Branch : public FsView {
   // this also msyncs (MS_SYNC) the region so the branch survives power loss.
   Status fsync();
 
+  // Lets go of an ended branch before the object goes: every later call is
+  // ESTALE and reads nothing, and online reclamation may free the branch.
+  // Spans handed out before must not be used after this.
+  void close();
+
   // Path helpers for tools and tests ("/a/b"). Parents must exist.
   Result<std::pair<Ino, std::string>> parent_of(std::string_view path) const;
 
@@ -225,8 +230,15 @@ class BranchStore : public std::enable_shared_from_this<BranchStore> {
   // that can write the region can write anything in it; tools and mounts
   // call this for the user they act for.
   Status MayControl(std::string_view name, BranchControl op, const Credentials& who);
-  // Reclaims what is safe to reclaim (see GcResult::note).
+  // Reclaims what is safe to reclaim (see GcResult::note). Alone on the
+  // region it reclaims everything unreferenced; with other processes
+  // attached (or views open here) it reclaims online (ReclaimEnded).
   Result<GcResult> Gc();
+  // Online reclamation, safe while any number of processes use the region:
+  // frees the slots of ended branches and gives the pages of aborted ones
+  // back for reuse, skipping any branch a live process still has a view
+  // of. Create runs it by itself when the branch table is full.
+  Result<GcResult> ReclaimEnded();
 
   // A live view of `name` ("main" too). `write`: take the branch's writer
   // lease (EBUSY naming the holder if a live process has it). main takes no

@@ -93,13 +93,20 @@ struct Slot {
   int64_t created_sec;         // 72
   uint64_t commit_pos;         // 80  committed: the merge record's position in the parent log
   char name[64];               // 88  NUL terminated, 1..63 bytes
-  uint32_t flags;              // 152 kSlotFirstWins; set before the state is published
-  uint8_t reserved[100];       // 156
+  uint32_t flags;              // 152 kSlotFirstWins (set before the state is published),
+                               //     kSlotSelfContained (set with the committed state)
+  uint32_t reserved_a;         // 156
+  uint64_t viewers[2];         // 160 atomic: bit i = attach entry i has a view of this branch open
+  uint8_t reserved[80];        // 176
 };
 // Sibling policy of a branch (docs/BRANCHES.md): without it a sibling
 // commits unless it touched what its parent changed since it was made;
 // with it the branch's commit fails once a sibling committed first.
 inline constexpr uint32_t kSlotFirstWins = 1;
+// Committed, and its merge record in the parent names its log's first chunk
+// (and so do all merges in its own log): the parent's log reaches it without
+// the slot, which may then be freed and reused (online reclamation).
+inline constexpr uint32_t kSlotSelfContained = 2;
 static_assert(sizeof(Slot) == 256);
 
 // A process attached to the region (LMDB-style reader table).
@@ -222,9 +229,15 @@ struct RecForget {
   uint32_t nsec, reserved;
 };
 // The commit of a child: replays the child's log [0, child_len) here.
+// Records written since online reclamation also carry child_first_chunk (a
+// RecMergeChunk after the RecMerge): the child's log is then read from
+// there, without its slot. Older merge records end after RecMerge.
 struct RecMerge {
   uint32_t child_slot, reserved;
   uint64_t child_id, child_len;
+};
+struct RecMergeChunk {
+  uint64_t child_first_chunk;  // delta-relative
 };
 
 }  // namespace daxfs::format::branch

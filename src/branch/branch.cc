@@ -37,7 +37,9 @@ struct Branch::Impl {
   bf::Slot& sl() const { return m->slots[slot]; }
   std::string where() const { return m->where() + ": branch '" + name + "'"; }
 
+  bool closed = false;     // close(): every call is ESTALE, nothing of the region is read
   Status Alive() const {
+    if (closed) return Status::Stale(where() + " was closed (it ended)");
     bf::Slot& s = sl();
     const uint32_t st = LoadAcq(s.state);
     if (s.id != id || st == bf::kFree)
@@ -48,7 +50,7 @@ struct Branch::Impl {
     return Status::OK();
   }
   bool Fresh() const {
-    return idx && LoadAcq(sl().published_len) == applied && LoadAcq(sl().state) == bf::kActive &&
+    return !closed && idx && LoadAcq(sl().published_len) == applied && LoadAcq(sl().state) == bf::kActive &&
            sl().id == id;
   }
   // Brings the index up to the published log. Caller holds mu exclusively.
@@ -124,13 +126,15 @@ struct Branch::Impl {
 
 Branch::Branch(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) { ++impl_->m->open_views; }
 
-Branch::~Branch() {
-  --impl_->m->open_views;
-  if (!impl_->writable || impl_->shared_writer) return;
-  BranchStore::Impl* m = impl_->m;
-  bf::Slot& s = impl_->sl();
+namespace {
+// Gives up a writer's lease and its in-process writer mark (the slot may
+// hold another branch later).
+void ReleaseWriter(Branch::Impl& b) {
+  if (!b.writable || b.shared_writer) return;
+  BranchStore::Impl* m = b.m;
+  bf::Slot& s = b.sl();
   if (m->Lock().ok()) {
-    if (LoadAcq(s.lease_token) == m->token && s.id == impl_->id) {
+    if (LoadAcq(s.lease_token) == m->token && s.id == b.id) {
       StoreRel(s.lease_token, uint64_t{0});
       StoreRel(s.lease_start, uint64_t{0});
       StoreRel(s.lease_pid, uint64_t{0});
@@ -138,7 +142,24 @@ Branch::~Branch() {
     m->Unlock();
   }
   std::lock_guard lk(m->state_mu);
-  m->writer_open[impl_->slot] = false;
+  m->writer_open[b.slot] = false;
+}
+}  // namespace
+
+void Branch::close() {
+  std::unique_lock l(impl_->mu);
+  if (impl_->closed) return;
+  impl_->closed = true;
+  impl_->idx.reset();
+  ReleaseWriter(*impl_);
+  impl_->m->DropViewer(impl_->slot);
+}
+
+Branch::~Branch() {
+  --impl_->m->open_views;
+  if (impl_->closed) return;
+  impl_->m->DropViewer(impl_->slot);
+  ReleaseWriter(*impl_);
 }
 
 const std::string& Branch::name() const { return impl_->name; }
@@ -608,11 +629,22 @@ Result<std::shared_ptr<Branch>> BranchStore::OpenBranch(std::string_view name, b
     b->slot = static_cast<uint32_t>(s);
     b->id = sl.id;
     b->writable = true;
-  } else {
+  } else if (!write) {
     const int s = m.FindSlot(name);
     if (s < 0) return Status::NotFound(m.where() + ": no active branch '" + std::string(name) + "'");
     b->slot = static_cast<uint32_t>(s);
     b->id = m.slots[s].id;
+  }
+  // Our viewer bit first, then the check that the slot still holds this
+  // branch: online reclamation either sees the bit, or we see the slot
+  // freed (and give up), never neither.
+  // (A writer found its slot active under the region mutex: an abort since
+  // then is seen by its first call, ESTALE.)
+  m.AddViewer(b->slot);
+  if (!write && (branch::A(m.slots[b->slot].id).load(std::memory_order_seq_cst) != b->id ||
+                 branch::LoadAcq(m.slots[b->slot].state) != bf::kActive)) {
+    m.DropViewer(b->slot);
+    return Status::NotFound(m.where() + ": no active branch '" + std::string(name) + "'");
   }
   std::shared_ptr<Branch> br(new Branch(std::move(b)));
   {

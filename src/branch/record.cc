@@ -119,6 +119,7 @@ std::vector<std::byte> Encode(const Record& r) {
     }
     case bf::kRecMerge:
       Put(&out, bf::RecMerge{r.child_slot, 0, r.child_id, r.child_len});
+      if (r.child_chunk) Put(&out, bf::RecMergeChunk{r.child_chunk});
       break;
     case bf::kRecForget:
       Put(&out, bf::RecForget{r.ino, r.time.sec, r.time.nsec, 0});
@@ -287,6 +288,10 @@ Result<Record> Decode(std::span<const std::byte> bytes) {
       r.child_slot = m.child_slot;
       r.child_id = m.child_id;
       r.child_len = m.child_len;
+      if (bf::RecMergeChunk mc; rd.Get(&mc)) {
+        if (mc.child_first_chunk == 0 || mc.child_first_chunk % bf::kPage) return bad("bad child chunk");
+        r.child_chunk = mc.child_first_chunk;
+      }
       break;
     }
     case bf::kRecForget: {

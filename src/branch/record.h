@@ -38,6 +38,7 @@ struct Record {
   std::vector<uint64_t> blocks;  // write: delta-relative block offsets
   uint32_t child_slot = 0;       // merge
   uint64_t child_id = 0, child_len = 0;
+  uint64_t child_chunk = 0;      // merge: the child's first log chunk (0: old record, use the slot)
 };
 
 // The record's bytes (header included, padded to 8).

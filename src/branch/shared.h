@@ -101,18 +101,56 @@ struct BranchStore::Impl {
   // of its write records): the slots that are active, or committed into a
   // live parent. Fails on a log it cannot read (then nothing may be freed).
   Status MarkLive(std::vector<bool>* pages) const;
+  // A log: its first chunk, and its slot when it is reached through one
+  // (kNoSlot: through a self-contained merge record, the slot may be reused).
+  static constexpr uint32_t kNoSlot = UINT32_MAX;
+  struct LogRef {
+    uint64_t first_chunk = 0;
+    uint32_t slot = kNoSlot;
+    uint64_t id = 0;
+  };
+  LogRef LogOf(uint32_t s) const { return LogRef{slots[s].first_chunk, s, slots[s].id}; }
+  std::string LogLabel(const LogRef& l) const;
+  // The child log a merge record in `parent` names, checked.
+  Result<LogRef> MergeChild(const branch::Record& r, const LogRef& parent) const;
+  // Walks a log over logical [from, to), calling fn(pos, record).
+  Status ReadChain(const LogRef& log, uint64_t from, uint64_t to,
+                   const std::function<Status(uint64_t, const branch::Record&)>& fn) const;
   // Walks slot s's log over logical [from, to), calling fn(pos, record).
   Status ReadLog(uint32_t s, uint64_t from, uint64_t to,
-                 const std::function<Status(uint64_t, const branch::Record&)>& fn) const;
+                 const std::function<Status(uint64_t, const branch::Record&)>& fn) const {
+    return ReadChain(LogOf(s), from, to, fn);
+  }
+  // Marks the pages of `log` (its chunks, its write records' blocks, and
+  // recursively those of children merged through self-contained records).
+  Status MarkLog(const LogRef& log, uint64_t len, const std::function<Status(uint64_t, uint64_t, const std::string&)>& mark,
+                 int depth) const;
+  // Online reclamation (no exclusivity needed), under the region mutex:
+  // frees the slots and pages of aborted branches nobody has a view of,
+  // and the slots of self-contained committed ones.
+  GcResult ReclaimEndedLocked();
+  // Whether a live attached process other than this one has a view of slot s.
+  bool Viewed(uint32_t s) const;
+  // In-process count of open views per slot (state_mu): the slot's viewer
+  // bit for this process's attach entry is set while it is above 0.
+  uint32_t view_count[bf::kSlotCount] = {};
+  void AddViewer(uint32_t s);
+  void DropViewer(uint32_t s);
   // Appends one encoded record to slot s's log and publishes it. The caller
   // holds append_mu[s] and is the log's only appender. Returns the position.
   Result<uint64_t> Append(uint32_t s, std::span<const std::byte> rec);
   // Replays slot s's log [from, to) into idx (merge records replay the child).
-  Status Replay(uint32_t s, uint64_t from, uint64_t to, branch::Index* idx, int depth) const;
+  Status Replay(uint32_t s, uint64_t from, uint64_t to, branch::Index* idx, int depth) const {
+    return ReplayLog(LogOf(s), from, to, idx, depth);
+  }
+  Status ReplayLog(const LogRef& log, uint64_t from, uint64_t to, branch::Index* idx, int depth) const;
   // A fresh index of slot s at its current published length (or `upto`).
   Result<std::unique_ptr<branch::Index>> BuildIndex(uint32_t s, uint64_t* applied,
                                                     uint64_t upto = UINT64_MAX) const;
-  Status CollectKeys(uint32_t s, uint64_t from, uint64_t to, branch::Keys* keys, int depth) const;
+  Status CollectKeys(uint32_t s, uint64_t from, uint64_t to, branch::Keys* keys, int depth) const {
+    return CollectLogKeys(LogOf(s), from, to, keys, depth);
+  }
+  Status CollectLogKeys(const LogRef& log, uint64_t from, uint64_t to, branch::Keys* keys, int depth) const;
   // Slot of an active branch by name (or, with any_state, the newest slot
   // of that name); -1 if none.
   int FindSlot(std::string_view name, bool any_state = false) const;

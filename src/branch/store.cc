@@ -126,7 +126,7 @@ void Keys::Add(const Record& r) {
 
 namespace {
 
-constexpr uint64_t kFirstChunk = 16 * 1024;
+constexpr uint64_t kFirstChunk = 4 * 1024;  // one page: most branches write little, history keeps every log
 constexpr uint64_t kMaxChunk = 1024 * 1024;
 constexpr int kMaxDepth = 64;
 
@@ -212,12 +212,22 @@ void BranchStore::Impl::Recover() {
     const uint64_t plen = LoadAcq(slots[p].published_len);
     if (sl.snapshot_len > plen) continue;
     uint64_t found = UINT64_MAX;
+    bool chunked = false;
     (void)ReadLog(p, sl.snapshot_len, plen, [&](uint64_t pos, const Record& r) {
-      if (r.type == bf::kRecMerge && r.child_slot == s && r.child_id == sl.id) found = pos;
+      if (r.type == bf::kRecMerge && r.child_slot == s && r.child_id == sl.id) {
+        found = pos;
+        chunked = r.child_chunk != 0;
+      }
       return Status::OK();
     });
     if (found != UINT64_MAX) {
       sl.commit_pos = found;
+      bool self_contained = chunked;
+      (void)ReadLog(s, 0, LoadAcq(sl.published_len), [&](uint64_t, const Record& r) {
+        if (r.type == bf::kRecMerge && r.child_chunk == 0) self_contained = false;
+        return Status::OK();
+      });
+      if (self_contained) A(sl.flags).fetch_or(bf::kSlotSelfContained, std::memory_order_acq_rel);
       StoreRel(sl.state, uint32_t{bf::kCommitted});
       A(hdr->generation).fetch_add(1, std::memory_order_acq_rel);
     }
@@ -295,15 +305,34 @@ Result<uint64_t> BranchStore::Impl::AllocRange(uint64_t bytes) {
   }
 }
 
-Status BranchStore::Impl::ReadLog(
-    uint32_t s, uint64_t from, uint64_t to,
+std::string BranchStore::Impl::LogLabel(const LogRef& l) const {
+  if (l.slot != kNoSlot) return "branch '" + SlotName(l.slot) + "' (slot " + std::to_string(l.slot) + ")";
+  return "merged branch id " + std::to_string(l.id) + " (log at delta offset " + std::to_string(l.first_chunk) + ")";
+}
+
+Result<BranchStore::Impl::LogRef> BranchStore::Impl::MergeChild(const Record& r, const LogRef& parent) const {
+  if (r.child_chunk != 0) return LogRef{r.child_chunk, kNoSlot, r.child_id};
+  // An older merge record: the child's slot holds its log and must still
+  // name this child of this parent.
+  if (r.child_slot == 0 || r.child_slot >= bf::kSlotCount)
+    return Status::Corruption(where() + ": " + LogLabel(parent) + ": merge record: slot out of range");
+  const bf::Slot& c = slots[r.child_slot];
+  const uint32_t st = LoadAcq(const_cast<bf::Slot&>(c).state);
+  if (c.id != r.child_id || (parent.slot != kNoSlot && (c.parent_slot != parent.slot || c.parent_id != parent.id)) ||
+      c.id <= parent.id || (st != bf::kCommitted && st != bf::kActive))
+    return Status::Corruption(where() + ": " + LogLabel(parent) + ": merge record does not name a child of this branch");
+  if (r.child_len > LoadAcq(const_cast<bf::Slot&>(c).published_len))
+    return Status::Corruption(where() + ": " + LogLabel(parent) + ": merge record: length beyond the child's log");
+  return LogOf(r.child_slot);
+}
+
+Status BranchStore::Impl::ReadChain(
+    const LogRef& log, uint64_t from, uint64_t to,
     const std::function<Status(uint64_t, const Record&)>& fn) const {
-  const bf::Slot& sl = slots[s];
   auto bad = [&](uint64_t pos, const std::string& what) {
-    return Status::Corruption(where() + ": branch '" + SlotName(s) + "' (slot " + std::to_string(s) +
-                              ") log position " + std::to_string(pos) + ": " + what);
+    return Status::Corruption(where() + ": " + LogLabel(log) + " log position " + std::to_string(pos) + ": " + what);
   };
-  uint64_t chunk = sl.first_chunk;
+  uint64_t chunk = log.first_chunk;
   uint64_t log_start = 0;
   uint64_t pos = from;
   if (from >= to) return Status::OK();
@@ -397,36 +426,23 @@ Result<uint64_t> BranchStore::Impl::Append(uint32_t s, std::span<const std::byte
   return nh->log_start;
 }
 
-Status BranchStore::Impl::Replay(uint32_t s, uint64_t from, uint64_t to, Index* idx,
-                                 int depth) const {
+Status BranchStore::Impl::ReplayLog(const LogRef& log, uint64_t from, uint64_t to, Index* idx,
+                                    int depth) const {
   if (depth > kMaxDepth) return Status::Corruption(where() + ": merges nested too deeply");
-  const bf::Slot& sl = slots[s];
-  return ReadLog(s, from, to, [&](uint64_t pos, const Record& r) -> Status {
+  return ReadChain(log, from, to, [&](uint64_t pos, const Record& r) -> Status {
     if (r.type == bf::kRecMerge) {
-      auto bad = [&](const std::string& what) {
-        return Status::Corruption(where() + ": branch '" + SlotName(s) + "' log position " +
-                                  std::to_string(pos) + ": merge record: " + what);
-      };
-      if (r.child_slot == 0 || r.child_slot >= bf::kSlotCount) return bad("slot out of range");
-      const bf::Slot& c = slots[r.child_slot];
-      const uint32_t st = LoadAcq(c.state);
-      if (c.id != r.child_id || c.parent_slot != s || c.parent_id != sl.id || c.id <= sl.id ||
-          (st != bf::kCommitted && st != bf::kActive))
-        return bad("does not name a child of this branch");
-      if (r.child_len > LoadAcq(const_cast<bf::Slot&>(c).published_len))
-        return bad("length beyond the child's log");
+      DAXFS_ASSIGN_OR_RETURN(LogRef child, MergeChild(r, log));
       // The child's orphans were held by handles on the child, which end
       // with its commit: they end here too, so nothing nameless lives on.
       const auto before = idx->orphans();
-      DAXFS_RETURN_IF_ERROR(Replay(r.child_slot, 0, r.child_len, idx, depth + 1));
+      DAXFS_RETURN_IF_ERROR(ReplayLog(child, 0, r.child_len, idx, depth + 1));
       idx->DropOrphansExcept(before);
       return Status::OK();
     }
     Status st = idx->Apply(r);
     if (!st.ok())
-      return Status::Corruption(where() + ": branch '" + SlotName(s) + "' log position " +
-                                std::to_string(pos) + ": " + branch::RecordTypeName(r.type) +
-                                " does not apply: " + st.message());
+      return Status::Corruption(where() + ": " + LogLabel(log) + " log position " + std::to_string(pos) + ": " +
+                                branch::RecordTypeName(r.type) + " does not apply: " + st.message());
     return Status::OK();
   });
 }
@@ -457,14 +473,13 @@ Result<std::unique_ptr<Index>> BranchStore::Impl::BuildIndex(uint32_t s, uint64_
   return idx;
 }
 
-Status BranchStore::Impl::CollectKeys(uint32_t s, uint64_t from, uint64_t to, Keys* keys,
-                                      int depth) const {
+Status BranchStore::Impl::CollectLogKeys(const LogRef& log, uint64_t from, uint64_t to, Keys* keys,
+                                         int depth) const {
   if (depth > kMaxDepth) return Status::Corruption(where() + ": merges nested too deeply");
-  return ReadLog(s, from, to, [&](uint64_t, const Record& r) -> Status {
+  return ReadChain(log, from, to, [&](uint64_t, const Record& r) -> Status {
     if (r.type == bf::kRecMerge) {
-      if (r.child_slot == 0 || r.child_slot >= bf::kSlotCount || slots[r.child_slot].id != r.child_id)
-        return Status::Corruption(where() + ": merge record names no child");
-      return CollectKeys(r.child_slot, 0, r.child_len, keys, depth + 1);
+      DAXFS_ASSIGN_OR_RETURN(LogRef child, MergeChild(r, log));
+      return CollectLogKeys(child, 0, r.child_len, keys, depth + 1);
     }
     keys->Add(r);
     return Status::OK();
@@ -525,6 +540,180 @@ void BranchStore::Impl::Detach() {
     StoreRel(e.pid, uint64_t{0});
   }
   attach_idx = -1;
+}
+
+namespace {
+uint64_t CheckControlBlock(const BranchStore::Impl& m, const std::function<void(const std::string&)>& report);
+}  // namespace
+
+void BranchStore::Impl::AddViewer(uint32_t s) {
+  if (attach_idx < 0) return;
+  std::lock_guard lk(state_mu);
+  if (view_count[s]++ == 0)
+    A(slots[s].viewers[attach_idx / 64]).fetch_or(uint64_t{1} << (attach_idx % 64), std::memory_order_seq_cst);
+}
+
+void BranchStore::Impl::DropViewer(uint32_t s) {
+  if (attach_idx < 0) return;
+  std::lock_guard lk(state_mu);
+  if (view_count[s] == 0 || --view_count[s] > 0) return;
+  A(slots[s].viewers[attach_idx / 64]).fetch_and(~(uint64_t{1} << (attach_idx % 64)), std::memory_order_seq_cst);
+}
+
+bool BranchStore::Impl::Viewed(uint32_t s) const {
+  for (uint32_t i = 0; i < bf::kAttachCount; ++i) {
+    const uint64_t word = A(const_cast<bf::Slot&>(slots[s]).viewers[i / 64]).load(std::memory_order_seq_cst);
+    if (!(word >> (i % 64) & 1)) continue;
+    if (static_cast<int>(i) == attach_idx) {
+      std::lock_guard lk(const_cast<std::mutex&>(state_mu));
+      if (view_count[s] > 0) return true;
+      continue;
+    }
+    auto& e = attach[i];
+    const uint64_t p = LoadAcq(e.pid);
+    if (p != 0 && branch::ProcessAlive(p, LoadAcq(e.start))) return true;  // a dead viewer holds nothing
+  }
+  return false;
+}
+
+namespace {
+
+// Puts pages [first, first + n) into an empty free-table word (or, ending at
+// the bump cursor, gives them back to it). False when the table is full:
+// the pages then wait for the next exclusive gc.
+bool GiveBack(BranchStore::Impl& m, uint64_t first, uint64_t n) {
+  auto cur = A(m.hdr->delta_cursor);
+  uint64_t end = (first + n) * bf::kPage;
+  uint64_t c = cur.load(std::memory_order_acquire);
+  if (c == end && cur.compare_exchange_strong(c, first * bf::kPage, std::memory_order_acq_rel)) return true;
+  while (n > 0) {
+    const uint64_t take = std::min(n, bf::kFreeCountMax);
+    bool put = false;
+    for (uint32_t i = 0; i < bf::kFreeExtents && !put; ++i) {
+      uint64_t zero = 0;
+      put = A(m.hdr->free_extents[i]).compare_exchange_strong(zero, bf::FreeExtent(first, take),
+                                                             std::memory_order_acq_rel);
+    }
+    if (!put) return false;
+    A(m.hdr->free_pages).fetch_add(take, std::memory_order_acq_rel);
+    first += take;
+    n -= take;
+  }
+  return true;
+}
+
+}  // namespace
+
+GcResult BranchStore::Impl::ReclaimEndedLocked() {
+  GcResult g;
+  uint64_t leaked = 0, skipped_viewed = 0;
+  auto live = [&](uint32_t s) { return LoadAcq(slots[s].state); };
+  // A committed branch whose parent chain reaches `root` (aborted) is dead
+  // with it; the same for their slots.
+  auto dead_under = [&](uint32_t s, uint32_t root) {
+    for (int hops = 0; hops < 300 && s != bf::kMainSlot; ++hops) {
+      const uint32_t p = slots[s].parent_slot;
+      if (p >= bf::kSlotCount || slots[p].id != slots[s].parent_id) return false;
+      if (p == root) return true;
+      if (live(p) != bf::kCommitted) return false;
+      s = p;
+    }
+    return false;
+  };
+  for (uint32_t s = 1; s < bf::kSlotCount; ++s) {
+    const uint32_t st = live(s);
+    if (st == bf::kCommitted && (slots[s].flags & bf::kSlotSelfContained)) {
+      const uint32_t p = slots[s].parent_slot;
+      if (p < bf::kSlotCount && slots[p].id == slots[s].parent_id && live(p) == bf::kActive) {
+        if (Viewed(s)) {
+          ++skipped_viewed;
+          continue;
+        }
+        // Its log stays (the parent's merge record reaches it); the slot goes.
+        StoreRel(slots[s].state, uint32_t{bf::kFree});
+        ++g.slots_freed;
+      }
+      continue;
+    }
+    if (st != bf::kAborted) continue;
+    // The aborted branch and the committed branches merged into it: nobody
+    // may have a view of any of them (their spans would point into pages
+    // given back here).
+    std::vector<uint32_t> group{s};
+    for (uint32_t c = 1; c < bf::kSlotCount; ++c)
+      if (c != s && live(c) == bf::kCommitted && dead_under(c, s)) group.push_back(c);
+    if (std::any_of(group.begin(), group.end(), [&](uint32_t x) { return Viewed(x); })) {
+      ++skipped_viewed;
+      continue;
+    }
+    std::vector<bool> pages;
+    auto mark = [&](uint64_t off, uint64_t bytes, const std::string& what) -> Status {
+      if (off % bf::kPage || off < bf::kDeltaReserved || off > geo.delta_size || bytes > geo.delta_size - off)
+        return Status::Corruption(where() + ": " + what + " outside the delta area");
+      const uint64_t last = (off + bytes + bf::kPage - 1) / bf::kPage;
+      if (pages.size() < last) pages.resize(last, false);
+      for (uint64_t p = off / bf::kPage; p < last; ++p) pages[p] = true;
+      return Status::OK();
+    };
+    // Only what the aborted log reaches: pages of live branches (and blocks
+    // a live writer allocated but has not published yet) are never touched.
+    // A committed group member that the log does not reach through a
+    // self-contained record is marked through its own slot.
+    Status st_mark = MarkLog(LogOf(s), LoadAcq(slots[s].published_len), mark, 0);
+    for (uint32_t c : group)
+      if (st_mark.ok() && c != s) st_mark = MarkLog(LogOf(c), LoadAcq(slots[c].published_len), mark, 0);
+    if (!st_mark.ok()) {
+      g.note += "not reclaiming '" + SlotName(s) + "': " + st_mark.message() + "; ";
+      continue;
+    }
+    for (uint32_t x : group) StoreRel(slots[x].state, uint32_t{bf::kFree});
+    g.slots_freed += static_cast<uint32_t>(group.size());
+    for (uint64_t p = 0; p < pages.size();) {
+      if (!pages[p]) {
+        ++p;
+        continue;
+      }
+      uint64_t q = p;
+      while (q < pages.size() && pages[q]) ++q;
+      // The memory goes back to the filesystem behind the region now.
+      if (region->fd() >= 0)
+        (void)fallocate(region->fd(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                        static_cast<off_t>(region->fd_offset() + geo.delta_offset + p * bf::kPage),
+                        static_cast<off_t>((q - p) * bf::kPage));
+      else
+        (void)madvise(mem + geo.delta_offset + p * bf::kPage, (q - p) * bf::kPage, MADV_REMOVE);
+      if (GiveBack(*this, p, q - p))
+        g.bytes_reclaimed += (q - p) * bf::kPage;
+      else
+        leaked += (q - p) * bf::kPage;
+      p = q;
+    }
+  }
+  if (g.slots_freed) A(hdr->generation).fetch_add(1, std::memory_order_acq_rel);
+  g.note += "online: ended branches' slots freed; aborted branches' pages given back for reuse";
+  if (skipped_viewed) g.note += "; " + std::to_string(skipped_viewed) + " ended branch(es) kept: a live process has a view of them";
+  if (leaked) g.note += "; " + std::to_string(leaked) + " bytes wait for an exclusive gc (free table full)";
+  for (uint32_t i = 0; i < bf::kFreeExtents; ++i)
+    g.bytes_free += bf::FreeExtentPages(LoadAcq(hdr->free_extents[i])) * bf::kPage;
+  g.bytes_used = LoadAcq(hdr->delta_cursor) - g.bytes_free;
+  return g;
+}
+
+Result<GcResult> BranchStore::ReclaimEnded() {
+  Impl& m = *impl_;
+  DAXFS_RETURN_IF_ERROR(m.Lock());
+  struct Unlocker { Impl* m; ~Unlocker() { m->Unlock(); } } unlock{&m};
+  {
+    uint64_t n = 0;
+    std::string first;
+    CheckControlBlock(m, [&](const std::string& p) {
+      if (n++ == 0) first = p;
+    });
+    if (n)
+      return Status::Corruption(m.where() + ": reclaiming refused: the control block has " + std::to_string(n) +
+                                " problem(s), first: " + first + " (run daxfs branch check REGION)");
+  }
+  return m.ReclaimEndedLocked();
 }
 
 // ---- BranchStore ----
@@ -705,6 +894,9 @@ Result<std::shared_ptr<BranchStore>> BranchStore::Open(std::shared_ptr<Region> r
       StoreRel(e.start, impl->start_time);
       StoreRel(e.token, impl->token);
       impl->attach_idx = static_cast<int>(i);
+      // Viewer bits a dead holder of this entry left are not ours.
+      for (uint32_t sl = 0; sl < bf::kSlotCount; ++sl)
+        A(impl->slots[sl].viewers[i / 64]).fetch_and(~(uint64_t{1} << (i % 64)), std::memory_order_acq_rel);
     }
   }
   // gc frees blocks only while no other process is attached, so a process
@@ -763,11 +955,17 @@ Result<BranchInfo> BranchStore::Create(std::string_view name, std::string_view p
   if (p < 0)
     return Status::NotFound(m.where() + ": no active branch '" + std::string(parent) + "' to branch from");
   int free_slot = -1;
-  for (uint32_t s = 1; s < bf::kSlotCount && free_slot < 0; ++s)
-    if (LoadAcq(m.slots[s].state) == bf::kFree) free_slot = static_cast<int>(s);
+  for (int round = 0; round < 2 && free_slot < 0; ++round) {
+    // Full: reclaim ended branches online (nobody needs the region to
+    // itself), so the number of branches over a region's life is unbounded.
+    if (round == 1) (void)m.ReclaimEndedLocked();
+    for (uint32_t s = 1; s < bf::kSlotCount && free_slot < 0; ++s)
+      if (LoadAcq(m.slots[s].state) == bf::kFree) free_slot = static_cast<int>(s);
+  }
   if (free_slot < 0)
-    return Status::NoSpace(m.where() + ": the branch table is full (" +
-                           std::to_string(bf::kSlotCount) + " slots); run `daxfs branch gc`");
+    return Status::NoSpace(m.where() + ": the branch table is full: " + std::to_string(bf::kSlotCount - 1) +
+                           " branches are active (or ended but still viewed by a live process); "
+                           "commit or abort some");
   DAXFS_ASSIGN_OR_RETURN(uint64_t chunk, m.Alloc(kFirstChunk));
   auto* ch = reinterpret_cast<bf::ChunkHeader*>(m.mem + m.geo.delta_offset + chunk);
   ch->magic = bf::kChunkMagic;
@@ -915,9 +1113,18 @@ Status BranchStore::Commit(std::string_view name, std::vector<std::string>* conf
   r.child_slot = s;
   r.child_id = sl.id;
   r.child_len = leaf_len;
+  r.child_chunk = sl.first_chunk;  // the parent's log reaches the leaf's without its slot
+  // Self-contained when every merge in the leaf's own log is too (a region
+  // written by an older daxfs may hold merges that need their slots).
+  bool self_contained = true;
+  DAXFS_RETURN_IF_ERROR(m.ReadLog(s, 0, leaf_len, [&](uint64_t, const Record& x) -> Status {
+    if (x.type == bf::kRecMerge && x.child_chunk == 0) self_contained = false;
+    return Status::OK();
+  }));
   const auto bytes = branch::Encode(r);
   DAXFS_ASSIGN_OR_RETURN(uint64_t pos, m.Append(p, bytes));  // the commit point
   sl.commit_pos = pos;
+  if (self_contained) A(sl.flags).fetch_or(bf::kSlotSelfContained, std::memory_order_acq_rel);
   StoreRel(sl.state, uint32_t{bf::kCommitted});
   A(m.hdr->generation).fetch_add(1, std::memory_order_acq_rel);
   if (m.needs_msync) msync(m.mem, m.region->bytes().size(), MS_SYNC);
@@ -949,46 +1156,43 @@ Status BranchStore::Impl::MarkLive(std::vector<bool>* pages) const {
     const bf::Slot& sl = slots[s];
     const uint32_t st = LoadAcq(const_cast<bf::Slot&>(sl).state);
     if (st != bf::kActive && st != bf::kCommitted) continue;
-    const std::string at = "branch '" + SlotName(s) + "' (slot " + std::to_string(s) + ")";
-    // Every chunk of the chain, also one a dead appender linked but never
-    // published into (Append replaces it, so it is referenced).
-    uint64_t chunk = sl.first_chunk;
-    for (int hops = 0; chunk != 0; ++hops) {
-      if (hops > (1 << 20)) return Status::Corruption(where() + ": " + at + ": log chunk chain loops");
-      if (chunk > geo.delta_size - bf::kPage || chunk % bf::kPage || chunk < bf::kDeltaReserved)
-        return Status::Corruption(where() + ": " + at + ": log chunk offset " + std::to_string(chunk) +
-                                  " outside the delta area or not page aligned");
-      auto* h = reinterpret_cast<bf::ChunkHeader*>(mem + geo.delta_offset + chunk);
-      if (h->magic != bf::kChunkMagic)
-        return Status::Corruption(where() + ": " + at + ": bad log chunk at delta offset " +
-                                  std::to_string(chunk));
-      DAXFS_RETURN_IF_ERROR(mark(chunk, h->capacity, at + ": log chunk"));
-      chunk = A(h->next).load(std::memory_order_acquire);
-    }
-    DAXFS_RETURN_IF_ERROR(ReadLog(s, 0, LoadAcq(const_cast<bf::Slot&>(sl).published_len),
-                                  [&](uint64_t pos, const Record& r) -> Status {
-                                    for (uint64_t b : r.blocks)
-                                      DAXFS_RETURN_IF_ERROR(mark(b, bf::kPage, at + ": log position " +
-                                                                                   std::to_string(pos) +
-                                                                                   ": data block"));
-                                    return Status::OK();
-                                  }));
+    DAXFS_RETURN_IF_ERROR(MarkLog(LogOf(s), LoadAcq(const_cast<bf::Slot&>(sl).published_len), mark, 0));
   }
   return Status::OK();
 }
 
-namespace {
-uint64_t CheckControlBlock(const BranchStore::Impl& m, const std::function<void(const std::string&)>& report);
-}  // namespace
+Status BranchStore::Impl::MarkLog(const LogRef& log, uint64_t len,
+                                  const std::function<Status(uint64_t, uint64_t, const std::string&)>& mark,
+                                  int depth) const {
+  if (depth > kMaxDepth) return Status::Corruption(where() + ": merges nested too deeply");
+  const std::string at = LogLabel(log);
+  // Every chunk of the chain, also one a dead appender linked but never
+  // published into (Append replaces it, so it is referenced).
+  uint64_t chunk = log.first_chunk;
+  for (int hops = 0; chunk != 0; ++hops) {
+    if (hops > (1 << 20)) return Status::Corruption(where() + ": " + at + ": log chunk chain loops");
+    if (chunk > geo.delta_size - bf::kPage || chunk % bf::kPage || chunk < bf::kDeltaReserved)
+      return Status::Corruption(where() + ": " + at + ": log chunk offset " + std::to_string(chunk) +
+                                " outside the delta area or not page aligned");
+    auto* h = reinterpret_cast<bf::ChunkHeader*>(mem + geo.delta_offset + chunk);
+    if (h->magic != bf::kChunkMagic)
+      return Status::Corruption(where() + ": " + at + ": bad log chunk at delta offset " + std::to_string(chunk));
+    DAXFS_RETURN_IF_ERROR(mark(chunk, h->capacity, at + ": log chunk"));
+    chunk = A(h->next).load(std::memory_order_acquire);
+  }
+  return ReadChain(log, 0, len, [&](uint64_t pos, const Record& r) -> Status {
+    // A child merged through a self-contained record may have no slot any
+    // more: its log is reached through the record.
+    if (r.type == bf::kRecMerge && r.child_chunk != 0)
+      return MarkLog(LogRef{r.child_chunk, kNoSlot, r.child_id}, r.child_len, mark, depth + 1);
+    for (uint64_t b : r.blocks)
+      DAXFS_RETURN_IF_ERROR(mark(b, bf::kPage, at + ": log position " + std::to_string(pos) + ": data block"));
+    return Status::OK();
+  });
+}
 
 Result<GcResult> BranchStore::Gc() {
   Impl& m = *impl_;
-  if (m.open_views.load() != 0)
-    return Status::Busy(m.where() + ": gc frees blocks that open branch views may still point into; "
-                                    "close this process's " + std::to_string(m.open_views.load()) +
-                        " branch view(s) first");
-  DAXFS_RETURN_IF_ERROR(m.Lock());
-  struct Unlocker { Impl* m; ~Unlocker() { m->Unlock(); } } unlock{&m};
   std::string others;
   for (uint32_t i = 0; i < bf::kAttachCount; ++i) {
     auto& e = m.attach[i];
@@ -996,8 +1200,16 @@ Result<GcResult> BranchStore::Gc() {
     if (p == 0 || LoadAcq(e.token) == m.token) continue;
     if (branch::ProcessAlive(p, LoadAcq(e.start))) others += " " + std::to_string(p);
   }
-  if (!others.empty())
-    return Status::Busy(m.where() + ": gc needs the region to itself; attached processes:" + others);
+  // With other processes attached, or views open here, gc works online:
+  // what no live process can be reading (ReclaimEnded). Alone, it also
+  // finds pages dead writers leaked and compacts the free table.
+  if (!others.empty() || m.open_views.load() != 0) {
+    DAXFS_ASSIGN_OR_RETURN(GcResult g, ReclaimEnded());
+    if (!others.empty()) g.note += " (other processes attached:" + others + "; blocks leaked by dead writers wait for a gc run alone)";
+    return g;
+  }
+  DAXFS_RETURN_IF_ERROR(m.Lock());
+  struct Unlocker { Impl* m; ~Unlocker() { m->Unlock(); } } unlock{&m};
   // gc frees pages on what the control block says: on a damaged one it
   // could free pages a live branch uses. Stop and say why instead.
   {

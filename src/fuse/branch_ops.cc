@@ -49,6 +49,7 @@
 #include <vector>
 
 #include "daxfs/branch.h"
+#include "daxfs/branch_format.h"
 #include "daxfs/format.h"
 #include "fuse/daxfs_fuse.h"
 #include "fuse/region_guard.h"
@@ -75,6 +76,7 @@ struct View {
   // The writer lease is ours: nobody else changes this view (main has no
   // lease: other processes write and commit into it at any time).
   bool Exclusive() const { return writer != nullptr && name != "main"; }
+  bool closed = false;  // the branch ended and its Branch objects were closed
   // (directory, name) of every entry the kernel may cache with a positive
   // timeout (kLeasedTimeout), to invalidate when a commit changes the view.
   std::set<std::pair<fuse_ino_t, std::string>> cached_names;
@@ -232,8 +234,25 @@ struct Context {
   std::vector<std::pair<std::string, bool>> ViewNames() {
     std::lock_guard lock(mu);
     std::vector<std::pair<std::string, bool>> out;
-    for (const auto& v : views) out.emplace_back(v->name, v->Exclusive());
+    for (const auto& v : views)
+      if (!v->closed) out.emplace_back(v->name, v->Exclusive());
     return out;
+  }
+  // Closes the Branch objects of an ended view (its calls answer ESTALE).
+  void CloseView(const std::string& view_name) {
+    std::shared_ptr<Branch> r, w;
+    {
+      std::lock_guard lock(mu);
+      auto it = view_ids.find(view_name);
+      if (it == view_ids.end()) return;
+      r = views[it->second]->reader;
+      w = views[it->second]->writer;
+      views[it->second]->closed = true;
+      // A branch made later under the same name gets a view of its own.
+      view_ids.erase(it);
+    }
+    if (r) r->close();
+    if (w) w->close();
   }
   // Every FUSE inode of `view_name`.
   std::vector<fuse_ino_t> NodesOf(const std::string& view_name) {
@@ -740,6 +759,12 @@ class Watcher {
       std::map<std::string, Seen> now = Snapshot();
       if (!now.empty()) {
         Poll(last, now);
+        // Ended branches are reclaimed online while the table is more than
+        // half full (Create also does when it is full), so a long-running
+        // mount makes any number of branches and the region stays bounded.
+        size_t ended = 0;
+        for (const auto& [name, seen] : now) ended += seen.state != "active";
+        if (ended > 0 && now.size() > format::branch::kSlotCount / 2) (void)c_.store->ReclaimEnded();
         last = std::move(now);
       }
       lock.lock();
@@ -777,7 +802,17 @@ class Watcher {
         fuse_lowlevel_notify_inval_inode(se, i, 0, 0);
       }
     }
+    // Views of ended branches are closed a poll after the end was seen
+    // (requests that were reading them have replied by then), so online
+    // reclamation may free them: a mount keeps no ended branch alive.
+    for (const std::string& name : closing_) c_.CloseView(name);
+    closing_.clear();
+    for (const auto& [name, writing] : c_.ViewNames()) {
+      auto is = now.find(name);
+      if (name != "main" && (is == now.end() || is->second.state != "active")) closing_.push_back(name);
+    }
   }
+  std::vector<std::string> closing_;
 
   Context& c_;
   std::chrono::milliseconds period_;
