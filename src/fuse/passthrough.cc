@@ -31,17 +31,21 @@ std::string Backings::MissingPrivilege() {
 }
 
 Result<int32_t> Backings::Acquire(const Image& image, Ino ino, int device_fd) {
+  // Every open checks the object against its digest (outside the lock: a
+  // large file's hash must not hold up other opens). The hash runs again
+  // only when the object file changed (inode, size or ctime) since it was
+  // last verified, so an object changed while another descriptor holds the
+  // file open fails the next open with EIO instead of serving its bytes.
+  DAXFS_ASSIGN_OR_RETURN(int fd, image.open_object(ino));
   {
     std::lock_guard lock(mu_);
     auto it = by_ino_.find(ino);
     if (it != by_ino_.end()) {
+      close(fd);
       ++it->second.opens;
       return it->second.id;
     }
   }
-  // Verified against its digest outside the lock: the first open of a large
-  // file hashes it, and other files' opens need not wait for that.
-  DAXFS_ASSIGN_OR_RETURN(int fd, image.open_object(ino));
   std::lock_guard lock(mu_);
   auto it = by_ino_.find(ino);
   if (it != by_ino_.end()) {  // another open registered it meanwhile

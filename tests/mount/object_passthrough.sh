@@ -74,6 +74,22 @@ for cache in direct kernel; do
   cmp "$WORK/t/fine" "$WORK/tm-$cache/fine" || fail "cache=$cache: an intact file"
 done
 
+# An object changed while a descriptor holds its file open: the next open
+# is checked again (the object's ctime moved) and fails, never serving the
+# changed bytes (issue #19).
+head -c 200000 /dev/urandom > "$WORK/t2big"
+mkdir -p "$WORK/t2"; mv "$WORK/t2big" "$WORK/t2/big"
+"$MKDAXFS" -q --objects "$WORK/t2objs" "$WORK/t2img" "$WORK/t2"
+mount_image "$WORK/t2img" "$WORK/t2m"
+obj2=$("$DAXFS" stat "$WORK/t2img" /big | sed -n 's/^  data: object //p')
+exec 7<"$WORK/t2m/big"
+chmod 644 "$obj2"
+printf 'TAMPERED' | dd of="$obj2" bs=1 seek=100 conv=notrunc status=none
+echo 3 > /proc/sys/vm/drop_caches
+if dd if="$WORK/t2m/big" bs=4096 count=1 2>"$WORK/err" | grep -q TAMPERED; then fail "a new open served a changed object"; fi
+grep -q "Input/output error" "$WORK/err" || fail "a new open of a changed object did not fail: $(cat "$WORK/err")"
+exec 7<&-
+
 # A normal user: no passthrough, one message, same contents via the daemon.
 user=nobody
 if id "$user" >/dev/null 2>&1 && fm=$(command -v fusermount3) && [ -u "$fm" ] && command -v setpriv >/dev/null; then
