@@ -107,6 +107,8 @@ class Branch : public FsView {
   ~Branch() override;
 
   const std::string& name() const;
+  // The branch's unique id (a later branch of the same name has another).
+  uint64_t id() const;
   bool writable() const;
   // The branch's published log length: it changes whenever the branch's
   // contents do (a write, or a child committed into it). One atomic load.

@@ -21,9 +21,15 @@ namespace daxfs::format::branch {
 
 inline constexpr uint32_t kControlMagic = 0x48435244;  // "DRCH"
 // Version 2 added the free-extent table (gc); version 1 regions (no table)
-// are read, and become version 2 at their first gc.
-inline constexpr uint32_t kControlVersion = 2;
+// are read, and become the current version at their first gc.
 inline constexpr uint32_t kControlVersionNoFreeTable = 1;
+// Version 3 added forget records, nameless creates, keep bits, merge
+// records naming the child's first chunk, slot flags and viewer masks, and
+// slots freed online: an older daxfs must not open such a region (its
+// exclusive gc would free the logs of children whose slots are gone).
+// Version 2 regions are upgraded when a version-3 daxfs first attaches.
+inline constexpr uint32_t kControlVersion = 3;
+inline constexpr uint32_t kControlVersionFreeTable = 2;
 inline constexpr uint32_t kSlotCount = 256;
 inline constexpr uint32_t kAttachCount = 128;
 inline constexpr uint32_t kBranchNameMax = 63;

@@ -163,6 +163,7 @@ Branch::~Branch() {
 }
 
 const std::string& Branch::name() const { return impl_->name; }
+uint64_t Branch::id() const { return impl_->id; }
 bool Branch::writable() const { return impl_->writable; }
 uint64_t Branch::version() const { return LoadAcq(impl_->sl().published_len); }
 Ino Branch::root() const { return impl_->m->base->root(); }
@@ -629,6 +630,9 @@ Result<std::shared_ptr<Branch>> BranchStore::OpenBranch(std::string_view name, b
     b->slot = static_cast<uint32_t>(s);
     b->id = sl.id;
     b->writable = true;
+    // Still under the region mutex: the slot cannot be reclaimed before
+    // our viewer bit is set.
+    m.AddViewerLocked(b->slot);
   } else if (!write) {
     const int s = m.FindSlot(name);
     if (s < 0) return Status::NotFound(m.where() + ": no active branch '" + std::string(name) + "'");
@@ -640,7 +644,7 @@ Result<std::shared_ptr<Branch>> BranchStore::OpenBranch(std::string_view name, b
   // freed (and give up), never neither.
   // (A writer found its slot active under the region mutex: an abort since
   // then is seen by its first call, ESTALE.)
-  m.AddViewer(b->slot);
+  if (!b->writable || b->shared_writer) m.AddViewer(b->slot);
   if (!write && (branch::A(m.slots[b->slot].id).load(std::memory_order_seq_cst) != b->id ||
                  branch::LoadAcq(m.slots[b->slot].state) != bf::kActive)) {
     m.DropViewer(b->slot);

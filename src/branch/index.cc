@@ -56,6 +56,13 @@ Status Index::RequireDir(Ino dir) const {
   return Status::OK();
 }
 
+Status Index::RequireLiveDir(Ino dir) const {
+  DAXFS_RETURN_IF_ERROR(RequireDir(dir));
+  // Removed while open: no new entry may appear in it (Linux: ENOENT).
+  if (orphans_.count(dir)) return Status::NotFound(InoStr(dir) + ": the directory was removed");
+  return Status::OK();
+}
+
 bool Index::IsBaseDir(Ino dir) const {
   const Node* n = FindNode(dir);
   return n == nullptr || !n->entries_loaded;
@@ -309,6 +316,7 @@ Status Index::DoCreate(const Record& r, bool mutate) {
   if (orphan) {
     if (!S_ISREG(r.mode)) return Status::InvalidArgument("only regular files can be made without a name");
   } else {
+    DAXFS_RETURN_IF_ERROR(RequireLiveDir(r.dir));
     DAXFS_ASSIGN_OR_RETURN(DEnt e, Find(r.dir, r.name));
     if (e.ino != 0) return Status::Exists(std::string(r.name) + ": file exists");
   }
@@ -365,6 +373,7 @@ Status Index::DoCreate(const Record& r, bool mutate) {
 Status Index::DoLink(const Record& r, bool mutate) {
   DAXFS_ASSIGN_OR_RETURN(uint32_t t, Type(r.ino));
   if (t == S_IFDIR) return Status::FromErrno(EPERM, InoStr(r.ino) + ": cannot hard-link a directory");
+  DAXFS_RETURN_IF_ERROR(RequireLiveDir(r.dir));
   DAXFS_ASSIGN_OR_RETURN(DEnt e, Find(r.dir, r.name));
   if (e.ino != 0) return Status::Exists(std::string(r.name) + ": file exists");
   // An orphan gets a name again only if it was made nameless (O_TMPFILE),
@@ -427,6 +436,7 @@ Status Index::DoRename(const Record& r, bool mutate) {
   if (src.ino != r.ino)
     return Status::Stale(std::string(r.name) + ": names " + InoStr(src.ino) +
                          ", the record says " + InoStr(r.ino));
+  DAXFS_RETURN_IF_ERROR(RequireLiveDir(r.ddir));
   DAXFS_ASSIGN_OR_RETURN(DEnt dst, Find(r.ddir, r.name2));
   if (dst.ino != r.dino)
     return Status::Stale(std::string(r.name2) + ": names " + InoStr(dst.ino) +

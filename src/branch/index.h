@@ -109,6 +109,7 @@ class Index {
   Result<bool> DirEmpty(Ino dir) const;
   Result<uint32_t> Type(Ino ino) const;
   Status RequireDir(Ino dir) const;
+  Status RequireLiveDir(Ino dir) const;  // a directory that is not an orphan
   void Touch(Node* n, const Time& t, bool data);
   void Drop(Ino ino);
 

@@ -135,6 +135,7 @@ struct BranchStore::Impl {
   // bit for this process's attach entry is set while it is above 0.
   uint32_t view_count[bf::kSlotCount] = {};
   void AddViewer(uint32_t s);
+  void AddViewerLocked(uint32_t s);  // the caller holds state_mu
   void DropViewer(uint32_t s);
   // Appends one encoded record to slot s's log and publishes it. The caller
   // holds append_mu[s] and is the log's only appender. Returns the position.

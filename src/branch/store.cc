@@ -469,6 +469,9 @@ Result<std::unique_ptr<Index>> BranchStore::Impl::BuildIndex(uint32_t s, uint64_
       *applied = to;
     }
     DAXFS_RETURN_IF_ERROR(Replay(chain[i], 0, to, idx.get(), 0));
+    // An ancestor's orphans are held by handles on the ancestor: a branch
+    // made from it never sees them (they have no name there either).
+    if (i + 1 < chain.size()) idx->DropOrphansExcept({});
   }
   return idx;
 }
@@ -547,10 +550,15 @@ uint64_t CheckControlBlock(const BranchStore::Impl& m, const std::function<void(
 }  // namespace
 
 void BranchStore::Impl::AddViewer(uint32_t s) {
-  if (attach_idx < 0) return;
   std::lock_guard lk(state_mu);
-  if (view_count[s]++ == 0)
-    A(slots[s].viewers[attach_idx / 64]).fetch_or(uint64_t{1} << (attach_idx % 64), std::memory_order_seq_cst);
+  AddViewerLocked(s);
+}
+
+void BranchStore::Impl::AddViewerLocked(uint32_t s) {
+  if (attach_idx < 0) return;
+  ++view_count[s];
+  // Always (idempotent): the bit must be set whenever the count is above 0.
+  A(slots[s].viewers[attach_idx / 64]).fetch_or(uint64_t{1} << (attach_idx % 64), std::memory_order_seq_cst);
 }
 
 void BranchStore::Impl::DropViewer(uint32_t s) {
@@ -608,8 +616,8 @@ GcResult BranchStore::Impl::ReclaimEndedLocked() {
   GcResult g;
   uint64_t leaked = 0, skipped_viewed = 0;
   auto live = [&](uint32_t s) { return LoadAcq(slots[s].state); };
-  // A committed branch whose parent chain reaches `root` (aborted) is dead
-  // with it; the same for their slots.
+  // Whether committed `s` was merged, through committed branches only, into
+  // `root` (its log is then reached through root's).
   auto dead_under = [&](uint32_t s, uint32_t root) {
     for (int hops = 0; hops < 300 && s != bf::kMainSlot; ++hops) {
       const uint32_t p = slots[s].parent_slot;
@@ -622,17 +630,25 @@ GcResult BranchStore::Impl::ReclaimEndedLocked() {
   };
   for (uint32_t s = 1; s < bf::kSlotCount; ++s) {
     const uint32_t st = live(s);
-    if (st == bf::kCommitted && (slots[s].flags & bf::kSlotSelfContained)) {
+    if (st == bf::kCommitted) {
       const uint32_t p = slots[s].parent_slot;
-      if (p < bf::kSlotCount && slots[p].id == slots[s].parent_id && live(p) == bf::kActive) {
-        if (Viewed(s)) {
-          ++skipped_viewed;
-          continue;
-        }
-        // Its log stays (the parent's merge record reaches it); the slot goes.
-        StoreRel(slots[s].state, uint32_t{bf::kFree});
-        ++g.slots_freed;
+      if (p >= bf::kSlotCount || slots[p].id != slots[s].parent_id || live(p) != bf::kActive) continue;
+      // Committed into a live parent: its log stays (the parent's merge
+      // record reaches it), and so do those of the branches merged into it;
+      // their slots go together, children with their parent, so that none
+      // is left behind a freed one.
+      std::vector<uint32_t> group{s};
+      for (uint32_t c = 1; c < bf::kSlotCount; ++c)
+        if (c != s && live(c) == bf::kCommitted && dead_under(c, s)) group.push_back(c);
+      if (!std::all_of(group.begin(), group.end(),
+                       [&](uint32_t x) { return (slots[x].flags & bf::kSlotSelfContained) != 0; }))
+        continue;
+      if (std::any_of(group.begin(), group.end(), [&](uint32_t x) { return Viewed(x); })) {
+        ++skipped_viewed;
+        continue;
       }
+      for (uint32_t x : group) StoreRel(slots[x].state, uint32_t{bf::kFree});
+      g.slots_freed += static_cast<uint32_t>(group.size());
       continue;
     }
     if (st != bf::kAborted) continue;
@@ -853,7 +869,8 @@ Result<std::shared_ptr<BranchStore>> BranchStore::Open(std::shared_ptr<Region> r
                    ") does not fit in the region");
   auto* hdr = reinterpret_cast<bf::ControlHeader*>(impl->mem + coff);
   if (hdr->magic != bf::kControlMagic) return corrupt("bad control block magic");
-  if (hdr->version != bf::kControlVersion && hdr->version != bf::kControlVersionNoFreeTable)
+  if (hdr->version != bf::kControlVersion && hdr->version != bf::kControlVersionFreeTable &&
+      hdr->version != bf::kControlVersionNoFreeTable)
     return Status::NotSupported(name + ": control block version " + std::to_string(hdr->version));
   if (GeometryChecksum(hdr) != hdr->geometry_csum) return corrupt("control block checksum mismatch");
   if (hdr->slot_count != bf::kSlotCount || hdr->slot_size != sizeof(bf::Slot) ||
@@ -910,6 +927,16 @@ Result<std::shared_ptr<BranchStore>> BranchStore::Open(std::shared_ptr<Region> r
   struct statfs sfs;
   if (region->fd() >= 0 && fstatfs(region->fd(), &sfs) == 0)
     impl->needs_msync = sfs.f_type != TMPFS_MAGIC && sfs.f_type != HUGETLBFS_MAGIC;
+  // A version 2 region gets version 3 records from now on: mark it so that
+  // an older daxfs refuses it.
+  if (LoadAcq(impl->hdr->version) == bf::kControlVersionFreeTable) {
+    DAXFS_RETURN_IF_ERROR(impl->Lock());
+    if (impl->hdr->version == bf::kControlVersionFreeTable) {
+      impl->hdr->version = bf::kControlVersion;
+      impl->hdr->geometry_csum = GeometryChecksum(impl->hdr);
+    }
+    impl->Unlock();
+  }
   return std::shared_ptr<BranchStore>(new BranchStore(std::move(impl)));
 }
 
@@ -958,7 +985,10 @@ Result<BranchInfo> BranchStore::Create(std::string_view name, std::string_view p
   for (int round = 0; round < 2 && free_slot < 0; ++round) {
     // Full: reclaim ended branches online (nobody needs the region to
     // itself), so the number of branches over a region's life is unbounded.
-    if (round == 1) (void)m.ReclaimEndedLocked();
+    if (round == 1) {
+      uint64_t problems = CheckControlBlock(m, nullptr);
+      if (problems == 0) (void)m.ReclaimEndedLocked();
+    }
     for (uint32_t s = 1; s < bf::kSlotCount && free_slot < 0; ++s)
       if (LoadAcq(m.slots[s].state) == bf::kFree) free_slot = static_cast<int>(s);
   }
@@ -985,9 +1015,13 @@ Result<BranchInfo> BranchStore::Create(std::string_view name, std::string_view p
   std::memcpy(fresh.name, name.data(), name.size());
   // Everything but the state, then the state (release): readers that see
   // the slot active see all of it.
+  // (The viewer mask is left alone: a process may be setting and clearing
+  // its bit right now, from a failed open of the slot's previous branch.)
   std::memcpy(reinterpret_cast<std::byte*>(&sl) + sizeof(uint32_t),
               reinterpret_cast<const std::byte*>(&fresh) + sizeof(uint32_t),
-              sizeof(bf::Slot) - sizeof(uint32_t));
+              offsetof(bf::Slot, viewers) - sizeof(uint32_t));
+  std::memcpy(reinterpret_cast<std::byte*>(&sl) + offsetof(bf::Slot, reserved),
+              reinterpret_cast<const std::byte*>(&fresh) + offsetof(bf::Slot, reserved), sizeof(fresh.reserved));
   StoreRel(sl.state, uint32_t{bf::kActive});
   A(m.hdr->generation).fetch_add(1, std::memory_order_acq_rel);
   return m.MakeInfo(static_cast<uint32_t>(free_slot));
@@ -1043,7 +1077,9 @@ Status BranchStore::Commit(std::string_view name, std::vector<std::string>* conf
     std::string winner;
     DAXFS_RETURN_IF_ERROR(m.ReadLog(p, snap, parent_len, [&](uint64_t, const Record& r) -> Status {
       if (r.type == bf::kRecMerge && winner.empty())
-        winner = r.child_slot < bf::kSlotCount ? m.SlotName(r.child_slot) : "?";
+        winner = r.child_slot < bf::kSlotCount && m.slots[r.child_slot].id == r.child_id
+                     ? m.SlotName(r.child_slot)
+                     : "id " + std::to_string(r.child_id);
       return Status::OK();
     }));
     if (!winner.empty()) {

@@ -107,6 +107,10 @@ struct Context {
   // loses its last name while open stays as an orphan until its last
   // handle is released (the POSIX open-but-unlinked file).
   std::unordered_map<fuse_ino_t, uint32_t> open_handles;
+  // Held across "is it open here?" + the unlink/rename/rmdir it decides,
+  // and across a last release + its forget, so that neither an orphan
+  // nobody forgets nor a dropped inode with an open handle can result.
+  std::mutex orphan_mu;
 
   void Opened(fuse_ino_t ino) {
     std::lock_guard lock(mu);
@@ -181,18 +185,26 @@ struct Context {
     {
       std::lock_guard lock(mu);
       View& v = *views[id];
+      if (v.closed) return Status::Stale(v.name + ": the branch ended");
       if (!v.writable) return Status::FromErrno(EROFS, v.name + " is read-only");
       if (v.writer) return v.writer;
-      DAXFS_ASSIGN_OR_RETURN(v.writer, store->OpenBranch(v.name, true));
+      DAXFS_ASSIGN_OR_RETURN(auto opened, store->OpenBranch(v.name, true));
+      // The name may now belong to a later branch: this view is of the old one.
+      if (opened->id() != v.reader->id()) return Status::Stale(v.name + ": the branch ended");
+      // Orphans left by a writer that died (their handles died with it),
+      // but not those this mount has open; before the writer is published,
+      // so no O_TMPFILE made through it meanwhile is taken for one.
+      if (v.name != "main") {
+        if (auto orphans = opened->orphans(); orphans.ok()) {
+          for (Ino o : *orphans) {
+            auto fid = node_ids.find({id, o});
+            if (fid == node_ids.end() || !open_handles.count(fid->second)) (void)opened->forget(o);
+          }
+        }
+      }
+      v.writer = std::move(opened);
       w = v.writer;
       name = v.name;
-    }
-    // Orphans left by a writer that died (their handles died with it), but
-    // not those this mount itself has open.
-    if (auto orphans = name == "main" ? Result<std::vector<Ino>>(std::vector<Ino>{}) : w->orphans();
-        orphans.ok()) {
-      for (Ino o : *orphans)
-        if (!IsOpen(id, o)) (void)w->forget(o);
     }
     // From now on the kernel caches this view's attributes and pages
     // (Timeout, keep_cache): forget what it has from before the lease, when
@@ -236,6 +248,14 @@ struct Context {
     std::vector<std::pair<std::string, bool>> out;
     for (const auto& v : views)
       if (!v->closed) out.emplace_back(v->name, v->Exclusive());
+    return out;
+  }
+  // The names and branch ids of the views not closed yet.
+  std::vector<std::pair<std::string, uint64_t>> ViewIds() {
+    std::lock_guard lock(mu);
+    std::vector<std::pair<std::string, uint64_t>> out;
+    for (const auto& v : views)
+      if (!v->closed) out.emplace_back(v->name, v->reader->id());
     return out;
   }
   // Closes the Branch objects of an ended view (its calls answer ESTALE).
@@ -353,6 +373,7 @@ bool IsViewRoot(Context& c, const Node& n) { return n.ino != kCtlIno && n.ino ==
 // One open handle of `ino` went. The last one of an orphan (its names were
 // removed while it was open, or an O_TMPFILE never linked) drops it.
 void ReleaseHandle(Context& c, fuse_ino_t ino) {
+  std::lock_guard orphans(c.orphan_mu);
   if (!c.Released(ino)) return;
   auto n = c.Get(ino);
   if (!n || n->ino == kCtlIno) return;
@@ -547,14 +568,24 @@ void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   auto d = WritableDir(req, parent);
   if (!d) return;
   if (Reserved(c, d->dir, name)) return (void)fuse_reply_err(req, EPERM);
-  fuse_reply_err(req, d->w->unlink(d->dir.ino, name, EntryOpen(c, *d, name)).errno_value());
+  int err;
+  {
+    std::lock_guard orphans(c.orphan_mu);
+    err = d->w->unlink(d->dir.ino, name, EntryOpen(c, *d, name)).errno_value();
+  }
+  fuse_reply_err(req, err);
 }
 
 void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Context& c = Ctx(req);
   auto d = WritableDir(req, parent);
   if (!d) return;
-  fuse_reply_err(req, d->w->rmdir(d->dir.ino, name, EntryOpen(c, *d, name)).errno_value());
+  int err;
+  {
+    std::lock_guard orphans(c.orphan_mu);
+    err = d->w->rmdir(d->dir.ino, name, EntryOpen(c, *d, name)).errno_value();
+  }
+  fuse_reply_err(req, err);
 }
 
 void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
@@ -567,8 +598,13 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
   if (nd->view != d->dir.view || nd->ino == kCtlIno) return (void)fuse_reply_err(req, EXDEV);
   if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return (void)fuse_reply_err(req, EINVAL);
   if (Reserved(c, d->dir, name) || Reserved(c, *nd, newname)) return (void)fuse_reply_err(req, EPERM);
-  const bool replaced_open = EntryOpen(c, DirOp{d->w, *nd}, newname);
-  fuse_reply_err(req, d->w->rename(d->dir.ino, name, nd->ino, newname, flags, replaced_open).errno_value());
+  int err;
+  {
+    std::lock_guard orphans(c.orphan_mu);
+    const bool replaced_open = EntryOpen(c, DirOp{d->w, *nd}, newname);
+    err = d->w->rename(d->dir.ino, name, nd->ino, newname, flags, replaced_open).errno_value();
+  }
+  fuse_reply_err(req, err);
 }
 
 void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
@@ -580,20 +616,31 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
   // O_TMPFILE arrives as a create of "/" (the transport turns FUSE_TMPFILE
   // into FUSE_CREATE; no real name can be "/").
   const bool tmpfile = std::string_view(name) == "/";
-  auto r = tmpfile ? d->w->tmpfile(d->dir.ino, mode, who->uid, who->gid)
-                   : d->w->create(d->dir.ino, name, mode, who->uid, who->gid);
+  fuse_ino_t made = 0;
+  auto r = [&]() -> Result<Ino> {
+    std::lock_guard orphans(c.orphan_mu);
+    auto x = tmpfile ? d->w->tmpfile(d->dir.ino, mode, who->uid, who->gid)
+                     : d->w->create(d->dir.ino, name, mode, who->uid, who->gid);
+    if (x.ok()) {
+      made = c.Fuse(d->dir.view, *x);
+      c.Opened(made);
+    }
+    return x;
+  }();
   if (!r.ok()) return ReplyError(req, r.status());
   fuse_entry_param e{};
-  e.ino = c.Fuse(d->dir.view, *r);
+  e.ino = made;
   e.generation = 1;
   e.attr_timeout = e.entry_timeout = c.Timeout(d->dir.view);
-  if (Status st = StatNode(c, e.ino, {d->dir.view, *r}, &e.attr); !st.ok()) return ReplyError(req, st);
+  if (Status st = StatNode(c, e.ino, {d->dir.view, *r}, &e.attr); !st.ok()) {
+    ReleaseHandle(c, made);
+    return ReplyError(req, st);
+  }
   if (tmpfile) e.entry_timeout = 0;
   if (e.entry_timeout > 0) c.Remember(d->dir.view, parent, name);
   fi->keep_cache = 0;
   fi->noflush = 1;
-  c.Opened(e.ino);
-  if (fuse_reply_create(req, &e, fi) != 0) ReleaseHandle(c, e.ino);
+  if (fuse_reply_create(req, &e, fi) != 0) ReleaseHandle(c, made);
 }
 
 void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
@@ -605,6 +652,16 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     fi->nonseekable = 1;
     return (void)fuse_reply_open(req, fi);
   }
+  // Counted first: an unlink racing this open then keeps the inode.
+  c.Opened(ino);
+  struct Undo {
+    Context& c;
+    fuse_ino_t ino;
+    bool armed = true;
+    ~Undo() {
+      if (armed) ReleaseHandle(c, ino);
+    }
+  } undo{c, ino};
   if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
     auto w = c.Writer(n->view);
     if (!w.ok()) return ReplyError(req, w.status());
@@ -620,8 +677,7 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   // others, only when the view's version moved since the last open.
   fi->keep_cache = c.Timeout(n->view) > 0 || c.PagesStillValid(ino, n->view);
   fi->noflush = 1;                           // OpFlush has nothing to do
-  c.Opened(ino);
-  if (fuse_reply_open(req, fi) != 0) ReleaseHandle(c, ino);  // the open was interrupted
+  undo.armed = fuse_reply_open(req, fi) != 0;  // an interrupted open has no release to come
 }
 
 void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
@@ -665,6 +721,8 @@ Status EndBranch(Context& c, uint32_t view, bool commit, const Credentials& who)
   auto info = c.store->Info(name);
   // Control is for whoever may write the branch's root (and, to commit, the
   // parent's): the control file itself is open to all.
+  // A control file of an ended branch must not end a later one of the name.
+  if (info.ok() && info->id != c.Reader(view)->id()) return Status::Stale(name + ": the branch ended");
   const std::string what = std::string(commit ? "commit '" : "abort '") + name + "'";
   DAXFS_RETURN_IF_ERROR(MayWriteRoot(*c.Reader(view), who, what));
   if (commit && info.ok() && !info->parent.empty()) {
@@ -741,13 +799,18 @@ class Watcher {
     uint64_t log_bytes = 0;
     std::string state;
     std::string parent;
+    uint64_t id = 0;
   };
 
   std::map<std::string, Seen> Snapshot() {
     std::map<std::string, Seen> now;
     auto list = c_.store->List();
     if (!list.ok()) return now;
-    for (const BranchInfo& b : *list) now[b.name] = {b.log_bytes, b.state, b.parent};
+    for (const BranchInfo& b : *list) {
+      // The active one of a name wins over ended ones of the same name.
+      auto [it, fresh] = now.try_emplace(b.name, Seen{b.log_bytes, b.state, b.parent, b.id});
+      if (!fresh && b.state == "active") it->second = Seen{b.log_bytes, b.state, b.parent, b.id};
+    }
     return now;
   }
 
@@ -764,7 +827,8 @@ class Watcher {
         // mount makes any number of branches and the region stays bounded.
         size_t ended = 0;
         for (const auto& [name, seen] : now) ended += seen.state != "active";
-        if (ended > 0 && now.size() > format::branch::kSlotCount / 2) (void)c_.store->ReclaimEnded();
+        if (++polls_ % 10 == 0 && ended > 0 && now.size() > format::branch::kSlotCount / 2)
+          (void)c_.store->ReclaimEnded();  // at most once a second: it checks the control block
         last = std::move(now);
       }
       lock.lock();
@@ -807,12 +871,14 @@ class Watcher {
     // reclamation may free them: a mount keeps no ended branch alive.
     for (const std::string& name : closing_) c_.CloseView(name);
     closing_.clear();
-    for (const auto& [name, writing] : c_.ViewNames()) {
+    for (const auto& [name, id] : c_.ViewIds()) {
       auto is = now.find(name);
-      if (name != "main" && (is == now.end() || is->second.state != "active")) closing_.push_back(name);
+      if (name != "main" && (is == now.end() || is->second.state != "active" || is->second.id != id))
+        closing_.push_back(name);
     }
   }
   std::vector<std::string> closing_;
+  uint64_t polls_ = 0;
 
   Context& c_;
   std::chrono::milliseconds period_;
