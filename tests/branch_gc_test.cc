@@ -160,6 +160,57 @@ TEST(BranchGc, OnlineReclamationWithOthersAttached) {
   EXPECT_EQ(store.Check([&](const std::string& m) { problems += m + "\n"; }), 0u) << problems;
 }
 
+// Nested commits (grandchild into child into main), over and over past the
+// 255 slots with another store attached: the grandchildren's slots are
+// reclaimed with their parents', nothing is left behind a freed slot, and
+// check and gc keep working (no log reached through a freed slot).
+TEST(BranchGc, NestedCommitsAreReclaimedOnline) {
+  BaseRegion base(32 << 20);
+  auto& store = base.store();
+  auto other = BranchStore::Open(base.region.spec());
+  ASSERT_TRUE(other.ok());
+  for (int i = 0; i < 200; ++i) {
+    const std::string c = "c" + std::to_string(i), g = "g" + std::to_string(i);
+    ASSERT_TRUE(store.Create(c).ok()) << i;
+    ASSERT_TRUE(store.Create(g, c).ok()) << i;
+    {
+      auto w = *store.OpenBranch(g, true);
+      ASSERT_TRUE(w->create(w->root(), g, 0644).ok());
+    }
+    ASSERT_DAXFS_OK(store.Commit(g));
+    if (i % 2) {
+      ASSERT_DAXFS_OK(store.Commit(c));
+    } else {
+      ASSERT_DAXFS_OK(store.Abort(c));  // the committed grandchild dies with it
+    }
+  }
+  EXPECT_LT(store.Usage().slots_used, 200u) << "ended nested branches were not reclaimed";
+  std::string problems;
+  EXPECT_EQ(store.Check([&](const std::string& m) { problems += m + "\n"; }), 0u) << problems;
+  auto g = store.ReclaimEnded();
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  auto main = *(*other)->OpenBranch("main");
+  for (int i = 0; i < 200; ++i)
+    EXPECT_EQ(main->resolve("/g" + std::to_string(i)).ok(), i % 2 == 1) << i;
+}
+
+// A directory removed while open takes no new entries (Linux: ENOENT).
+TEST(BranchGc, RemovedOpenDirectoryTakesNoEntries) {
+  BaseRegion base(8 << 20);
+  auto& store = base.store();
+  ASSERT_TRUE(store.Create("d").ok());
+  auto w = *store.OpenBranch("d", true);
+  Ino dir = *w->mkdir(w->root(), "dir", 0755);
+  Ino f = *w->create(w->root(), "f", 0644);
+  ASSERT_DAXFS_OK(w->rmdir(w->root(), "dir", /*keep_open=*/true));
+  EXPECT_EQ(w->create(dir, "x", 0644).status().errno_value(), ENOENT);
+  EXPECT_EQ(w->mkdir(dir, "y", 0755).status().errno_value(), ENOENT);
+  EXPECT_EQ(w->link(f, dir, "z").errno_value(), ENOENT);
+  EXPECT_EQ(w->rename(w->root(), "f", dir, "f").errno_value(), ENOENT);
+  ASSERT_DAXFS_OK(w->forget(dir));
+  EXPECT_EQ(store.Check(nullptr), 0u);
+}
+
 // Holes in the middle (an aborted branch between two live ones) go to the
 // free table and are handed out again, while the live branches' data stays.
 TEST(BranchGc, FreeExtentsBetweenLiveBranchesAreReused) {
