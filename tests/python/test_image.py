@@ -71,6 +71,24 @@ def test_errors_are_oserrors(model):
         img.listdir("/")
 
 
+def test_names_python_rejects_or_cannot_decode(model):
+    """An embedded NUL is ValueError, as for os.stat, not a lookup of what
+    precedes it; a missing name that is not UTF-8 is FileNotFoundError
+    carrying the name (surrogate-escaped), not UnicodeDecodeError."""
+    img = daxfs.Image(model.image)
+    for call in (img.stat, img.view, img.listdir, img.open):
+        with pytest.raises(ValueError):
+            call("/docs\0x")
+    with pytest.raises(ValueError):
+        daxfs.Image(model.image + "\0x")
+    with pytest.raises(FileNotFoundError) as e:
+        img.stat(b"/no\xffsuch")
+    assert os.fsencode(e.value.filename) == b"/no\xffsuch"
+    with pytest.raises(OSError) as e:
+        img.stat("t" * 256)
+    assert e.value.errno == errno.ENAMETOOLONG
+
+
 def test_open_readinto_seek(model):
     img = daxfs.Image(model.image)
     path = "docs/deep/er/blob.bin"
