@@ -259,12 +259,12 @@ struct Context {
     return out;
   }
   // Closes the Branch objects of an ended view (its calls answer ESTALE).
-  void CloseView(const std::string& view_name) {
+  void CloseView(const std::string& view_name, uint64_t id) {
     std::shared_ptr<Branch> r, w;
     {
       std::lock_guard lock(mu);
       auto it = view_ids.find(view_name);
-      if (it == view_ids.end()) return;
+      if (it == view_ids.end() || views[it->second]->reader->id() != id) return;
       r = views[it->second]->reader;
       w = views[it->second]->writer;
       views[it->second]->closed = true;
@@ -869,15 +869,21 @@ class Watcher {
     // Views of ended branches are closed a poll after the end was seen
     // (requests that were reading them have replied by then), so online
     // reclamation may free them: a mount keeps no ended branch alive.
-    for (const std::string& name : closing_) c_.CloseView(name);
+    // (Checked again now: a branch made after the snapshot was taken is
+    // not in it, and must not be taken for one that ended.)
+    for (const auto& [name, id] : closing_) {
+      auto info = c_.store->Info(name);
+      if (info.ok() && info->state == "active" && info->id == id) continue;
+      c_.CloseView(name, id);
+    }
     closing_.clear();
     for (const auto& [name, id] : c_.ViewIds()) {
       auto is = now.find(name);
       if (name != "main" && (is == now.end() || is->second.state != "active" || is->second.id != id))
-        closing_.push_back(name);
+        closing_.emplace_back(name, id);
     }
   }
-  std::vector<std::string> closing_;
+  std::vector<std::pair<std::string, uint64_t>> closing_;  // (name, branch id) to close next poll
   uint64_t polls_ = 0;
 
   Context& c_;

@@ -10,7 +10,10 @@ expect_rc() { local want=$1; shift; set +e; "$@" >"$W/out" 2>"$W/err"; local rc=
   [ "$rc" = "$want" ] || fail "$* exited $rc, expected $want: $(cat "$W/err")"; }
 
 for t in mkdaxfs daxfs daxfs-mount daxfs-inspect fsck.daxfs; do
-  "$BUILD/$t" --help | grep -qi "usage" || fail "$t --help"
+  # (whole output first: grep -q stopping early would SIGPIPE the tool
+  # under pipefail)
+  help=$("$BUILD/$t" --help) || fail "$t --help exited $?"
+  grep -qi "usage" <<<"$help" || fail "$t --help"
 done
 mkdir -p "$W/src/d"; echo hi > "$W/src/d/f"; touch -d @2000000000 "$W/src/d/f"
 
