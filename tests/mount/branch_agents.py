@@ -14,10 +14,12 @@ import hashlib
 import multiprocessing as mp
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
 import threading
+import time
 
 CREATE = 0x80806200  # _IOR('b', 0, char[128])
 COMMIT = 0x6201
@@ -28,7 +30,7 @@ M, SRC, REF, DAXFS, REGION = sys.argv[1:6]
 N, MODULES = int(sys.argv[6]), int(sys.argv[7])
 # Every wait is bounded (well inside ctest's 600 s) so that a stuck agent is a
 # failure that says where, not a hang.
-WAIT = float(os.environ.get("DAXFS_AGENT_WAIT", "420"))
+WAIT = float(os.environ.get("DAXFS_AGENT_WAIT", "240"))
 STATE = os.path.dirname(REF)  # on the same tmpfs: names, what the winner saw
 
 
@@ -141,6 +143,51 @@ def delta_usage():
     return int(line[2]), int(line[4])
 
 
+def dump_hang(procs):
+    """What a stuck agent is waiting for: every agent, its children (make,
+    gcc) and the mount's daemon threads with state, wait channel and kernel
+    stack; the FUSE connections' waiting requests; the agents' Python
+    tracebacks (faulthandler on SIGABRT)."""
+    def tree(pid):
+        out = [pid]
+        try:
+            kids = open(f"/proc/{pid}/task/{pid}/children").read().split()
+        except OSError:
+            kids = []
+        for k in kids:
+            out += tree(int(k))
+        return out
+    pids = [q for p in procs if p.exitcode is None for q in tree(p.pid)]
+    pids += [int(x) for x in subprocess.run(["pgrep", "-f", "daxfs-mount .*" + M], capture_output=True,
+                                             text=True).stdout.split()]
+    for pid in pids:
+        try:
+            cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")[:200]
+        except OSError:
+            continue
+        print(f"--- pid {pid}: {cmd}", file=sys.stderr)
+        for t in sorted(os.listdir(f"/proc/{pid}/task")):
+            try:
+                state = open(f"/proc/{pid}/task/{t}/stat").read().rsplit(")", 1)[1].split()[0]
+                wchan = open(f"/proc/{pid}/task/{t}/wchan").read()
+                stack = open(f"/proc/{pid}/task/{t}/stack").read()
+            except OSError:
+                continue
+            print(f"  thread {t} state {state} wchan {wchan}\n" + "".join("    " + l + "\n" for l in stack.splitlines()),
+                  file=sys.stderr)
+    for c in sorted(os.listdir("/sys/fs/fuse/connections")) if os.path.isdir("/sys/fs/fuse/connections") else []:
+        try:
+            print(f"fuse connection {c}: {open(f'/sys/fs/fuse/connections/{c}/waiting').read().strip()} waiting",
+                  file=sys.stderr)
+        except OSError:
+            pass
+    for p in procs:
+        if p.exitcode is None:
+            os.kill(p.pid, signal.SIGABRT)  # faulthandler prints its traceback
+    time.sleep(2)
+    sys.stderr.flush()
+
+
 def agent(i, built, decided, winner, lock):
     try:
         run_agent(i, built, decided, winner, lock)
@@ -225,11 +272,22 @@ def main():
     try:
         built.wait(timeout=WAIT)
     except threading.BrokenBarrierError:
+        if any(p.exitcode is None for p in procs):
+            dump_hang(procs)
         fail("the agents did not all build (see above)")
     mem1, (delta1, _) = meminfo(), delta_usage()
     region1 = os.stat(REGION).st_blocks * 512
+    # Longer than the agents' own waits, so a stuck agent is told apart
+    # from those that gave up waiting for it.
+    deadline = time.monotonic() + WAIT + 60
     for p in procs:
-        p.join(timeout=WAIT)
+        p.join(timeout=max(0.0, deadline - time.monotonic()))
+    if any(p.exitcode is None for p in procs):
+        dump_hang(procs)
+        print(f"FAIL: agents {[i for i, p in enumerate(procs) if p.exitcode is None]} stuck (state above)",
+              file=sys.stderr, flush=True)
+        sys.exit(3)  # branch_agents.sh: stuck (see its retry)
+    for p in procs:
         if p.exitcode != 0:
             fail(f"an agent exited with {p.exitcode}")
     w = winner.value
