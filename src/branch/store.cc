@@ -1192,6 +1192,25 @@ Status BranchStore::Impl::MarkLive(std::vector<bool>* pages) const {
     const bf::Slot& sl = slots[s];
     const uint32_t st = LoadAcq(const_cast<bf::Slot&>(sl).state);
     if (st != bf::kActive && st != bf::kCommitted) continue;
+    // A committed branch counts only when its chain of parents reaches an
+    // active branch: one merged into an aborted branch is garbage, and
+    // online reclamation may be giving its pages back right now.
+    if (st == bf::kCommitted) {
+      uint32_t c = s;
+      bool live = false;
+      for (int hops = 0; hops < 300 && c != bf::kMainSlot; ++hops) {
+        const uint32_t p = slots[c].parent_slot;
+        if (p >= bf::kSlotCount || slots[p].id != slots[c].parent_id) break;
+        const uint32_t ps = LoadAcq(const_cast<bf::Slot&>(slots[p]).state);
+        if (ps == bf::kActive) {
+          live = true;
+          break;
+        }
+        if (ps != bf::kCommitted) break;
+        c = p;
+      }
+      if (!live) continue;
+    }
     DAXFS_RETURN_IF_ERROR(MarkLog(LogOf(s), LoadAcq(const_cast<bf::Slot&>(sl).published_len), mark, 0));
   }
   return Status::OK();
@@ -1370,8 +1389,9 @@ uint64_t CheckControlBlock(const BranchStore::Impl& m, const std::function<void(
   if (LoadAcq(m.hdr->next_inode_id) <= m.geo.base_inodes) problem("next inode number below the base's");
   // The free table: every extent inside the handed-out delta area, none
   // overlapping another or a page a live log refers to. Marked first: pages
-  // only leave the table after the marking, never join it (gc needs the
-  // region to itself), so a concurrent writer cannot cause a false report.
+  // taken from the table after the marking are not in it when it is read,
+  // and pages that join it meanwhile (online reclamation) were never live,
+  // so concurrent writers and reclamation cause no false report.
   std::vector<bool> live;
   if (Status st = m.MarkLive(&live); !st.ok()) {
     problem(st.message());

@@ -406,7 +406,7 @@ BranchCommand AddBranchCommand(CLI::App& app) {
   exp->add_flag("--upstream-readable", g.upstream_readable, "Upstream v5 directory layout");
   exp->add_flag("-q,--quiet", g.quiet, "No summary");
   cmds.emplace_back(exp, CmdExport);
-  auto* gc = br->add_subcommand("gc", "Reclaim what is safe to reclaim (needs the region to itself)");
+  auto* gc = br->add_subcommand("gc", "Reclaim ended branches online (with others attached: what no live process views); alone on the region also what dead writers leaked");
   region(gc);
   cmds.emplace_back(gc, CmdGc);
   auto* check = br->add_subcommand("check", "Verify the base image, the branch table, every live branch's log and the tree of main and of every active branch");
