@@ -547,6 +547,20 @@ void BranchStore::Impl::Detach() {
 
 namespace {
 uint64_t CheckControlBlock(const BranchStore::Impl& m, const std::function<void(const std::string&)>& report);
+
+// Anything that frees pages does so on what the control block says: on a
+// damaged one it could free pages a live branch uses. `what` (e.g. "gc")
+// is refused with the number of problems and the first.
+Status RefuseIfDamaged(const BranchStore::Impl& m, const std::string& what) {
+  uint64_t n = 0;
+  std::string first;
+  CheckControlBlock(m, [&](const std::string& p) {
+    if (n++ == 0) first = p;
+  });
+  if (n == 0) return Status::OK();
+  return Status::Corruption(m.where() + ": " + what + " refused: the control block has " + std::to_string(n) +
+                            " problem(s), first: " + first + " (run daxfs branch check REGION)");
+}
 }  // namespace
 
 void BranchStore::Impl::AddViewer(uint32_t s) {
@@ -719,16 +733,7 @@ Result<GcResult> BranchStore::ReclaimEnded() {
   Impl& m = *impl_;
   DAXFS_RETURN_IF_ERROR(m.Lock());
   struct Unlocker { Impl* m; ~Unlocker() { m->Unlock(); } } unlock{&m};
-  {
-    uint64_t n = 0;
-    std::string first;
-    CheckControlBlock(m, [&](const std::string& p) {
-      if (n++ == 0) first = p;
-    });
-    if (n)
-      return Status::Corruption(m.where() + ": reclaiming refused: the control block has " + std::to_string(n) +
-                                " problem(s), first: " + first + " (run daxfs branch check REGION)");
-  }
+  DAXFS_RETURN_IF_ERROR(RefuseIfDamaged(m, "reclaiming"));
   return m.ReclaimEndedLocked();
 }
 
@@ -985,10 +990,7 @@ Result<BranchInfo> BranchStore::Create(std::string_view name, std::string_view p
   for (int round = 0; round < 2 && free_slot < 0; ++round) {
     // Full: reclaim ended branches online (nobody needs the region to
     // itself), so the number of branches over a region's life is unbounded.
-    if (round == 1) {
-      uint64_t problems = CheckControlBlock(m, nullptr);
-      if (problems == 0) (void)m.ReclaimEndedLocked();
-    }
+    if (round == 1 && RefuseIfDamaged(m, "reclaiming").ok()) (void)m.ReclaimEndedLocked();
     for (uint32_t s = 1; s < bf::kSlotCount && free_slot < 0; ++s)
       if (LoadAcq(m.slots[s].state) == bf::kFree) free_slot = static_cast<int>(s);
   }
@@ -1265,18 +1267,7 @@ Result<GcResult> BranchStore::Gc() {
   }
   DAXFS_RETURN_IF_ERROR(m.Lock());
   struct Unlocker { Impl* m; ~Unlocker() { m->Unlock(); } } unlock{&m};
-  // gc frees pages on what the control block says: on a damaged one it
-  // could free pages a live branch uses. Stop and say why instead.
-  {
-    uint64_t n = 0;
-    std::string first;
-    CheckControlBlock(m, [&](const std::string& p) {
-      if (n++ == 0) first = p;
-    });
-    if (n)
-      return Status::Corruption(m.where() + ": gc refused: the control block has " + std::to_string(n) +
-                                " problem(s), first: " + first + " (run daxfs branch check REGION)");
-  }
+  DAXFS_RETURN_IF_ERROR(RefuseIfDamaged(m, "gc"));
   GcResult g;
   std::lock_guard lk(m.state_mu);
   // Free aborted slots, and committed ones whose log only an aborted (or
