@@ -39,24 +39,12 @@ class FuzzMemoryRegion final : public Region {
 inline uint64_t WalkBranchRegion(const uint8_t* data, size_t size) {
   if (size == 0 || size > 8 * kBranchFuzzUnit) return 0;
   const size_t padded = (size + kBranchFuzzUnit - 1) / kBranchFuzzUnit * kBranchFuzzUnit;
-  // Page aligned like a mapping (the control block holds a process-shared
-  // mutex and atomics), exactly sized so ASan flags reads past the end.
+  // Page aligned like a mapping (the control block holds atomics), exactly sized so ASan flags reads past the end.
   std::unique_ptr<std::byte, decltype(&std::free)> mem(
       static_cast<std::byte*>(std::aligned_alloc(format::kBlockSize, padded)), &std::free);
   if (!mem) return 0;
   std::memcpy(mem.get(), data, size);
   std::memset(mem.get() + size, 0, padded - size);
-  // The mutex is pthread's, not ours to validate: a boot hash that does not
-  // match this boot makes Open set it up afresh, as after a reboot. Clear
-  // it (when the control block can be found) so that a seed saved on
-  // another boot, or a mutated mutex, never reaches pthread_mutex_lock.
-  if (padded >= sizeof(format::Superblock)) {
-    const auto sb = format::Load<format::Superblock>(mem.get());
-    uint64_t coff;
-    std::memcpy(&coff, sb.ext.reserved + format::kExtBranchControlOffset, 8);
-    if (coff <= padded && padded - coff >= sizeof(format::branch::ControlHeader))
-      std::memset(mem.get() + coff + offsetof(format::branch::ControlHeader, boot_hash), 0, 8);
-  }
   auto region = std::make_shared<FuzzMemoryRegion>(mem.get(), padded);
   auto store = BranchStore::Open(region);
   if (!store.ok()) return 0;

@@ -39,14 +39,14 @@ inline std::string ReadPath(const FsView& v, const std::string& path) {
 class BranchRegion {
  public:
   explicit BranchRegion(const std::string& src_dir, uint64_t delta = 64ull << 20,
-                        std::string dir = "/dev/shm") {
+                        std::string dir = "/dev/shm", uint32_t lease_timeout_ms = 0) {
     static std::atomic<int> n{0};
     image_ = tmp_ / "base.img";
     region_ = dir + "/daxfs-branch-test-" + std::to_string(getpid()) + "-" + std::to_string(n++);
     BuildOptions o;
     auto st = BuildFromDirectory(src_dir, image_, o);
     EXPECT_TRUE(st.ok()) << st.status().ToString();
-    auto s = BranchStore::Init(image_, region_, delta);
+    auto s = BranchStore::Init(image_, region_, delta, lease_timeout_ms);
     EXPECT_TRUE(s.ok()) << s.status().ToString();
     if (s.ok()) store_ = *s;
   }

@@ -11,9 +11,11 @@
 // (writable main: every write is published like a one-record commit). A
 // branch sees its parent as it was when the branch was created, plus its
 // own changes. Several processes may use one region at the
-// same time; a branch has at most one writer (a lease naming pid and process
-// start time). Readers take no lock; create/commit/abort/gc take a robust
-// process-shared mutex that a dead holder cannot leave locked.
+// same time, from any number of kernels sharing the memory; a branch has at
+// most one writer (a lease naming the writer's attach entry). Everything is
+// coordinated by atomic operations on the region: readers take no lock,
+// and a user that dies or stops at any instant is taken over once its
+// heartbeat stood still for the lease timeout (docs/BRANCHES.md).
 #pragma once
 
 #include <sys/types.h>
@@ -198,9 +200,16 @@ class BranchStore : public std::enable_shared_from_this<BranchStore> {
   // Makes a branchable region at `region_spec` (file, shm:, hugetlbfs:, dax:,
   // ...) from the image at `image_spec`, with `delta_size` bytes for branch
   // logs and data. The region then holds main == the image.
+  // lease_timeout_ms: how long a user's heartbeat may stand still before
+  // others take over what it holds (0: 5 s).
   static Result<std::shared_ptr<BranchStore>> Init(const std::string& image_spec,
                                                    const std::string& region_spec,
-                                                   uint64_t delta_size);
+                                                   uint64_t delta_size, uint32_t lease_timeout_ms = 0);
+  // Converts a region of an older control block version (2 or 3, which
+  // coordinated with a process-shared mutex) to the current one, in place.
+  // Nothing else may have it open. A commit a crashed process left half
+  // done is finished (its merge record is in the parent) first.
+  static Status Upgrade(const std::string& region_spec);
   static Result<std::shared_ptr<BranchStore>> Open(const std::string& region_spec);
   static Result<std::shared_ptr<BranchStore>> Open(std::shared_ptr<Region> region);
 

@@ -10,9 +10,13 @@
 // "atomic" are only accessed through std::atomic_ref with acquire/release
 // ordering; everything else in a slot is written before the slot's state is
 // published (release) and not changed afterwards.
+//
+// Coordination is by atomic operations on the region alone (version 4): no
+// futex, no pthread object, no pid in the protocol, so that processes of
+// different kernels (VMs sharing ivshmem, hosts sharing CXL memory) can use
+// one region. docs/BRANCHES.md ("The protocol") says who writes each word,
+// with which operation, and why a death or a pause at any step is safe.
 #pragma once
-
-#include <pthread.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -28,7 +32,12 @@ inline constexpr uint32_t kControlVersionNoFreeTable = 1;
 // slots freed online: an older daxfs must not open such a region (its
 // exclusive gc would free the logs of children whose slots are gone).
 // Version 2 regions are upgraded when a version-3 daxfs first attaches.
-inline constexpr uint32_t kControlVersion = 3;
+// Version 4 replaced the robust mutex and the pid leases by attach entries
+// with heartbeats, leases naming an attach entry's incarnation, fenced
+// publication and slot state words with their transition's owner: a
+// version 2 or 3 region is refused until `daxfs branch upgrade` converts it.
+inline constexpr uint32_t kControlVersion = 4;
+inline constexpr uint32_t kControlVersionV3 = 3;
 inline constexpr uint32_t kControlVersionFreeTable = 2;
 inline constexpr uint32_t kSlotCount = 256;
 inline constexpr uint32_t kAttachCount = 128;
@@ -52,17 +61,21 @@ struct ControlHeader {
   uint64_t next_inode_id;      // 64  atomic: next inode number for a new inode
   uint64_t delta_cursor;       // 72  atomic: bytes of the delta area handed out
   uint64_t generation;         // 80  atomic: bumped by create/commit/abort/gc
-  uint64_t next_branch_id;     // 88  under the mutex
-  uint64_t boot_hash;          // 96  atomic: the boot the mutex was set up in
+  uint64_t next_branch_id;     // 88  atomic: fetch-add by create
+  uint64_t reserved_v3;        // 96  (version 3: the boot the mutex was set up in)
   uint64_t free_pages;         // 104 atomic: pages in free_extents (a hint: may be high
                                //     after a crash; gc sets it exactly)
-  uint8_t reserved1[16];       // 112
-  uint8_t mutex[64];           // 128 pthread_mutex_t: process-shared, robust
+  uint32_t lease_timeout_ms;   // 112 a heartbeat unchanged this long means its owner is gone
+  uint32_t reserved1;          // 116
+  uint64_t gc_lease;           // 120 atomic: Holder of the exclusive gc, 0 = none
+  uint8_t reserved_mutex[64];  // 128 (version 3: a pthread mutex), zero
   uint64_t free_extents[480];  // 192 atomic each: FreeExtent words, 0 = empty
   uint8_t reserved2[64];       // 4032
 };
 static_assert(sizeof(ControlHeader) == 4096);
-static_assert(sizeof(pthread_mutex_t) <= 64);
+inline constexpr uint32_t kLeaseTimeoutDefaultMs = 5000;
+inline constexpr uint32_t kLeaseTimeoutMinMs = 200;
+inline constexpr uint32_t kLeaseTimeoutMaxMs = 600000;
 
 // A free run of delta pages that gc found unreferenced, packed in one word
 // so that taking pages from it is a single compare-and-swap: a process that
@@ -76,34 +89,77 @@ inline constexpr uint64_t FreeExtent(uint64_t first_page, uint64_t pages) {
 }
 inline constexpr uint64_t FreeExtentFirst(uint64_t w) { return w >> kFreeCountBits; }
 inline constexpr uint64_t FreeExtentPages(uint64_t w) { return w & kFreeCountMax; }
+// A free-table word a reclaimer reserved (top bit, and its Holder): only
+// that holder may fill it, with one compare-and-swap, so a reclaimer that
+// was paused past its lease and resumes can never put pages in twice.
+// Allocators skip reserved words; a dead holder's are cleared.
+inline constexpr uint64_t kFreeReserved = uint64_t{1} << 63;
+inline constexpr bool FreeExtentReserved(uint64_t w) { return (w & kFreeReserved) != 0; }
+// Delta areas are at most 1 PiB so that page numbers fit FreeExtent words
+// below the reserved bit.
+inline constexpr uint64_t kDeltaMax = uint64_t{1} << 50;
+
+// Who holds something (a lease, a state transition, a reserved word): an
+// attach entry's index + 1 (low 8 bits) and the incarnation of that entry
+// (56 bits; each claim of an entry makes a new one). 0 = nobody. An entry
+// whose incarnation moved on, or whose heartbeat stood still for the lease
+// timeout, holds nothing any more.
+using Holder = uint64_t;
+inline constexpr uint64_t kHolderMask = (uint64_t{1} << 56) - 1;
+inline constexpr Holder MakeHolder(uint32_t entry, uint64_t incarnation) {
+  return (incarnation << 8 | (entry + 1)) & kHolderMask;
+}
+inline constexpr uint32_t HolderEntry(Holder h) { return static_cast<uint32_t>(h & 0xff) - 1; }
+inline constexpr uint64_t HolderIncarnation(Holder h) { return h >> 8; }
 
 enum SlotState : uint32_t {
   kFree = 0,
   kActive = 1,
   kCommitted = 2,
   kAborted = 3,
+  // Version 4: being made (its creator fills the slot), and being committed
+  // or aborted (its ender checks the children, then finishes or reverts).
+  // Readers see a kEnding branch as active; a kClaimed one not at all.
+  kClaimed = 4,
+  kEnding = 5,
 };
+// A slot's state word: the SlotState (low 8 bits) and the Holder doing a
+// transition that takes several steps (kClaimed, kEnding; also a
+// reclaimer's claim of an ended slot), 0 otherwise. Every change is one
+// compare-and-swap of the whole word, so a holder that lost its claim (it
+// was paused past the lease timeout and someone else finished or undid its
+// work) can change nothing when it resumes.
+inline constexpr uint64_t SlotWord(uint32_t state, Holder h = 0) { return h << 8 | state; }
+inline constexpr uint32_t SlotWordState(uint64_t w) { return static_cast<uint32_t>(w & 0xff); }
+inline constexpr Holder SlotWordHolder(uint64_t w) { return w >> 8; }
+
+// A log's published word: the logical length readers may use (low 48
+// bits) and the writer epoch (high 16 bits). Appends publish with one
+// compare-and-swap that expects the epoch the appender's lease started
+// under; taking a lease over from a dead (or paused) holder bumps the
+// epoch, so the old holder's next publish fails: fencing.
+inline constexpr uint64_t kLenMask = (uint64_t{1} << 48) - 1;
+inline constexpr uint64_t PublishedLen(uint64_t w) { return w & kLenMask; }
+inline constexpr uint64_t PublishedEpoch(uint64_t w) { return w >> 48; }
+inline constexpr uint64_t PublishedWord(uint64_t epoch, uint64_t len) { return (epoch & 0xffff) << 48 | len; }
 
 // One branch (slot 0 is main). 256 bytes, kSlotCount of them after the header.
 struct Slot {
-  uint32_t state;              // 0   atomic SlotState; published last (release)
-  uint32_t parent_slot;        // 4
-  uint64_t id;                 // 8   unique, increasing; main is 1
-  uint64_t parent_id;          // 16  the parent slot's id (checked)
-  uint64_t snapshot_len;       // 24  parent's published log length at creation
-  uint64_t first_chunk;        // 32  delta-relative offset of the first log chunk
-  uint64_t published_len;      // 40  atomic: logical bytes of the log readers may use
-  uint64_t lease_pid;          // 48  atomic: writer's pid (0 = none)
-  uint64_t lease_start;        // 56  atomic: writer's start time (/proc/PID/stat field 22)
-  uint64_t lease_token;        // 64  atomic: writer's BranchStore instance
-  int64_t created_sec;         // 72
-  uint64_t commit_pos;         // 80  committed: the merge record's position in the parent log
-  char name[64];               // 88  NUL terminated, 1..63 bytes
-  uint32_t flags;              // 152 kSlotFirstWins (set before the state is published),
-                               //     kSlotSelfContained (set with the committed state)
-  uint32_t reserved_a;         // 156
-  uint64_t viewers[2];         // 160 atomic: bit i = attach entry i has a view of this branch open
-  uint8_t reserved[80];        // 176
+  uint64_t state;              // 0   atomic slot state word (SlotWord); changed by CAS only
+  uint32_t parent_slot;        // 8
+  uint32_t flags;              // 12  kSlotFirstWins (set before the slot is active),
+                               //     kSlotSelfContained (set before the committed state)
+  uint64_t id;                 // 16  unique, increasing; main is 1
+  uint64_t parent_id;          // 24  the parent slot's id (checked)
+  uint64_t snapshot_len;       // 32  parent's published log length at creation
+  uint64_t first_chunk;        // 40  delta-relative offset of the first log chunk
+  uint64_t published;          // 48  atomic: PublishedWord (epoch, length)
+  uint64_t lease;              // 56  atomic: Holder of the writer lease, 0 = none
+  int64_t created_sec;         // 64
+  uint64_t commit_pos;         // 72  committed: the merge record's position in the parent log
+  char name[64];               // 80  NUL terminated, 1..63 bytes
+  uint64_t viewers[2];         // 144 atomic: bit i = attach entry i has a view of this branch open
+  uint8_t reserved[96];        // 160
 };
 // Sibling policy of a branch (docs/BRANCHES.md): without it a sibling
 // commits unless it touched what its parent changed since it was made;
@@ -115,12 +171,18 @@ inline constexpr uint32_t kSlotFirstWins = 1;
 inline constexpr uint32_t kSlotSelfContained = 2;
 static_assert(sizeof(Slot) == 256);
 
-// A process attached to the region (LMDB-style reader table).
+// A user of the region (a process of some kernel), LMDB-style. `owner` is
+// the entry's incarnation times 2, plus 1 while in use; claiming the entry
+// (free, or its owner gone) is one CAS to the next incarnation. While in
+// use, the owner adds 1 to `heartbeat` every lease_timeout/8; others judge
+// it gone when the heartbeat stands still for lease_timeout (their own
+// clock: kernels share no clock). boot/pid only speed that up inside one
+// kernel and pid namespace: a pid that does not exist there is gone now.
 struct AttachEntry {
-  uint64_t pid;                // 0 atomic (0 = free)
-  uint64_t start;              // 8 atomic
-  uint64_t token;              // 16 atomic
-  uint64_t reserved;           // 24
+  uint64_t owner;              // 0  atomic
+  uint64_t heartbeat;          // 8  atomic
+  uint64_t boot;               // 16 atomic: hash of the kernel's boot id and pid namespace
+  uint64_t pid;                // 24 atomic: pid in that namespace (informational elsewhere)
 };
 static_assert(sizeof(AttachEntry) == 32);
 
@@ -133,14 +195,19 @@ inline constexpr uint64_t kControlSize =
 inline constexpr uint64_t kDeltaReserved = kPage;
 
 // A log chunk (page aligned in the delta area). A log is a chain of chunks;
-// logical log positions count only the chunks' data bytes.
+// logical log positions count only the chunks' data bytes. A chunk's data
+// ends at the next chunk's log_start (version 4; older logs pad the rest of
+// a full chunk and start the next at its end): a writer that takes a lease
+// over links a fresh chunk at the published length, so bytes a paused old
+// holder may still write into the old tail lie outside every log.
 inline constexpr uint32_t kChunkMagic = 0x4b4e4843;  // "CHNK"
 struct ChunkHeader {
   uint32_t magic;              // 0
   uint32_t reserved;           // 4
   uint64_t capacity;           // 8   bytes including this header (4 KiB multiple)
   uint64_t log_start;          // 16  logical position of the first data byte
-  uint64_t next;               // 24  atomic: delta-relative next chunk (0 = none)
+  uint64_t next;               // 24  atomic: delta-relative next chunk (0 = none); set by
+                               //     CAS from 0 only, after the chunk's bytes are written
 };
 static_assert(sizeof(ChunkHeader) == 32);
 

@@ -15,6 +15,7 @@
 namespace daxfs {
 
 namespace fmt = daxfs::format;
+using branch::A;
 using branch::Index;
 using branch::LoadAcq;
 using branch::Record;
@@ -27,8 +28,8 @@ struct Branch::Impl {
   uint64_t id = 0;
   std::string name;
   bool writable = false;
-  // main: any number of writers in any process, each write serialized by
-  // the region mutex (as commits into main are), no writer lease.
+  // main: any number of writers in any process and kernel, each write
+  // under main's lease for that one record (as commits into main are).
   bool shared_writer = false;
   mutable std::shared_mutex mu;
   mutable std::unique_ptr<Index> idx;
@@ -40,9 +41,10 @@ struct Branch::Impl {
   bool closed = false;     // close(): every call is ESTALE, nothing of the region is read
   Status Alive() const {
     if (closed) return Status::Stale(where() + " was closed (it ended)");
+    DAXFS_RETURN_IF_ERROR(m->NotEvicted());
     bf::Slot& s = sl();
-    const uint32_t st = LoadAcq(s.state);
-    if (s.id != id || st == bf::kFree)
+    const uint32_t st = branch::StateOf(s);
+    if (s.id != id || st == bf::kFree || st == bf::kClaimed)
       return Status::Stale(where() + " no longer exists");
     if (st == bf::kCommitted)
       return Status::Stale(where() + " was committed into its parent; open the parent");
@@ -50,7 +52,7 @@ struct Branch::Impl {
     return Status::OK();
   }
   bool Fresh() const {
-    return !closed && idx && LoadAcq(sl().published_len) == applied && LoadAcq(sl().state) == bf::kActive &&
+    return !closed && idx && branch::PublishedLenOf(sl()) == applied && branch::Live(branch::StateOf(sl())) &&
            sl().id == id;
   }
   // Brings the index up to the published log. Caller holds mu exclusively.
@@ -60,7 +62,7 @@ struct Branch::Impl {
       DAXFS_ASSIGN_OR_RETURN(idx, m->BuildIndex(slot, &applied));
       return Status::OK();
     }
-    const uint64_t len = LoadAcq(sl().published_len);
+    const uint64_t len = branch::PublishedLenOf(sl());
     if (len > applied) {
       Status st = m->Replay(slot, applied, len, idx.get(), 0);
       if (!st.ok()) {
@@ -89,21 +91,23 @@ struct Branch::Impl {
     if (!writable)
       return Status::FromErrno(EROFS, where() + " is open read-only");
     std::unique_lock l(mu);
-    // Shared writers of main append under the region mutex: commits into
-    // main and other processes' writes to it take turns with this one.
-    struct RegionLock {
-      BranchStore::Impl* m = nullptr;
-      ~RegionLock() {
-        if (m) m->Unlock();
-      }
-    } region_lock;
-    if (shared_writer) {
-      DAXFS_RETURN_IF_ERROR(m->Lock());
-      region_lock.m = m;
-    }
     std::lock_guard a(m->append_mu[slot]);
+    // Shared writers of main hold its lease for this one record: commits
+    // into main and other processes' writes to it take turns with this one.
+    struct Hold {
+      BranchStore::Impl* m;
+      uint32_t slot;
+      bool held = false;
+      ~Hold() {
+        if (held) m->DropLease(slot);
+      }
+    } hold{m, slot};
+    if (shared_writer) {
+      DAXFS_RETURN_IF_ERROR(m->TakeLease(slot, true));
+      hold.held = true;
+    }
     DAXFS_RETURN_IF_ERROR(Sync());
-    if (!shared_writer && LoadAcq(sl().lease_token) != m->token)
+    if (!m->HoldsLease(slot) || LoadAcq(sl().lease) != m->me)
       return Status::Stale(where() + ": the writer lease was taken over");
     Record r;
     r.time = branch::Now();
@@ -115,7 +119,7 @@ struct Branch::Impl {
     Status st = m->ReadLog(slot, chunk_pos, pos + bytes.size(), [&](uint64_t, const Record& rec) {
       return idx->Apply(rec);
     });
-    applied = LoadAcq(sl().published_len);
+    applied = branch::PublishedLenOf(sl());
     if (!st.ok()) {
       idx.reset();
       return Status::Corruption(where() + ": record did not apply after publishing: " + st.message());
@@ -132,14 +136,9 @@ namespace {
 void ReleaseWriter(Branch::Impl& b) {
   if (!b.writable || b.shared_writer) return;
   BranchStore::Impl* m = b.m;
-  bf::Slot& s = b.sl();
-  if (m->Lock().ok()) {
-    if (LoadAcq(s.lease_token) == m->token && s.id == b.id) {
-      StoreRel(s.lease_token, uint64_t{0});
-      StoreRel(s.lease_start, uint64_t{0});
-      StoreRel(s.lease_pid, uint64_t{0});
-    }
-    m->Unlock();
+  {
+    std::lock_guard a(m->append_mu[b.slot]);
+    m->DropLease(b.slot);
   }
   std::lock_guard lk(m->state_mu);
   m->writer_open[b.slot] = false;
@@ -165,7 +164,7 @@ Branch::~Branch() {
 const std::string& Branch::name() const { return impl_->name; }
 uint64_t Branch::id() const { return impl_->id; }
 bool Branch::writable() const { return impl_->writable; }
-uint64_t Branch::version() const { return LoadAcq(impl_->sl().published_len); }
+uint64_t Branch::version() const { return branch::PublishedLenOf(impl_->sl()); }
 Ino Branch::root() const { return impl_->m->base->root(); }
 
 Result<FsAttr> Branch::stat(Ino ino) const {
@@ -604,35 +603,48 @@ Result<std::shared_ptr<Branch>> BranchStore::OpenBranch(std::string_view name, b
   b->m = &m;
   b->name = std::string(name);
   if (write && name == "main") {
-    // Writable main (docs/BRANCHES.md): no lease; its writes take turns
-    // with commits into main under the region mutex.
+    // Writable main (docs/BRANCHES.md): no long-held lease; each write
+    // takes main's lease for one record, in turn with commits into main.
     b->slot = bf::kMainSlot;
     b->id = m.slots[bf::kMainSlot].id;
     b->writable = b->shared_writer = true;
   }
   if (write && !b->shared_writer) {
-    DAXFS_RETURN_IF_ERROR(m.Lock());
-    struct Unlocker { Impl* m; ~Unlocker() { m->Unlock(); } } unlock{&m};
+    DAXFS_RETURN_IF_ERROR(m.NotEvicted());
+    m.ResolveAbandoned();
     const int s = m.FindSlot(name);
     if (s < 0) return Status::NotFound(m.where() + ": no active branch '" + std::string(name) + "'");
     bf::Slot& sl = m.slots[s];
-    std::lock_guard lk(m.state_mu);
-    if (m.writer_open[s])
-      return Status::Busy(m.where() + ": branch '" + std::string(name) +
-                          "' is already open for writing in this process");
-    if (m.LeaseLive(sl) && LoadAcq(sl.lease_token) != m.token)
-      return Status::Busy(m.where() + ": branch '" + std::string(name) +
-                          "' is open for writing by pid " + std::to_string(LoadAcq(sl.lease_pid)));
-    StoreRel(sl.lease_pid, static_cast<uint64_t>(m.pid));
-    StoreRel(sl.lease_start, m.start_time);
-    StoreRel(sl.lease_token, m.token);
-    m.writer_open[s] = true;
+    const uint64_t id = sl.id;
+    {
+      std::lock_guard lk(m.state_mu);
+      if (m.writer_open[s])
+        return Status::Busy(m.where() + ": branch '" + std::string(name) +
+                            "' is already open for writing in this process");
+      m.writer_open[s] = true;
+      // Our viewer bit before the check that the slot still holds this
+      // branch: online reclamation either sees the bit, or we see the
+      // slot changed (and give up), never neither.
+      m.AddViewerLocked(static_cast<uint32_t>(s));
+    }
+    Status st;
+    {
+      std::lock_guard a(m.append_mu[s]);
+      st = m.TakeLease(static_cast<uint32_t>(s), false);
+      if (st.ok() && (A(sl.id).load(std::memory_order_seq_cst) != id || !branch::Live(branch::StateOf(sl)))) {
+        m.DropLease(static_cast<uint32_t>(s));
+        st = Status::NotFound(m.where() + ": no active branch '" + std::string(name) + "'");
+      }
+    }
+    if (!st.ok()) {
+      m.DropViewer(static_cast<uint32_t>(s));
+      std::lock_guard lk(m.state_mu);
+      m.writer_open[s] = false;
+      return st;
+    }
     b->slot = static_cast<uint32_t>(s);
-    b->id = sl.id;
+    b->id = id;
     b->writable = true;
-    // Still under the region mutex: the slot cannot be reclaimed before
-    // our viewer bit is set.
-    m.AddViewerLocked(b->slot);
   } else if (!write) {
     const int s = m.FindSlot(name);
     if (s < 0) return Status::NotFound(m.where() + ": no active branch '" + std::string(name) + "'");
@@ -642,11 +654,11 @@ Result<std::shared_ptr<Branch>> BranchStore::OpenBranch(std::string_view name, b
   // Our viewer bit first, then the check that the slot still holds this
   // branch: online reclamation either sees the bit, or we see the slot
   // freed (and give up), never neither.
-  // (A writer found its slot active under the region mutex: an abort since
-  // then is seen by its first call, ESTALE.)
+  // (An abort of a writer's branch since its check is seen by its first
+  // call, ESTALE.)
   if (!b->writable || b->shared_writer) m.AddViewer(b->slot);
   if (!write && (branch::A(m.slots[b->slot].id).load(std::memory_order_seq_cst) != b->id ||
-                 branch::LoadAcq(m.slots[b->slot].state) != bf::kActive)) {
+                 !branch::Live(branch::StateOf(m.slots[b->slot])))) {
     m.DropViewer(b->slot);
     return Status::NotFound(m.where() + ": no active branch '" + std::string(name) + "'");
   }

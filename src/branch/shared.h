@@ -4,12 +4,15 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -35,14 +38,27 @@ inline void StoreRel(T& field, T v) {
   std::atomic_ref<T>(field).store(v, std::memory_order_release);
 }
 
-// The process start time (clock ticks since boot, /proc/PID/stat field 22),
-// 0 if the process does not exist.
-uint64_t ProcessStartTime(pid_t pid);
 // True if pid has exited and waits to be reaped (a zombie): it holds nothing.
 bool ProcessIsZombie(pid_t pid);
-// True if (pid, start) names a live process (pid reuse is told apart by the
-// start time).
-bool ProcessAlive(uint64_t pid, uint64_t start);
+// True if no process `pid` lives in this pid namespace (or only a zombie).
+bool ProcessGone(uint64_t pid);
+// This kernel's boot and this process's pid namespace, hashed (never 0):
+// attach entries with the same key may be judged by their pid.
+uint64_t LocalKey();
+
+// A slot's state (SlotWordState of its state word).
+inline uint32_t StateOf(const bf::Slot& s) {
+  return bf::SlotWordState(std::atomic_ref<uint64_t>(const_cast<bf::Slot&>(s).state).load(std::memory_order_seq_cst));
+}
+// Active for readers: active, or being committed or aborted (not yet ended).
+inline bool Live(uint32_t st) { return st == bf::kActive || st == bf::kEnding; }
+inline uint64_t PublishedLenOf(const bf::Slot& s) {
+  return bf::PublishedLen(std::atomic_ref<uint64_t>(const_cast<bf::Slot&>(s).published).load(std::memory_order_acquire));
+}
+
+inline constexpr uint64_t kFirstChunk = 4 * 1024;  // one page: most branches write little, history keeps every log
+inline constexpr uint64_t kMaxChunk = 1024 * 1024;
+inline constexpr int kMaxDepth = 64;
 
 // Keys a log touched, for the sibling rule (docs/BRANCHES.md).
 struct Keys {
@@ -69,18 +85,48 @@ struct BranchStore::Impl {
   bf::AttachEntry* attach = nullptr;
   branch::Geometry geo;
   pid_t pid = 0;
-  uint64_t start_time = 0;
-  uint64_t token = 0;
+  uint64_t local_key = 0;  // LocalKey()
   int attach_idx = -1;
+  uint64_t owner_word = 0;  // what our attach entry's owner holds while it is ours
+  bf::Holder me = 0;        // ourselves in leases and claims
+  std::chrono::milliseconds timeout{bf::kLeaseTimeoutDefaultMs};
   bool needs_msync = false;
   // A file (tmpfs, memfd, ...): fallocate what Alloc hands out. Cleared the
   // first time the filesystem says it cannot (then every call would fail).
   std::atomic<bool> allocate_on_demand{false};
   // In-process serialization of appends to each slot's log (a commit from
-  // this process into a branch this process writes).
+  // this process into a branch this process writes), and of our use of
+  // its lease.
   std::mutex append_mu[bf::kSlotCount];
+  // Our hold of slot s's writer lease (append_mu[s]): how many users here
+  // (a writer Branch, a commit into it, one write to main), the epoch it
+  // was taken under, and whether the next append must start a new chunk
+  // (it was taken over: the old holder may still write into the tail).
+  struct LeaseHold {
+    int holds = 0;
+    uint64_t epoch = 0;
+    bool fresh_chunk = false;
+  };
+  LeaseHold lease_hold[bf::kSlotCount];
   std::mutex state_mu;            // guards writer_open
   bool writer_open[bf::kSlotCount] = {};
+
+  // Liveness of other attach entries, as this process observed them: the
+  // owner word and heartbeat last seen and since when (steady clock).
+  struct Seen {
+    uint64_t owner = 0, beat = 0;
+    std::chrono::steady_clock::time_point since;
+  };
+  mutable std::mutex seen_mu;
+  mutable Seen seen[bf::kAttachCount];
+  // The heartbeat of our attach entry.
+  std::unique_ptr<std::thread> beater;
+  std::mutex beat_mu;
+  std::condition_variable beat_cv;
+  bool beat_stop = false;
+  // Our entry was taken by someone else: we were paused (or starved)
+  // longer than the lease timeout and judged gone. Everything is ESTALE.
+  std::atomic<bool> evicted{false};
   // Branch objects of this store alive now (gc frees blocks their spans
   // may point into, so it waits until they are gone).
   std::atomic<int> open_views{0};
@@ -88,10 +134,35 @@ struct BranchStore::Impl {
   std::string where() const { return region->name(); }
   std::string SlotName(uint32_t s) const;
 
-  // The robust mutex; recovers after a holder died.
-  Status Lock();
-  void Unlock();
-  void Recover();
+  // ---- liveness (liveness.cc) ----
+  Status Attach();
+  void Detach();
+  void StartHeartbeat();
+  void StopHeartbeat();
+  // Whether `h` still holds what it claims: its entry has its incarnation
+  // and has not been seen still for the lease timeout (false for 0).
+  bool HolderLive(bf::Holder h) const;
+  // Whether attach entry i is in use by a live user (ourselves included).
+  bool EntryLive(uint32_t i) const;
+  // "pid N" (same kernel) or "attach entry I of another kernel".
+  std::string HolderLabel(bf::Holder h) const;
+  pid_t HolderPid(bf::Holder h) const;  // 0 unless a live process of this kernel
+  Status NotEvicted() const;
+
+  // ---- leases (lease.cc); the caller holds append_mu[s] ----
+  // Takes (or holds once more) slot s's writer lease. A live other holder:
+  // wait (for main's short leases) up to the lease timeout, else EBUSY.
+  // A gone holder's lease is taken over and fenced.
+  Status TakeLease(uint32_t s, bool wait);
+  void DropLease(uint32_t s);
+  bool HoldsLease(uint32_t s) const { return lease_hold[s].holds > 0; }
+
+  // ---- slot transitions (lifecycle.cc) ----
+  // Finishes or undoes what a gone holder left half done: a slot it was
+  // making (freed), a commit or abort it was ending (committed if its merge
+  // record is in the parent, else active again).
+  void ResolveAbandoned();
+  bool CasState(uint32_t s, uint64_t expect, uint64_t want);
 
   // Delta-relative, page aligned, with memory behind it.
   Result<uint64_t> Alloc(uint64_t bytes);
@@ -110,6 +181,8 @@ struct BranchStore::Impl {
     uint64_t id = 0;
   };
   LogRef LogOf(uint32_t s) const { return LogRef{slots[s].first_chunk, s, slots[s].id}; }
+  // Where a merge record of child `s` is in its parent's log, or UINT64_MAX.
+  uint64_t FindMerge(uint32_t s) const;
   std::string LogLabel(const LogRef& l) const;
   // The child log a merge record in `parent` names, checked.
   Result<LogRef> MergeChild(const branch::Record& r, const LogRef& parent) const;
@@ -125,10 +198,10 @@ struct BranchStore::Impl {
   // recursively those of children merged through self-contained records).
   Status MarkLog(const LogRef& log, uint64_t len, const std::function<Status(uint64_t, uint64_t, const std::string&)>& mark,
                  int depth) const;
-  // Online reclamation (no exclusivity needed), under the region mutex:
+  // Online reclamation (no exclusivity needed: each group is claimed by CAS):
   // frees the slots and pages of aborted branches nobody has a view of,
   // and the slots of self-contained committed ones.
-  GcResult ReclaimEndedLocked();
+  GcResult ReclaimOnline();
   // Whether a live attached process other than this one has a view of slot s.
   bool Viewed(uint32_t s) const;
   // In-process count of open views per slot (state_mu): the slot's viewer
@@ -137,8 +210,9 @@ struct BranchStore::Impl {
   void AddViewer(uint32_t s);
   void AddViewerLocked(uint32_t s);  // the caller holds state_mu
   void DropViewer(uint32_t s);
-  // Appends one encoded record to slot s's log and publishes it. The caller
-  // holds append_mu[s] and is the log's only appender. Returns the position.
+  // Appends one encoded record to slot s's log and publishes it with one
+  // CAS under the lease's epoch (ESTALE if the lease was taken over). The
+  // caller holds append_mu[s] and the lease. Returns the position.
   Result<uint64_t> Append(uint32_t s, std::span<const std::byte> rec);
   // Replays slot s's log [from, to) into idx (merge records replay the child).
   Status Replay(uint32_t s, uint64_t from, uint64_t to, branch::Index* idx, int depth) const {
@@ -156,9 +230,17 @@ struct BranchStore::Impl {
   // of that name); -1 if none.
   int FindSlot(std::string_view name, bool any_state = false) const;
   uint32_t ActiveChildren(uint32_t s) const;
-  bool LeaseLive(const bf::Slot& s) const;
   BranchInfo MakeInfo(uint32_t s) const;
-  void Detach();
 };
+
+namespace branch {
+// Everything of the region but the base image (check.cc); returns the
+// number of problems.
+uint64_t CheckControlBlock(const BranchStore::Impl& m, const std::function<void(const std::string&)>& report);
+// Anything that frees pages does so on what the control block says: on a
+// damaged one it could free pages a live branch uses. `what` (e.g. "gc")
+// is refused with the number of problems and the first.
+Status RefuseIfDamaged(const BranchStore::Impl& m, const std::string& what);
+}  // namespace branch
 
 }  // namespace daxfs

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "daxfs/branch.h"
+#include "daxfs/branch_format.h"
 #include "common/quote.h"
 #include "common/serve.h"
 #include "daxfs/check.h"
@@ -21,6 +22,7 @@ namespace {
 struct Args {
   std::string image, region, name, parent = "main", path, path2, output, delta = "", siblings = "merge";
   bool upstream_readable = false, recursive = false, quiet = false;
+  double lease_timeout = 0;  // seconds; 0 = the default
 };
 Args g;
 
@@ -87,7 +89,9 @@ int ServeNewMemfd(std::shared_ptr<BranchStore> store) {
 int CmdInit() {
   auto size = ParseSize(g.delta);
   if (!size.ok()) return Fail(size.status());
-  auto s = BranchStore::Init(g.image, g.region, *size);
+  if (g.lease_timeout < 0 || g.lease_timeout > 600)
+    return Fail(Status::InvalidArgument("--lease-timeout must be 0.2 to 600 seconds"));
+  auto s = BranchStore::Init(g.image, g.region, *size, static_cast<uint32_t>(g.lease_timeout * 1000 + 0.5));
   if (!s.ok()) return Fail(s.status());
   if (!g.quiet) {
     auto u = (*s)->Usage();
@@ -151,6 +155,13 @@ int CmdAbort() {
     return Fail(st);
   Status st = (*s)->Abort(g.name);
   return st.ok() ? 0 : Fail(st);
+}
+
+int CmdUpgrade() {
+  Status st = BranchStore::Upgrade(g.region);
+  if (!st.ok()) return Fail(st);
+  if (!g.quiet) std::printf("%s: a version %u branch region (atomics alone)\n", E(g.region).c_str(), format::branch::kControlVersion);
+  return 0;
 }
 
 int CmdGc() {
@@ -376,8 +387,17 @@ BranchCommand AddBranchCommand(CLI::App& app) {
   init->add_option("IMAGE", g.image, "Source image")->required();
   region(init);
   init->add_option("--delta", g.delta, "Bytes for branch logs and data (K, M, G suffixes)")->required();
+  init->add_option("--lease-timeout", g.lease_timeout,
+                   "Seconds a user's heartbeat may stand still before others take over its leases "
+                   "(a process or VM that died or is stopped; default 5)");
   init->add_flag("-q,--quiet", g.quiet, "No summary");
   cmds.emplace_back(init, CmdInit);
+  auto* upgrade = br->add_subcommand(
+      "upgrade", "Convert a branch region made by an older daxfs (a process-shared mutex) to the current "
+                 "version (atomics alone), in place; nothing else may use it meanwhile");
+  region(upgrade);
+  upgrade->add_flag("-q,--quiet", g.quiet, "No summary");
+  cmds.emplace_back(upgrade, CmdUpgrade);
   auto* list = br->add_subcommand("list", "List branches, their state, parent, log size and writer");
   region(list);
   cmds.emplace_back(list, CmdList);
