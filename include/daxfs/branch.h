@@ -252,9 +252,9 @@ class BranchStore : public std::enable_shared_from_this<BranchStore> {
   Result<GcResult> ReclaimEnded();
 
   // A live view of `name` ("main" too). `write`: take the branch's writer
-  // lease (EBUSY naming the holder if a live process has it). main takes no
-  // lease: any number of processes may write it, each write published as
-  // one record under the region mutex, in turn with commits into main.
+  // lease (EBUSY naming the holder if a live user has it). main takes no
+  // long-held lease: any number of processes may write it, each write
+  // published as one record under main's lease, in turn with commits.
   Result<std::shared_ptr<Branch>> OpenBranch(std::string_view name, bool write = false);
 
   // Verifies the control block, every slot and every live branch's log.

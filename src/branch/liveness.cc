@@ -1,5 +1,6 @@
 // Attach entries: who uses a region, and whether they still live, judged
 // by heartbeats in the region alone (docs/BRANCHES.md, "The protocol").
+#include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -7,7 +8,9 @@
 #include <xxhash.h>
 
 #include <cstdio>
+#include <mutex>
 #include <new>
+#include <set>
 #include <fstream>
 #include <string>
 
@@ -52,6 +55,41 @@ uint64_t LocalKey() {
 }  // namespace branch
 
 namespace {
+// fork() with a heartbeat thread running: the child gets only the forking
+// thread, and must not inherit a lock (an allocator's) that the heartbeat
+// thread held at that instant. So around fork every heartbeat thread is
+// stopped (joined) and started again in the parent; a child that goes on
+// using a store starts its own (AdoptAfterFork).
+std::mutex g_beating_mu;
+std::set<BranchStore::Impl*>& Beating() {
+  static std::set<BranchStore::Impl*> s;
+  return s;
+}
+void JoinBeater(BranchStore::Impl* m) {
+  if (!m->beater) return;
+  {
+    std::lock_guard lk(m->beat_mu);
+    m->beat_stop = true;
+  }
+  m->beat_cv.notify_all();
+  if (m->beater->joinable()) m->beater->join();
+  m->beater.reset();
+}
+void BeforeFork() {
+  g_beating_mu.lock();
+  for (auto* m : Beating()) JoinBeater(m);
+}
+void AfterForkParent() {
+  auto beating = Beating();
+  g_beating_mu.unlock();
+  for (auto* m : beating) m->StartHeartbeat();
+}
+void AfterForkChild() {
+  Beating().clear();
+  g_beating_mu.unlock();
+}
+std::once_flag g_atfork_once;
+
 // An entry's owner word in use by incarnation `inc`, and the incarnation an
 // owner word names (Holder keeps 48 bits of it).
 constexpr uint64_t OwnerInUse(uint64_t inc) { return inc << 1 | 1; }
@@ -145,9 +183,14 @@ Status BranchStore::Impl::Attach() {
 }
 
 void BranchStore::Impl::StartHeartbeat() {
+  std::call_once(g_atfork_once, [] { pthread_atfork(BeforeFork, AfterForkParent, AfterForkChild); });
   {
     std::lock_guard lk(beat_mu);
     beat_stop = false;
+  }
+  {
+    std::lock_guard lk(g_beating_mu);
+    Beating().insert(this);
   }
   const auto period = std::max(timeout / 8, std::chrono::milliseconds(10));
   beater = std::make_unique<std::thread>([this, period] {
@@ -165,14 +208,9 @@ void BranchStore::Impl::StartHeartbeat() {
 }
 
 void BranchStore::Impl::StopHeartbeat() {
-  if (!beater) return;
-  {
-    std::lock_guard lk(beat_mu);
-    beat_stop = true;
-  }
-  beat_cv.notify_all();
-  if (beater->joinable()) beater->join();
-  beater.reset();
+  std::lock_guard lk(g_beating_mu);
+  Beating().erase(this);
+  JoinBeater(this);
 }
 
 void BranchStore::Impl::Detach() {
@@ -188,11 +226,8 @@ void BranchStore::Impl::Detach() {
 void BranchStore::AdoptAfterFork() {
   Impl& m = *impl_;
   if (getpid() == m.pid) return;  // no fork happened (a mount in the foreground)
-  // fork() copied the heartbeat thread's object, not the thread (and
-  // perhaps its mutex locked): start afresh.
-  (void)m.beater.release();
-  new (&m.beat_mu) std::mutex;
-  new (&m.beat_cv) std::condition_variable;
+  // The fork handler stopped the heartbeat thread before the fork; the
+  // child beats with its own from now on.
   m.pid = getpid();
   if (m.attach_idx < 0) return;
   bf::AttachEntry& e = m.attach[m.attach_idx];
