@@ -129,14 +129,7 @@ void BranchStore::Impl::ResolveAbandoned() {
     }
     const uint64_t at = FindMerge(s);
     if (at != UINT64_MAX) {
-      slots[s].commit_pos = at;
-      bool self_contained = true;
-      (void)ReadLog(s, 0, branch::PublishedLenOf(slots[s]), [&](uint64_t, const Record& r) {
-        if (r.type == bf::kRecMerge && r.child_chunk == 0) self_contained = false;
-        return Status::OK();
-      });
-      if (self_contained) A(slots[s].flags).fetch_or(bf::kSlotSelfContained, std::memory_order_acq_rel);
-      CasState(s, mine, bf::SlotWord(bf::kCommitted));
+      FinishCommitted(s, at, mine);
     } else {
       CasState(s, mine, bf::SlotWord(bf::kActive));  // nothing was published: it never happened
     }
@@ -417,11 +410,7 @@ Status BranchStore::Commit(std::string_view name, std::vector<std::string>* conf
   r.child_chunk = sl.first_chunk;  // the parent's log reaches the leaf's without its slot
   // Self-contained when every merge in the leaf's own log is too (a region
   // written by an older daxfs may hold merges that need their slots).
-  bool self_contained = true;
-  DAXFS_RETURN_IF_ERROR(m.ReadLog(s, 0, leaf_len, [&](uint64_t, const Record& x) -> Status {
-    if (x.type == bf::kRecMerge && x.child_chunk == 0) self_contained = false;
-    return Status::OK();
-  }));
+  DAXFS_ASSIGN_OR_RETURN(const bool self_contained, m.LogSelfContained(s, leaf_len));
   const auto bytes = branch::Encode(r);
   DAXFS_ASSIGN_OR_RETURN(uint64_t pos, m.Append(p, bytes));  // the commit point
   done = true;

@@ -359,6 +359,22 @@ Status BranchStore::Impl::CollectLogKeys(const LogRef& log, uint64_t from, uint6
 
 namespace daxfs {
 
+Result<bool> BranchStore::Impl::LogSelfContained(uint32_t s, uint64_t len) const {
+  bool self_contained = true;
+  DAXFS_RETURN_IF_ERROR(ReadLog(s, 0, len, [&](uint64_t, const Record& r) {
+    if (r.type == bf::kRecMerge && r.child_chunk == 0) self_contained = false;
+    return Status::OK();
+  }));
+  return self_contained;
+}
+
+void BranchStore::Impl::FinishCommitted(uint32_t s, uint64_t at, uint64_t expect) {
+  slots[s].commit_pos = at;
+  auto whole = LogSelfContained(s, branch::PublishedLenOf(slots[s]));
+  if (whole.ok() && *whole) A(slots[s].flags).fetch_or(bf::kSlotSelfContained, std::memory_order_acq_rel);
+  A(slots[s].state).compare_exchange_strong(expect, bf::SlotWord(bf::kCommitted), std::memory_order_seq_cst);
+}
+
 uint64_t BranchStore::Impl::FindMerge(uint32_t s) const {
   const bf::Slot& sl = slots[s];
   const uint32_t p = sl.parent_slot;

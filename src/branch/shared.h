@@ -183,6 +183,12 @@ struct BranchStore::Impl {
   LogRef LogOf(uint32_t s) const { return LogRef{slots[s].first_chunk, s, slots[s].id}; }
   // Where a merge record of child `s` is in its parent's log, or UINT64_MAX.
   uint64_t FindMerge(uint32_t s) const;
+  // Whether every merge in slot s's log [0, len) names its child's first
+  // chunk (the log is then reached without the slots: kSlotSelfContained).
+  Result<bool> LogSelfContained(uint32_t s, uint64_t len) const;
+  // Slot s's merge record is at `at` in its parent: records that, and moves
+  // the slot from `expect` (a state word) to committed.
+  void FinishCommitted(uint32_t s, uint64_t at, uint64_t expect);
   std::string LogLabel(const LogRef& l) const;
   // The child log a merge record in `parent` names, checked.
   Result<LogRef> MergeChild(const branch::Record& r, const LogRef& parent) const;

@@ -100,14 +100,7 @@ Status BranchStore::Upgrade(const std::string& region_spec) {
     if (branch::StateOf(m.slots[s]) != bf::kActive) continue;
     const uint64_t at = m.FindMerge(s);
     if (at == UINT64_MAX) continue;
-    m.slots[s].commit_pos = at;
-    bool self_contained = true;
-    (void)m.ReadLog(s, 0, branch::PublishedLenOf(m.slots[s]), [&](uint64_t, const Record& r) {
-      if (r.type == bf::kRecMerge && r.child_chunk == 0) self_contained = false;
-      return Status::OK();
-    });
-    if (self_contained) A(m.slots[s].flags).fetch_or(bf::kSlotSelfContained, std::memory_order_acq_rel);
-    m.CasState(s, bf::SlotWord(bf::kActive), bf::SlotWord(bf::kCommitted));
+    m.FinishCommitted(s, at, bf::SlotWord(bf::kActive));
   }
   return Status::OK();
 }
