@@ -173,6 +173,24 @@ TEST_F(RegionTest, ResourceFileEmulatesPciBar) {
   EXPECT_NE(truncated.status().message().find("truncated"), std::string::npos);
 }
 
+TEST_F(RegionTest, KernelCanPinOrdinaryMemoryNotPfnMappings) {
+  // Files, memfds and borrowed heap memory have pages the kernel can pin.
+  const std::string file = dir_ / "img";
+  WriteFile(file, std::string(reinterpret_cast<const char*>(ImageBytes().data()), ImageBytes().size()));
+  auto region = Region::Open(file, Access::kReadOnly);
+  ASSERT_TRUE(region.ok()) << region.status().ToString();
+  EXPECT_TRUE((*region)->kernel_can_pin());
+  auto sealed = Region::SealedMemfd(ImageBytes(), "pin", false);
+  ASSERT_TRUE(sealed.ok()) << sealed.status().ToString();
+  EXPECT_TRUE((*sealed)->kernel_can_pin());
+  // /dev/mem's legacy first megabyte (open to root even under STRICT_DEVMEM)
+  // is mapped with remap_pfn_range, as a PCI BAR is: a PFN mapping.
+  if (!IsRoot()) GTEST_SKIP() << "needs root for /dev/mem";
+  auto low = Region::Open("phys:0xf0000+65536", Access::kReadOnly);
+  if (!low.ok()) GTEST_SKIP() << "cannot map /dev/mem here: " << low.status().ToString();
+  EXPECT_FALSE((*low)->kernel_can_pin());
+}
+
 TEST_F(RegionTest, HugetlbfsWithReservedPages) {
   if (!IsRoot()) GTEST_SKIP() << "needs root to reserve huge pages";
   const char* knob = "/proc/sys/vm/nr_hugepages";

@@ -6,6 +6,7 @@
 // image reader, mkdaxfs's loader, the mount, branches) sees only bytes().
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -46,6 +47,13 @@ class Region {
   // replacing a previous file. Until then the path is untouched, and a
   // region dropped unpublished leaves nothing behind. A no-op otherwise.
   virtual Status Publish() { return Status::OK(); }
+  // Whether the kernel can take references to the region's pages. False for
+  // PFN mappings (a PCI BAR such as ivshmem's, phys: ranges of /dev/mem, some
+  // dma-bufs): handing their addresses to a call that pins user pages
+  // (vmsplice, a FUSE reply written to /dev/fuse, O_DIRECT) fails with
+  // EFAULT, so such callers copy through a buffer of their own instead.
+  // Probed once, on first use, with a one-byte vmsplice.
+  bool kernel_can_pin() const;
 
   // Maps a whole file (regular file, block or DAX character device).
   static Result<std::shared_ptr<Region>> OpenFile(const std::string& path, Access access);
@@ -98,6 +106,7 @@ class Region {
   size_t size_;
   Access access_;
   std::string name_;
+  mutable std::atomic<int> pinnable_{-1};  // kernel_can_pin(): -1 = not probed yet
 };
 
 }  // namespace daxfs

@@ -1240,6 +1240,7 @@ int ServeBranches(std::shared_ptr<BranchStore> store, const MountOptions& option
   spec.ops = &kOps;
   spec.userdata = &ctx;
   spec.region = ctx.store->region().bytes();
+  spec.region_pinnable = ctx.store->region().kernel_can_pin();
   spec.writable = true;
   // Commit and abort (a write to a control file, or the ioctls) invalidate
   // the kernel's entries before replying: FUSE_NOTIFY_INVAL_ENTRY waits for

@@ -492,6 +492,7 @@ int Serve(std::shared_ptr<const Image> image, const MountOptions& options) {
   spec.ops = &kOps;
   spec.userdata = &ctx;
   spec.region = ctx.image->region().bytes();
+  spec.region_pinnable = ctx.image->region().kernel_can_pin();
   return RunSession(spec, options);
 }
 

@@ -100,6 +100,7 @@ int RunSession(const SessionSpec& spec, const MountOptions& options) {
   // From here a fault on the image ends the session (SIGTERM) instead of the
   // process, so that whatever we mounted is unmounted.
   GuardRegion(spec.region);
+  if (!spec.region_pinnable) BounceRepliesFrom(spec.region);
   bool own_mount = false;
   std::optional<MountOwnership> ours;
   auto close_session = [&] {

@@ -21,6 +21,9 @@ struct SessionSpec {
   void* userdata = nullptr;
   // The memory the replies point into: guarded against SIGBUS (region_guard.h).
   std::span<const std::byte> region;
+  // False for a region the kernel cannot pin (Region::kernel_can_pin):
+  // replies carrying its bytes are then copied first (BounceRepliesFrom).
+  bool region_pinnable = true;
   bool writable = false;   // mount read-write (a branch mount)
   // FUSE over io_uring serves a CPU's requests on one thread: requests that
   // may wait for other requests while handled (see RingOffload in uring.h)

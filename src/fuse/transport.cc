@@ -11,6 +11,7 @@
 #include <cstring>
 #include <span>
 #include <utility>
+#include <vector>
 
 #include "fuse/region_guard.h"
 
@@ -57,6 +58,10 @@ thread_local RingReply* t_ring_reply = nullptr;
 // Set by ReplyOpenPassthrough for the reply fuse_reply_open sends next from
 // this thread (libfuse writes a reply synchronously in the caller).
 thread_local int32_t t_open_backing_id = 0;
+// BounceRepliesFrom: the mapping whose bytes replies must not carry as they
+// are (empty: none), and each thread's buffer for their copies.
+std::span<const std::byte> g_bounce_range;
+thread_local std::vector<std::byte> t_bounce;
 
 // Sends, instead of a reply, a bare header carrying -EIO.
 ssize_t WriteEio(int fd, const iovec& header) {
@@ -106,6 +111,30 @@ ssize_t RingWritev(RingReply* r, const iovec* iov, int count) {
   return static_cast<ssize_t>(len);
 }
 
+// Copies the reply's payload into this thread's buffer if any part of it lies
+// in the bounce range; returns the iovecs to write (iov itself, or `out`).
+const iovec* Bounce(const iovec* iov, int count, iovec (&out)[2]) {
+  const std::byte* lo = g_bounce_range.data();
+  const std::byte* hi = lo + g_bounce_range.size();
+  size_t total = 0;
+  bool hit = false;
+  for (int i = 1; i < count; ++i) {
+    const auto* b = static_cast<const std::byte*>(iov[i].iov_base);
+    total += iov[i].iov_len;
+    if (iov[i].iov_len > 0 && b < hi && b + iov[i].iov_len > lo) hit = true;
+  }
+  if (!hit) return iov;
+  if (t_bounce.size() < total) t_bounce.resize(total);
+  size_t at = 0;
+  for (int i = 1; i < count; ++i) {
+    std::memcpy(t_bounce.data() + at, iov[i].iov_base, iov[i].iov_len);
+    at += iov[i].iov_len;
+  }
+  out[0] = iov[0];
+  out[1] = {t_bounce.data(), total};
+  return out;
+}
+
 ssize_t TransportWritev(int fd, iovec* iov, int count, void*) {
   const bool is_reply = count >= 1 && iov[0].iov_len == kOutHeader;
   bool init_reply = false, uring_asked = false;
@@ -150,6 +179,12 @@ ssize_t TransportWritev(int fd, iovec* iov, int count, void*) {
     std::memcpy(&unique, static_cast<const char*>(iov[0].iov_base) + kOutHeaderUnique, 8);
     if (unique == r->unique) return RingWritev(r, iov, count);
   }
+  iovec bounced[2];
+  if (is_reply && !g_bounce_range.empty() && count >= 2) {
+    iov = const_cast<iovec*>(Bounce(iov, count, bounced));
+    if (iov == bounced) count = 2;
+  }
+  // (After the bounce: a fault in its copy, the region gone, left zeros.)
   if (is_reply && RegionLost()) return WriteEio(fd, iov[0]);
   ssize_t n = writev(fd, iov, count);
   if (n < 0 && errno == EFAULT && is_reply) {
@@ -187,6 +222,8 @@ ssize_t TransportRead(int fd, void* buf, size_t len, void*) {
 }
 
 }  // namespace
+
+void BounceRepliesFrom(std::span<const std::byte> mapping) { g_bounce_range = mapping; }
 
 void TmpfileAsCreate(std::byte* in_header) {
   // FUSE_TMPFILE (kernel 6.3+) carries what FUSE_CREATE does (fuse_create_in

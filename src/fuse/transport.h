@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <span>
 
 namespace daxfs::fuse {
 
@@ -28,6 +29,11 @@ int DeviceFd();
 // fuse_reply_open with FOPEN_PASSTHROUGH and `backing_id` (from
 // FUSE_DEV_IOC_BACKING_OPEN) added to the reply.
 void ReplyOpenPassthrough(fuse_req_t req, fuse_file_info* fi, int32_t backing_id);
+// Replies whose payload points into `mapping` are copied into a buffer of
+// the thread's before they are written to /dev/fuse: for a region the kernel
+// cannot pin (Region::kernel_can_pin), whose bytes the kernel's copy of a
+// reply cannot take (the reader would get EIO). Call before serving.
+void BounceRepliesFrom(std::span<const std::byte> mapping);
 
 // --- FUSE over io_uring (kernel 6.14+, uring.h) ---------------------------
 // Called once, in the thread that wrote the INIT reply, right after the

@@ -168,7 +168,9 @@ int CmdCat(const Image& img, const std::string& path) {
   constexpr size_t kChunk = 1u << 20;
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   struct stat out_st;
-  bool splice_out = fstat(STDOUT_FILENO, &out_st) == 0 && S_ISFIFO(out_st.st_mode);
+  // (Not from a region the kernel cannot pin, a BAR: vmsplice would EFAULT.)
+  bool splice_out = fstat(STDOUT_FILENO, &out_st) == 0 && S_ISFIFO(out_st.st_mode) &&
+                    img.region().kernel_can_pin();
   if (splice_out) (void)fcntl(STDOUT_FILENO, F_SETPIPE_SZ, static_cast<int>(kChunk));
   for (size_t start = 0; start < data->size(); start += kChunk) {
     const size_t end = std::min(data->size(), start + kChunk);
