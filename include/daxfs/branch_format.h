@@ -203,13 +203,27 @@ inline constexpr uint64_t kDeltaReserved = kPage;
 inline constexpr uint32_t kChunkMagic = 0x4b4e4843;  // "CHNK"
 struct ChunkHeader {
   uint32_t magic;              // 0
-  uint32_t reserved;           // 4
+  uint32_t writer;             // 4   ChunkStamp of the lease epoch whose holder made it
   uint64_t capacity;           // 8   bytes including this header (4 KiB multiple)
   uint64_t log_start;          // 16  logical position of the first data byte
   uint64_t next;               // 24  atomic: delta-relative next chunk (0 = none); set by
                                //     CAS from 0 only, after the chunk's bytes are written
 };
 static_assert(sizeof(ChunkHeader) == 32);
+// ChunkHeader::writer. An appender writes in place only into a chunk made
+// under its own lease epoch: a holder that was stopped, taken over and
+// resumes finds the taker's chunks stamped with another epoch and writes
+// nothing into them. (0, in chunks of earlier v4 regions, matches nothing:
+// their next append starts a stamped chunk.)
+inline constexpr uint32_t kChunkStamped = 1u << 16;
+inline constexpr uint32_t ChunkStamp(uint64_t epoch) { return kChunkStamped | static_cast<uint32_t>(epoch & 0xffff); }
+// Whether a chunk stamped `writer` was made under an epoch later than
+// `epoch` (16-bit serial arithmetic): then whoever holds `epoch` was taken
+// over, and neither writes into that chunk nor links after it.
+inline constexpr bool ChunkOfLaterEpoch(uint32_t writer, uint64_t epoch) {
+  const uint32_t d = (writer - static_cast<uint32_t>(epoch)) & 0xffff;
+  return (writer & kChunkStamped) != 0 && d != 0 && d < 0x8000;
+}
 
 // Records are 8-aligned: a header, then the type's fixed part, then names
 // and values. A record never crosses a chunk; the rest of a chunk after the

@@ -25,13 +25,17 @@ Status BranchStore::Impl::TakeLease(uint32_t s, bool wait) {
   // A live holder keeps a short lease (one write to main, one commit)
   // for microseconds, or is stopped: then its heartbeat stops and it is
   // taken over. Waiting longer than that means it is a long-lived writer.
-  const auto deadline = std::chrono::steady_clock::now() + 4 * timeout;
+  // Without `wait` a holder seen alive means no at once; one not seen
+  // beating yet is watched until it beats or stands still for the timeout
+  // (a writer in a VM that was paused is taken over by the next writer).
+  const auto now = std::chrono::steady_clock::now();
+  const auto deadline = now + (wait ? 4 * timeout : timeout + timeout / 4);
   for (int spins = 0;; ++spins) {
     uint64_t cur = word.load(std::memory_order_seq_cst);
     if (cur == 0) {
       if (!word.compare_exchange_strong(cur, me, std::memory_order_seq_cst)) continue;
       // The last holder let go after its last publish: its epoch stays.
-      hold = LeaseHold{1, bf::PublishedEpoch(A(sl.published).load(std::memory_order_seq_cst)), false};
+      hold = LeaseHold{1, bf::PublishedEpoch(A(sl.published).load(std::memory_order_seq_cst))};
       return Status::OK();
     }
     if (cur == me || !HolderLive(cur)) {
@@ -43,11 +47,12 @@ Status BranchStore::Impl::TakeLease(uint32_t s, bool wait) {
                                         std::memory_order_seq_cst)) {
       }
       // It may still be writing into the tail chunk: our first append
-      // starts a new one at the published length.
-      hold = LeaseHold{1, (bf::PublishedEpoch(w) + 1) & 0xffff, true};
+      // starts a new one at the published length (the tail is not stamped
+      // with our epoch), and it writes into none of ours.
+      hold = LeaseHold{1, (bf::PublishedEpoch(w) + 1) & 0xffff};
       return Status::OK();
     }
-    if (!wait || std::chrono::steady_clock::now() > deadline)
+    if ((!wait && HolderBeating(cur)) || std::chrono::steady_clock::now() > deadline)
       return Status::Busy(where() + ": branch '" + SlotName(s) + "' is open for writing by " + HolderLabel(cur) +
                           "; close it there first");
     if (spins < 64)

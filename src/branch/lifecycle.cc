@@ -211,23 +211,23 @@ Result<BranchInfo> BranchStore::Create(std::string_view name, std::string_view p
       m.CasState(slot, claimed, bf::SlotWord(bf::kFree));
       return chunk.status();
     }
+    bf::Slot& sl = m.slots[slot];
+    // A new epoch: an appender of the slot's previous branch that was
+    // stopped and resumes now can never publish into this log.
+    const uint64_t epoch = bf::PublishedEpoch(LoadAcq(sl.published)) + 1;
     auto* ch = reinterpret_cast<bf::ChunkHeader*>(m.mem + m.geo.delta_offset + *chunk);
     ch->magic = bf::kChunkMagic;
-    ch->reserved = 0;
+    ch->writer = bf::ChunkStamp(epoch);
     ch->capacity = kFirstChunk;
     ch->log_start = 0;
     StoreRel(ch->next, uint64_t{0});
-    bf::Slot& sl = m.slots[slot];
     sl.parent_slot = static_cast<uint32_t>(p);
     A(sl.flags).store(siblings == SiblingPolicy::kFirstWins ? bf::kSlotFirstWins : 0, std::memory_order_relaxed);
     sl.id = A(m.hdr->next_branch_id).fetch_add(1, std::memory_order_acq_rel);
     sl.parent_id = m.slots[p].id;
     sl.snapshot_len = branch::PublishedLenOf(m.slots[p]);
     sl.first_chunk = *chunk;
-    // A new epoch: an appender of the slot's previous branch that was
-    // stopped and resumes now can never publish into this log.
-    const uint64_t old = LoadAcq(sl.published);
-    StoreRel(sl.published, bf::PublishedWord(bf::PublishedEpoch(old) + 1, 0));
+    StoreRel(sl.published, bf::PublishedWord(epoch, 0));
     StoreRel(sl.lease, uint64_t{0});
     sl.created_sec = time(nullptr);
     sl.commit_pos = 0;

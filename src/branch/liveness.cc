@@ -24,16 +24,29 @@ using branch::StoreRel;
 
 namespace branch {
 
-bool ProcessIsZombie(pid_t pid) {
+namespace {
+// Field 3 of /proc/PID/stat (R, S, T, Z, ...), or 0 if it cannot be read.
+char ProcessState(pid_t pid) {
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
   std::ifstream f(path);
   std::string s;
-  if (!std::getline(f, s)) return false;
+  if (!std::getline(f, s)) return 0;
   const size_t close = s.rfind(')');
-  if (close == std::string::npos || close + 2 >= s.size()) return false;
-  const char state = s[close + 2];  // field 3
+  if (close == std::string::npos || close + 2 >= s.size()) return 0;
+  return s[close + 2];
+}
+}  // namespace
+
+bool ProcessIsZombie(pid_t pid) {
+  const char state = ProcessState(pid);
   return state == 'Z' || state == 'X';
+}
+
+bool ProcessRunning(uint64_t pid) {
+  if (pid == 0 || pid > INT32_MAX) return false;
+  const char state = ProcessState(static_cast<pid_t>(pid));
+  return state != 0 && state != 'T' && state != 't' && state != 'Z' && state != 'X';
 }
 
 bool ProcessGone(uint64_t pid) {
@@ -118,11 +131,28 @@ bool BranchStore::Impl::EntryLive(uint32_t i) const {
   const auto now = std::chrono::steady_clock::now();
   std::lock_guard lk(seen_mu);
   Seen& s = seen[i];
-  if (s.owner != owner || s.beat != beat || s.since == std::chrono::steady_clock::time_point{}) {
-    s = Seen{owner, beat, now};
+  if (s.owner != owner || s.since == std::chrono::steady_clock::time_point{}) {
+    s = Seen{owner, beat, now, false};
+    return true;
+  }
+  if (s.beat != beat) {
+    s.beat = beat;
+    s.since = now;
+    s.moved = true;
     return true;
   }
   return now - s.since < timeout;
+}
+
+bool BranchStore::Impl::HolderBeating(bf::Holder h) const {
+  if (!HolderLive(h)) return false;
+  if (h == me) return true;
+  const uint32_t i = bf::HolderEntry(h);
+  bf::AttachEntry& e = attach[i];
+  // In this kernel a running (not stopped) process is alive now.
+  if (LoadAcq(e.boot) == local_key && branch::ProcessRunning(LoadAcq(e.pid))) return true;
+  std::lock_guard lk(seen_mu);
+  return seen[i].moved;
 }
 
 bool BranchStore::Impl::HolderLive(bf::Holder h) const {

@@ -241,10 +241,12 @@ Result<uint64_t> BranchStore::Impl::Append(uint32_t s, std::span<const std::byte
   uint64_t w = pub.load(std::memory_order_acquire);
   if (hold.holds == 0 || bf::PublishedEpoch(w) != hold.epoch) return fenced();
   const uint64_t pos = bf::PublishedLen(w);
-  // The tail: the last chunk of the chain. Only the lease holder links
-  // chunks, so it holds `pos` (or is a chunk a gone holder linked at `pos`
-  // and never published into, which our first append after taking the
-  // lease over leaves empty by linking a new one after it).
+  // The tail: the last chunk of the chain. If we still hold the lease it
+  // holds `pos` (or is a chunk a gone holder linked at `pos` and never
+  // published into, which our first append after taking the lease over
+  // leaves empty by linking a new one after it). If we were stopped and
+  // taken over meanwhile, it is the taker's: stamped with its epoch, not
+  // ours, and not written into.
   uint64_t chunk = sl.first_chunk;
   bf::ChunkHeader* h = nullptr;
   for (int hops = 0;; ++hops) {
@@ -260,10 +262,13 @@ Result<uint64_t> BranchStore::Impl::Append(uint32_t s, std::span<const std::byte
     if (next == 0) break;
     chunk = next;
   }
+  // (Linking after such a chunk would cut the taker's records short: a
+  // chunk's data ends where the next one starts.)
+  if (bf::ChunkOfLaterEpoch(h->writer, hold.epoch)) return fenced();
   const uint64_t data = h->capacity - sizeof(bf::ChunkHeader);
   const uint64_t off = pos - h->log_start;
   std::byte* base = reinterpret_cast<std::byte*>(h) + sizeof(bf::ChunkHeader);
-  if (!hold.fresh_chunk && off <= data && rec.size() <= data - off) {
+  if (h->writer == bf::ChunkStamp(hold.epoch) && off <= data && rec.size() <= data - off) {
     std::memcpy(base + off, rec.data(), rec.size());
     if (!pub.compare_exchange_strong(w, bf::PublishedWord(hold.epoch, pos + rec.size()), std::memory_order_acq_rel))
       return fenced();
@@ -276,7 +281,7 @@ Result<uint64_t> BranchStore::Impl::Append(uint32_t s, std::span<const std::byte
   DAXFS_ASSIGN_OR_RETURN(uint64_t nc, Alloc(cap));
   auto* nh = reinterpret_cast<bf::ChunkHeader*>(mem + geo.delta_offset + nc);
   nh->magic = bf::kChunkMagic;
-  nh->reserved = 0;
+  nh->writer = bf::ChunkStamp(hold.epoch);
   nh->capacity = cap;
   nh->log_start = pos;
   StoreRel(nh->next, uint64_t{0});
@@ -287,7 +292,6 @@ Result<uint64_t> BranchStore::Impl::Append(uint32_t s, std::span<const std::byte
   if (!A(h->next).compare_exchange_strong(none, nc, std::memory_order_acq_rel)) return fenced();
   if (!pub.compare_exchange_strong(w, bf::PublishedWord(hold.epoch, pos + rec.size()), std::memory_order_acq_rel))
     return fenced();
-  hold.fresh_chunk = false;
   return pos;
 }
 

@@ -42,6 +42,8 @@ inline void StoreRel(T& field, T v) {
 bool ProcessIsZombie(pid_t pid);
 // True if no process `pid` lives in this pid namespace (or only a zombie).
 bool ProcessGone(uint64_t pid);
+// True for a process of this kernel that exists and is not stopped.
+bool ProcessRunning(uint64_t pid);
 // This kernel's boot and this process's pid namespace, hashed (never 0):
 // attach entries with the same key may be judged by their pid.
 uint64_t LocalKey();
@@ -99,23 +101,23 @@ struct BranchStore::Impl {
   // its lease.
   std::mutex append_mu[bf::kSlotCount];
   // Our hold of slot s's writer lease (append_mu[s]): how many users here
-  // (a writer Branch, a commit into it, one write to main), the epoch it
-  // was taken under, and whether the next append must start a new chunk
-  // (it was taken over: the old holder may still write into the tail).
+  // (a writer Branch, a commit into it, one write to main) and the epoch
+  // it was taken under (appends write only into chunks stamped with it).
   struct LeaseHold {
     int holds = 0;
     uint64_t epoch = 0;
-    bool fresh_chunk = false;
   };
   LeaseHold lease_hold[bf::kSlotCount];
   std::mutex state_mu;            // guards writer_open
   bool writer_open[bf::kSlotCount] = {};
 
   // Liveness of other attach entries, as this process observed them: the
-  // owner word and heartbeat last seen and since when (steady clock).
+  // owner word and heartbeat last seen and since when (steady clock), and
+  // whether we saw the heartbeat move (then it was alive while we looked).
   struct Seen {
     uint64_t owner = 0, beat = 0;
     std::chrono::steady_clock::time_point since;
+    bool moved = false;
   };
   mutable std::mutex seen_mu;
   mutable Seen seen[bf::kAttachCount];
@@ -142,6 +144,10 @@ struct BranchStore::Impl {
   // Whether `h` still holds what it claims: its entry has its incarnation
   // and has not been seen still for the lease timeout (false for 0).
   bool HolderLive(bf::Holder h) const;
+  // Whether `h` is known to be alive now: a running process of this kernel,
+  // or a heartbeat we saw move. A holder that is live only because we have
+  // not watched it for the timeout yet is not: it may be stopped.
+  bool HolderBeating(bf::Holder h) const;
   // Whether attach entry i is in use by a live user (ourselves included).
   bool EntryLive(uint32_t i) const;
   // "pid N" (same kernel) or "attach entry I of another kernel".

@@ -117,7 +117,7 @@ Result<std::shared_ptr<BranchStore>> BranchStore::Init(const std::string& image_
   const uint64_t chunk = hdr->delta_cursor;
   hdr->delta_cursor += kFirstChunk;
   auto* ch = reinterpret_cast<bf::ChunkHeader*>(dst.data() + delta_off + chunk);
-  *ch = bf::ChunkHeader{bf::kChunkMagic, 0, kFirstChunk, 0, 0};
+  *ch = bf::ChunkHeader{bf::kChunkMagic, bf::ChunkStamp(0), kFirstChunk, 0, 0};
   bf::Slot& m = slots[bf::kMainSlot];
   m.id = 1;
   m.parent_slot = 0;
