@@ -59,7 +59,7 @@ for g in g1 g2 g3; do mk_console $g | sed -n 's/^MK-INFO ack //p' >> "$acks"; do
 commits=$(grep -c '^commit ' "$acks" || true)
 aborts=$(grep -c '^abort ' "$acks" || true)
 [ "$commits" -ge $((4 * ROUNDS / 2)) ] || fail "only $commits commits acknowledged: $(cat "$acks")"
-"$BUILD/daxfs" branch ls "$shm" main / > "$WORK/main.ls"
+"$BUILD/daxfs" branch ls "$shm" main / | awk '{print $NF}' > "$WORK/main.ls"  # names only
 while read -r what b; do
   for k in $(seq 1 $FILES); do
     if [ "$what" = commit ]; then
