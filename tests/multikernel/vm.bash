@@ -11,6 +11,8 @@
 #   mk_result NAME KEY                 a value the guest printed
 #   mk_kill NAME [SIGNAL]              kill (default), or STOP/CONT, a guest
 #   mk_console NAME                    a guest's console so far
+#   mk_ram_kib NAME                    guest RAM the guest has touched (KiB;
+#                                      with MK_RAM_FILES=1 set before mk_boot)
 # Environment: DAXFS_MK_CACHE (kernel cache, default /var/cache/daxfs-mk),
 #   DAXFS_MK_KERNEL_PKG (Debian kernel package, default: the one
 #   linux-image-cloud-amd64 depends on), DAXFS_MK_ACCEL (default tcg: KVM
@@ -254,8 +256,15 @@ mk_boot() {
     params+=" mk.$kv"
   done
   : > "$WORK/$name.log"
+  # Guest RAM in a tmpfs file of its own: what the guest touched can then be
+  # told apart from qemu's own memory (TCG's translated code).
+  local ram=()
+  if [ "${MK_RAM_FILES:-0}" = 1 ]; then
+    ram=(-object "memory-backend-file,id=ram,size=${DAXFS_MK_MEM:-512}M,mem-path=$MK_SHM/$name.ram,share=on"
+         -machine memory-backend=ram)
+  fi
   # shellcheck disable=SC2086  # DAXFS_MK_QEMU_ARGS is split on purpose
-  qemu-system-x86_64 \
+  qemu-system-x86_64 "${ram[@]}" \
     -accel "${DAXFS_MK_ACCEL:-tcg,thread=multi}" -cpu max \
     -smp "${DAXFS_MK_SMP:-2}" -m "${DAXFS_MK_MEM:-512}" \
     -nodefaults -no-reboot -display none \
@@ -269,6 +278,9 @@ mk_boot() {
   echo "$!" > "$WORK/$name.pid"
   printf '%s\n' "$EPOCHREALTIME" > "$WORK/$name.started"
 }
+
+# mk_ram_kib NAME: how much of guest NAME's RAM file holds pages (KiB).
+mk_ram_kib() { du -k "$MK_SHM/$1.ram" | cut -f1; }
 
 # mk_console NAME: guest NAME's console so far, without the CRs.
 mk_console() { tr -d '\r' < "$WORK/$1.log"; }
