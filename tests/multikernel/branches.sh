@@ -18,18 +18,9 @@ SIZE=64M
 mk_prepare
 mk_initramfs "$WORK/initrd.cpio"
 
-src=$WORK/tree
-mkdir -p "$src/dir"
-echo base > "$src/base.txt"
-seq 1 1000 > "$src/dir/numbers"
-"$BUILD/mkdaxfs" -q "$WORK/base.img" "$src"
-# The region is made in a file of its own size, then placed at the start
-# of the 64 MiB BAR: the rest of the device stays unused.
-"$BUILD/daxfs" branch init -q "$WORK/base.img" "$WORK/region" --delta 40M --lease-timeout 5
-[ "$(stat -c %s "$WORK/region")" -lt $((64 << 20)) ] || fail "region larger than the BAR"
+# (mk_branch_region fails if the region does not fit in less than the BAR.)
 shm=$(mk_shm_file region $SIZE)
-dd if="$WORK/region" of="$shm" conv=notrunc status=none
-rm "$WORK/region"
+mk_branch_region "$shm" 40M 5
 
 start=$EPOCHREALTIME
 for g in g1 g2 g3; do

@@ -26,18 +26,9 @@ SLOW=$((4 * TIMEOUT + 10))
 FILES=4
 WORDS=$(( (64 << 20) - 4096 ))
 mk_prepare
-mk_static_cc "$MK_DIR/mk_ctl.c" "$WORK/mk_ctl"
-mk_initramfs "$WORK/initrd.cpio" "$WORK/mk_ctl"
-gcc -O2 -o "$WORK/mk_ctl_host" "$MK_DIR/mk_ctl.c"
-
-src=$WORK/tree
-mkdir -p "$src/dir"
-echo base > "$src/base.txt"
-"$BUILD/mkdaxfs" -q "$WORK/base.img" "$src"
-"$BUILD/daxfs" branch init -q "$WORK/base.img" "$WORK/region" --delta 40M --lease-timeout $TIMEOUT
+mk_initramfs_with_ctl
 shm=$(mk_shm_file region $SIZE)
-dd if="$WORK/region" of="$shm" conv=notrunc status=none
-rm "$WORK/region"
+mk_branch_region "$shm" 40M $TIMEOUT
 D() { "$BUILD/daxfs" "$@"; }
 
 mk_boot s1 "$shm" $SIZE kill_worker files=$FILES words=$WORDS slow=$SLOW
@@ -84,7 +75,7 @@ for k in $(seq 1 "$KILLS"); do
 done
 kill_phase=$(echo "$EPOCHREALTIME - $start" | bc)
 touch "$WORK/stop"
-"$WORK/mk_ctl_host" add "$shm" $WORDS 1 >/dev/null
+"$MK_CTL_HOST" add "$shm" $WORDS 1 >/dev/null
 wait $host_pid
 mk_wait s1 300 || fail "survivor s1 failed: $(mk_console s1 | grep 'failed' | head -n 3)"
 

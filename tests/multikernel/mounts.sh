@@ -24,33 +24,23 @@ SIZE=64M
 TIMEOUT=2
 WORDS=$(( (64 << 20) - 4096 ))   # barrier words: the BAR's last page, past the region
 mk_prepare
-mk_static_cc "$MK_DIR/mk_ctl.c" "$WORK/mk_ctl"
-mk_initramfs "$WORK/initrd.cpio" "$WORK/mk_ctl"
-gcc -O2 -o "$WORK/mk_ctl_host" "$MK_DIR/mk_ctl.c"
-
-src=$WORK/tree
-mkdir -p "$src/dir"
-echo base > "$src/base.txt"
-"$BUILD/mkdaxfs" -q "$WORK/base.img" "$src"
-"$BUILD/daxfs" branch init -q "$WORK/base.img" "$WORK/region" --delta 32M --lease-timeout $TIMEOUT
-"$BUILD/daxfs" branch create "$WORK/region" pb >/dev/null
+mk_initramfs_with_ctl
 shm=$(mk_shm_file region $SIZE)
-dd if="$WORK/region" of="$shm" conv=notrunc status=none
-rm "$WORK/region"
+mk_branch_region "$shm" 32M $TIMEOUT pb
 
 mk_boot s1 "$shm" $SIZE branch_mount role=sibling words=$WORDS
 mk_boot s2 "$shm" $SIZE branch_mount role=sibling words=$WORDS
 mk_boot p1 "$shm" $SIZE branch_mount role=pause branch=pb words=$WORDS
 
 # --- 2. pause p1 while its mount holds pb's lease --------------------------
-[ "$("$WORK/mk_ctl_host" wait "$shm" $((WORDS + 16)) 1 300)" = OK ] || { mk_tail p1; fail "p1 never wrote through its mount"; }
+[ "$("$MK_CTL_HOST" wait "$shm" $((WORDS + 16)) 1 300)" = OK ] || { mk_tail p1; fail "p1 never wrote through its mount"; }
 mk_kill p1 STOP
 t0=$EPOCHREALTIME
 echo "written by the host" | "$BUILD/daxfs" branch write "$shm" pb /taken ||
   { mk_kill p1 CONT; fail "the host could not take pb's lease over from the paused guest"; }
 takeover=$(echo "$EPOCHREALTIME - $t0" | bc)
 mk_kill p1 CONT
-"$WORK/mk_ctl_host" add "$shm" $((WORDS + 16)) 1 >/dev/null
+"$MK_CTL_HOST" add "$shm" $((WORDS + 16)) 1 >/dev/null
 
 for g in s1 s2 p1; do mk_wait $g 400 || fail "guest $g failed"; done
 

@@ -18,10 +18,8 @@ export LC_ALL=C
 SIZE=64M
 WORDS=$(( (64 << 20) - 4096 ))
 mk_prepare
-mk_static_cc "$MK_DIR/mk_ctl.c" "$WORK/mk_ctl"
-mk_initramfs "$WORK/initrd.cpio" "$WORK/mk_ctl"
-gcc -O2 -o "$WORK/mk_ctl_host" "$MK_DIR/mk_ctl.c"
-ctl() { "$WORK/mk_ctl_host" "$@"; }
+mk_initramfs_with_ctl
+ctl() { "$MK_CTL_HOST" "$@"; }
 
 src=$WORK/tree
 mkdir -p "$src/data" "$src/etc/conf.d"

@@ -6,6 +6,9 @@
 # Usage in a test:   source "$(dirname "$0")/vm.bash" "$1"   ($1 = build dir)
 #   mk_prepare                         qemu + kernel, or exit 77 (skip)
 #   mk_initramfs OUT [SRC[:DEST]...]   busybox + daxfs tools + guest/*.sh
+#   mk_initramfs_with_ctl              the same with mk_ctl (mk_ctl.c) in it,
+#                                      and MK_CTL_HOST, its host build
+#   mk_branch_region DELTA TIMEOUT [BRANCH...]   a branch region in the BAR
 #   mk_boot NAME SHMFILE SIZE SCRIPT [KEY=VALUE...]   one guest, background
 #   mk_wait NAME TIMEOUT               the guest script's exit status
 #   mk_result NAME KEY                 a value the guest printed
@@ -213,6 +216,35 @@ mk_initramfs() {
   (cd "$root" && find . | cpio -o -H newc --quiet) > "$out"
   rm -rf "$root"
   MK_INITRD=$out
+}
+
+# mk_initramfs_with_ctl: mk_initramfs $WORK/initrd.cpio with the guests'
+# mk_ctl (static), and MK_CTL_HOST, the host's build of it (barrier words
+# in the shared file).
+mk_initramfs_with_ctl() {
+  mk_static_cc "$MK_DIR/mk_ctl.c" "$WORK/mk_ctl"
+  mk_initramfs "$WORK/initrd.cpio" "$WORK/mk_ctl"
+  MK_CTL_HOST=$WORK/mk_ctl_host
+  gcc -O2 -o "$MK_CTL_HOST" "$MK_DIR/mk_ctl.c"
+}
+
+# mk_branch_region SHMFILE DELTA TIMEOUT [BRANCH...]: a branch region of a
+# small base image (base.txt, dir/numbers) with DELTA bytes of delta area and a
+# lease timeout of TIMEOUT s, with BRANCH... created in it, made in a file
+# of its own size and placed at the start of SHMFILE (the BAR: the rest of
+# the device stays unused).
+mk_branch_region() {
+  local shm=$1 delta=$2 timeout=$3 b
+  shift 3
+  mkdir -p "$WORK/tree/dir"
+  echo base > "$WORK/tree/base.txt"
+  seq 1 1000 > "$WORK/tree/dir/numbers"
+  "$BUILD/mkdaxfs" -q "$WORK/base.img" "$WORK/tree"
+  "$BUILD/daxfs" branch init -q "$WORK/base.img" "$WORK/region" --delta "$delta" --lease-timeout "$timeout"
+  for b in "$@"; do "$BUILD/daxfs" branch create "$WORK/region" "$b" >/dev/null; done
+  [ "$(stat -c %s "$WORK/region")" -lt "$(stat -c %s "$shm")" ] || fail "region larger than the BAR"
+  dd if="$WORK/region" of="$shm" conv=notrunc status=none
+  rm "$WORK/region"
 }
 
 # mk_bytes SIZE: SIZE (a number with an optional K, M or G) in bytes.
