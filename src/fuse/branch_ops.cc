@@ -40,6 +40,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <unordered_map>
 #include <mutex>
@@ -52,8 +53,10 @@
 #include "daxfs/branch_format.h"
 #include "daxfs/format.h"
 #include "fuse/daxfs_fuse.h"
+#include "fuse/notifier.h"
 #include "fuse/region_guard.h"
 #include "fuse/session.h"
+#include "fuse/transport.h"
 
 namespace daxfs::fuse {
 namespace {
@@ -111,6 +114,8 @@ struct Context {
   // and across a last release + its forget, so that neither an orphan
   // nobody forgets nor a dropped inode with an open handle can result.
   std::mutex orphan_mu;
+  // Sends the invalidations of commits and aborts, then their replies.
+  Notifier notifier{"daxfs-notify"};
 
   void Opened(fuse_ino_t ino) {
     std::lock_guard lock(mu);
@@ -714,64 +719,81 @@ Credentials CallerOf(fuse_req_t req) {
   return who;
 }
 
-// "commit" / "abort" written to a control file, or the ioctls.
-Status EndBranch(Context& c, uint32_t view, bool commit, const Credentials& who) {
+// "commit" / "abort" written to a control file, or the ioctls: ends the
+// branch, then drops what the kernel cached of it and of its parent, then
+// calls `reply` (the caller's next call sees the end). The notifications
+// wait for directory locks that callers waiting for replies hold, so they
+// run on the notifier (notifier.h), never on a worker; a request served
+// from a ring runs them here: it is on the ring's helper thread already
+// (uring.h), and its reply cannot leave the thread.
+void EndBranchThenReply(Context& c, fuse_req_t req, uint32_t view, bool commit, std::function<void()> reply) {
   const std::string name = c.ViewName(view);
-  if (name == "main") return Status::InvalidArgument("main cannot be committed or aborted");
+  if (name == "main") return ReplyError(req, Status::InvalidArgument("main cannot be committed or aborted"));
   auto info = c.store->Info(name);
   // Control is for whoever may write the branch's root (and, to commit, the
   // parent's): the control file itself is open to all.
   // A control file of an ended branch must not end a later one of the name.
-  if (info.ok() && info->id != c.Reader(view)->id()) return Status::Stale(name + ": the branch ended");
+  if (info.ok() && info->id != c.Reader(view)->id())
+    return ReplyError(req, Status::Stale(name + ": the branch ended"));
+  const Credentials who = CallerOf(req);
   const std::string what = std::string(commit ? "commit '" : "abort '") + name + "'";
-  DAXFS_RETURN_IF_ERROR(MayWriteRoot(*c.Reader(view), who, what));
+  if (Status st = MayWriteRoot(*c.Reader(view), who, what); !st.ok()) return ReplyError(req, st);
   if (commit && info.ok() && !info->parent.empty()) {
-    DAXFS_ASSIGN_OR_RETURN(uint32_t pv, c.ViewOf(info->parent));
-    DAXFS_RETURN_IF_ERROR(MayWriteRoot(*c.Reader(pv), who, what + " into '" + info->parent + "'"));
+    auto pv = c.ViewOf(info->parent);
+    if (!pv.ok()) return ReplyError(req, pv.status());
+    if (Status st = MayWriteRoot(*c.Reader(*pv), who, what + " into '" + info->parent + "'"); !st.ok())
+      return ReplyError(req, st);
   }
   Status st = commit ? c.store->Commit(name) : c.store->Abort(name);
   if (!st.ok()) {
     LogProblem((commit ? "commit " : "abort ") + name + ": " + st.message());
-    return st;
+    return ReplyError(req, st);
   }
   fuse_session* se = c.se.load();
-  // A parent whose entries and attributes the kernel caches (we hold its
-  // lease): drop them before replying, so the caller's next call sees the
-  // commit. Attributes only (offset -1): that does not wait for writeback.
-  // (Of a parent whose entries are not cached, only the mount root's
-  // attributes are: see AttrTimeout.)
-  if (commit && info.ok() && se) {
-    if (c.Leased(info->parent)) {
-      for (const auto& [dir, nm] : c.TakeNames(info->parent))
-        fuse_lowlevel_notify_inval_entry(se, dir, nm.data(), nm.size());
-      for (fuse_ino_t i : c.NodesOf(info->parent)) fuse_lowlevel_notify_inval_inode(se, i, -1, 0);
-    } else {
-      fuse_lowlevel_notify_inval_inode(se, FUSE_ROOT_ID, -1, 0);
+  if (se == nullptr) return reply();
+  const std::string parent = info.ok() ? info->parent : std::string();
+  auto notify = [&c, se, commit, name, parent] {
+    // A parent whose entries and attributes the kernel caches (we hold its
+    // lease): drop them, so the caller's next call sees the commit.
+    // Attributes only (offset -1): that does not wait for writeback. (Of a
+    // parent whose entries are not cached, only the mount root's
+    // attributes are: see AttrTimeout.)
+    if (commit && !parent.empty()) {
+      if (c.Leased(parent)) {
+        for (const auto& [dir, nm] : c.TakeNames(parent))
+          fuse_lowlevel_notify_inval_entry(se, dir, nm.data(), nm.size());
+        for (fuse_ino_t i : c.NodesOf(parent)) fuse_lowlevel_notify_inval_inode(se, i, -1, 0);
+      } else {
+        fuse_lowlevel_notify_inval_inode(se, FUSE_ROOT_ID, -1, 0);
+      }
     }
-  }
-  // The ended branch's /@NAME/ entries are gone when we reply; its other
-  // names only lead to ESTALE now and go with the pages, off this thread.
-  Names names = c.TakeNames(name);
-  if (se) {
+    // The ended branch's /@NAME/ entries are gone when we reply; its other
+    // names only lead to ESTALE now and go with the pages, later.
+    Names names = c.TakeNames(name);
     for (const auto& [dir, nm] : names)
       if (nm.starts_with('@')) fuse_lowlevel_notify_inval_entry(se, dir, nm.data(), nm.size());
+    // Drop cached pages and attributes of the ended branch (its mappings
+    // fault from now on) and of the parent it changed. Not before the
+    // reply: invalidating pages may wait for writeback, which needs a
+    // worker and must not hold up the next commit's reply either.
+    std::vector<fuse_ino_t> inval = c.NodesOf(name);
+    if (!parent.empty()) {
+      auto more = c.NodesOf(parent);
+      inval.insert(inval.end(), more.begin(), more.end());
+    }
+    if (!inval.empty() || !names.empty()) {
+      std::thread([se, inval = std::move(inval), names = std::move(names)] {
+        for (const auto& [dir, nm] : names)
+          if (!nm.starts_with('@')) fuse_lowlevel_notify_inval_entry(se, dir, nm.data(), nm.size());
+        for (fuse_ino_t i : inval) fuse_lowlevel_notify_inval_inode(se, i, 0, 0);
+      }).detach();
+    }
+  };
+  if (ThreadRepliesOnRing()) {
+    notify();
+    return reply();
   }
-  // Drop cached pages and attributes of the ended branch (its mappings
-  // fault from now on) and of the parent it changed. Off the request
-  // thread: invalidation may wait for writeback, which needs a worker.
-  std::vector<fuse_ino_t> inval = c.NodesOf(name);
-  if (info.ok()) {
-    auto more = c.NodesOf(info->parent);
-    inval.insert(inval.end(), more.begin(), more.end());
-  }
-  if (se && (!inval.empty() || !names.empty())) {
-    std::thread([se, inval = std::move(inval), names = std::move(names)] {
-      for (const auto& [dir, nm] : names)
-        if (!nm.starts_with('@')) fuse_lowlevel_notify_inval_entry(se, dir, nm.data(), nm.size());
-      for (fuse_ino_t i : inval) fuse_lowlevel_notify_inval_inode(se, i, 0, 0);
-    }).detach();
-  }
-  return Status::OK();
+  c.notifier.Post(std::move(notify), std::move(reply));
 }
 
 // Watches the published state of the region and drops what the kernel
@@ -902,8 +924,7 @@ void OpWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t
     std::string cmd(buf, size);
     while (!cmd.empty() && (cmd.back() == '\n' || cmd.back() == ' ' || cmd.back() == '\0')) cmd.pop_back();
     if (cmd != "commit" && cmd != "abort") return (void)fuse_reply_err(req, EINVAL);
-    if (Status st = EndBranch(c, n->view, cmd == "commit", CallerOf(req)); !st.ok()) return ReplyError(req, st);
-    return (void)fuse_reply_write(req, size);
+    return EndBranchThenReply(c, req, n->view, cmd == "commit", [req, size] { fuse_reply_write(req, size); });
   }
   auto w = c.Writer(n->view);
   if (!w.ok()) return ReplyError(req, w.status());
@@ -1008,8 +1029,7 @@ void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void* arg, fuse_f
     return (void)fuse_reply_err(req, EEXIST);
   }
   if (cmd == kIocCommit || cmd == kIocAbort) {
-    if (Status st = EndBranch(c, n->view, cmd == kIocCommit, CallerOf(req)); !st.ok()) return ReplyError(req, st);
-    return (void)fuse_reply_ioctl(req, 0, nullptr, 0);
+    return EndBranchThenReply(c, req, n->view, cmd == kIocCommit, [req] { fuse_reply_ioctl(req, 0, nullptr, 0); });
   }
   fuse_reply_err(req, ENOTTY);
 }
@@ -1265,10 +1285,12 @@ int ServeBranches(std::shared_ptr<BranchStore> store, const MountOptions& option
     // its exited parent, holds the attach entry and the leases it takes.
     ctx.store->AdoptAfterFork();
     ctx.se = se;
+    ctx.notifier.Start();
     watcher.Start();
   };
   spec.stopping = [&ctx, &watcher] {
     watcher.Stop();
+    ctx.notifier.Stop();
     ctx.se = nullptr;
   };
   const int rc = RunSession(spec, options);

@@ -244,6 +244,7 @@ void RequestUring(bool on, InitRepliedHook hook) {
   g_init_replied = std::move(hook);
 }
 void SetThreadRingReply(RingReply* reply) { t_ring_reply = reply; }
+bool ThreadRepliesOnRing() { return t_ring_reply != nullptr; }
 
 void ReplyOpenPassthrough(fuse_req_t req, fuse_file_info* fi, int32_t backing_id) {
   t_open_backing_id = backing_id;

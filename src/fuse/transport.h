@@ -57,5 +57,8 @@ struct RingReply {
   bool replied = false;
 };
 void SetThreadRingReply(RingReply* reply);
+// Whether this thread serves a request from a ring entry: its reply must be
+// given before the handler returns (it cannot be deferred to another thread).
+bool ThreadRepliesOnRing();
 
 }  // namespace daxfs::fuse

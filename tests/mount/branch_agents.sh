@@ -41,6 +41,7 @@ for attempt in 1 2; do
   set -e
   [ "$rc" = 3 ] && [ "$attempt" = 1 ] || break
   echo "STUCK: attempt 1 had a stuck agent (state above); running the scenario again" >&2
+  abort_fuse_under "$WORK/m"  # releases whatever still waits on the stuck mount
   umount -l "$WORK/m" 2>/dev/null || true
   pkill -9 -f "daxfs-mount $WORK/shm/region" 2>/dev/null || true
   sleep 1

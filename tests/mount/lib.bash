@@ -12,6 +12,11 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 [ -c /dev/fuse ] || skip "no /dev/fuse"
 [ -x "$MOUNT" ] || skip "daxfs-mount not built"
 
+# The FUSE control filesystem (waiting counts, abort) for the guardian.
+if [ -d /sys/fs/fuse/connections ] && ! grep -q " /sys/fs/fuse/connections fusectl " /proc/mounts; then
+  mount -t fusectl fusectl /sys/fs/fuse/connections 2>/dev/null || true
+fi
+
 WORK=$(mktemp -d /tmp/daxfs-mount-test.XXXXXX)
 MOUNTS=()
 cleanup() {
@@ -62,6 +67,19 @@ guardian_dump() {
   echo "=== guardian: killing the test ===" >&2
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 }
+# Aborts the FUSE connection of every mount whose path starts with $1
+# (/sys/fs/fuse/connections/DEV/abort; DEV from /proc/self/mountinfo,
+# which, unlike stat, does not ask the daemon).
+abort_fuse_under() {
+  local dev mp fstype
+  while read -r dev mp fstype; do
+    case "$fstype" in fuse|fuse.*) ;; *) continue ;; esac
+    [ "${mp#"$1"}" != "$mp" ] || continue
+    local minor=${dev#*:} major=${dev%%:*}
+    local id=$(( (major << 20) | minor ))
+    [ -e "/sys/fs/fuse/connections/$id/abort" ] && echo 1 > "/sys/fs/fuse/connections/$id/abort" 2>/dev/null || true
+  done < <(awk '{for (i = 7; $i != "-"; i++); print $3, $5, $(i + 1)}' /proc/self/mountinfo)
+}
 guardian() {
   local test_pid=$1 deadline=$((SECONDS + ${DAXFS_TEST_TIMEOUT:-570})) dumped=0
   exec </dev/null >/dev/null  # keep no pipe of ctest's but stderr, released at exit
@@ -72,7 +90,12 @@ guardian() {
     fi
     sleep 0.5
   done
-  # The test is gone: nothing of it may stay mounted.
+  # The test is gone: nothing of it may stay mounted. A mount still here
+  # was left by a test that was killed, perhaps hung: its FUSE connection is
+  # aborted first, so that every caller and daemon thread waiting on it
+  # (even in uninterruptible sleep) is released and the unmount and the
+  # kill below cannot wait too.
+  abort_fuse_under "$WORK/"
   local m
   while read -r m; do
     [ -n "$m" ] || continue
