@@ -137,6 +137,21 @@ void BranchStore::Impl::ResolveAbandoned() {
   }
 }
 
+void BranchStore::Impl::WaitOutEnder(uint32_t s) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout + timeout / 4;
+  for (int spins = 0;; ++spins) {
+    const uint64_t w = A(slots[s].state).load(std::memory_order_seq_cst);
+    const bf::Holder h = bf::SlotWordHolder(w);
+    if (bf::SlotWordState(w) != bf::kEnding || h == me) return;
+    if (!HolderLive(h)) {
+      ResolveAbandoned();
+      return;
+    }
+    if (HolderBeating(h) || std::chrono::steady_clock::now() > deadline) return;
+    std::this_thread::sleep_for(std::chrono::microseconds(spins < 100 ? 100 : 1000));
+  }
+}
+
 Result<std::vector<BranchInfo>> BranchStore::List() const {
   std::vector<BranchInfo> out;
   for (uint32_t s = 0; s < bf::kSlotCount; ++s) {
@@ -194,10 +209,14 @@ Result<BranchInfo> BranchStore::Create(std::string_view name, std::string_view p
       return Status::NotFound(m.where() + ": no active branch '" + std::string(parent) + "' to branch from");
     // A free slot, claimed with one CAS (free -> being made by us).
     int slot = -1;
-    for (int round = 0; round < 2 && slot < 0; ++round) {
+    for (int round = 0; round < 8 && slot < 0; ++round) {
       // Full: reclaim ended branches online (nobody needs the region to
       // itself), so the number of branches over a region's life is unbounded.
-      if (round == 1 && branch::RefuseIfDamaged(m, "reclaiming").ok()) (void)m.ReclaimOnline();
+      // Other creators reclaim at the same time and may take the slots
+      // this one freed, or hold the claims it would have made: a few
+      // rounds, with a short pause, before the table counts as full.
+      if (round >= 2) std::this_thread::sleep_for(std::chrono::microseconds(100 << (round - 2)));
+      if (round >= 1 && branch::RefuseIfDamaged(m, "reclaiming").ok()) (void)m.ReclaimOnline();
       for (uint32_t s = 1; s < bf::kSlotCount && slot < 0; ++s)
         if (m.CasState(s, bf::SlotWord(bf::kFree), bf::SlotWord(bf::kClaimed, m.me))) slot = static_cast<int>(s);
     }
@@ -266,9 +285,14 @@ Status BranchStore::Abort(std::string_view name) {
   Impl& m = *impl_;
   DAXFS_RETURN_IF_ERROR(m.NotEvicted());
   m.ResolveAbandoned();
-  const int s = m.FindSlot(name);
+  int s = m.FindSlot(name);
   if (s < 0) return Status::NotFound(m.where() + ": no active branch '" + std::string(name) + "'");
   if (s == bf::kMainSlot) return Status::InvalidArgument("main cannot be aborted");
+  if (branch::StateOf(m.slots[s]) == bf::kEnding) {
+    m.WaitOutEnder(static_cast<uint32_t>(s));
+    s = m.FindSlot(name);
+    if (s < 0) return Status::NotFound(m.where() + ": no active branch '" + std::string(name) + "'");
+  }
   const uint64_t ending = bf::SlotWord(bf::kEnding, m.me);
   if (!m.CasState(s, bf::SlotWord(bf::kActive), ending))
     return Status::Busy(m.where() + ": branch '" + std::string(name) + "' is being committed or aborted right now");
@@ -288,8 +312,12 @@ Status BranchStore::Commit(std::string_view name, std::vector<std::string>* conf
   Impl& m = *impl_;
   DAXFS_RETURN_IF_ERROR(m.NotEvicted());
   m.ResolveAbandoned();
-  const int si = m.FindSlot(name);
+  int si = m.FindSlot(name);
   const std::string bname(name);
+  if (si > 0 && branch::StateOf(m.slots[si]) == bf::kEnding) {
+    m.WaitOutEnder(static_cast<uint32_t>(si));
+    si = m.FindSlot(name);
+  }
   if (si < 0) return Status::NotFound(m.where() + ": no active branch '" + bname + "'");
   if (si == bf::kMainSlot) return Status::InvalidArgument("main has no parent to commit into");
   const uint32_t s = static_cast<uint32_t>(si);

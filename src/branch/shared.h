@@ -168,6 +168,13 @@ struct BranchStore::Impl {
   // making (freed), a commit or abort it was ending (committed if its merge
   // record is in the parent, else active again).
   void ResolveAbandoned();
+  // Slot s is being ended by another holder: one known alive is left to it
+  // (returns at once); one not seen beating yet (a fresh process cannot
+  // tell a dead kernel's holder from a live one at first sight) is watched
+  // for up to the lease timeout and, once gone, what it left is resolved.
+  // The caller then looks at the slot again. Takes append_mu: call it
+  // without holding any.
+  void WaitOutEnder(uint32_t s);
   bool CasState(uint32_t s, uint64_t expect, uint64_t want);
 
   // Delta-relative, page aligned, with memory behind it.

@@ -279,6 +279,36 @@ struct Context {
     if (r) r->close();
     if (w) w->close();
   }
+  // Closes now the views of ended branches that no request is using (no
+  // Branch of theirs held outside the view, checked under `mu`, which every
+  // request takes to get one): the watcher closes them only a poll or two
+  // after the end, and a CREATE that found every slot taken by ended
+  // branches this mount still viewed would fail meanwhile (ENOSPC).
+  // Returns how many were closed.
+  size_t CloseIdleEndedViews() {
+    std::vector<std::pair<std::string, uint64_t>> candidates;
+    for (const auto& [name, id] : ViewIds()) {
+      if (name == "main") continue;
+      auto info = store->Info(name);
+      if (!info.ok() || info->state != "active" || info->id != id) candidates.emplace_back(name, id);
+    }
+    std::vector<std::shared_ptr<Branch>> to_close;
+    {
+      std::lock_guard lock(mu);
+      for (const auto& [name, id] : candidates) {
+        auto it = view_ids.find(name);
+        if (it == view_ids.end()) continue;
+        View& v = *views[it->second];
+        if (v.reader->id() != id || v.reader.use_count() > 1 || (v.writer && v.writer.use_count() > 1)) continue;
+        v.closed = true;
+        view_ids.erase(it);
+        to_close.push_back(v.reader);
+        if (v.writer) to_close.push_back(v.writer);
+      }
+    }
+    for (auto& b : to_close) b->close();
+    return to_close.size();
+  }
   // Every FUSE inode of `view_name`.
   std::vector<fuse_ino_t> NodesOf(const std::string& view_name) {
     std::lock_guard lock(mu);
@@ -1012,6 +1042,7 @@ void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void* arg, fuse_f
     if (!NameBufferWritable(req, arg)) return (void)fuse_reply_err(req, EFAULT);
     static std::mutex rng_mu;
     static std::mt19937_64 rng{std::random_device{}()};
+    int full = 0;  // ENOSPC answers so far
     for (int attempt = 0; attempt < 8; ++attempt) {
       uint64_t r;
       {
@@ -1024,6 +1055,10 @@ void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void* arg, fuse_f
                                   c.options.siblings == "first-wins" ? SiblingPolicy::kFirstWins
                                                                      : SiblingPolicy::kMerge);
       if (made.ok()) return (void)fuse_reply_ioctl(req, 0, name, kNameBuf);
+      // Every slot held by branches that ended but that this mount still
+      // views: close the idle views (their slots become reclaimable) and
+      // try again.
+      if (made.status().errno_value() == ENOSPC && (c.CloseIdleEndedViews() > 0 || ++full < 3)) continue;
       if (made.status().errno_value() != EEXIST) return ReplyError(req, made.status());
     }
     return (void)fuse_reply_err(req, EEXIST);
@@ -1154,7 +1189,8 @@ void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   auto n = NodeOrReply(req, ino);
   if (!n) return;
   if (n->ino == kCtlIno) return (void)fuse_reply_err(req, ENODATA);
-  auto v = c.Reader(n->view)->getxattr(n->ino, name);
+  auto b = c.Reader(n->view);  // held while the reply copies its span
+  auto v = b->getxattr(n->ino, name);
   if (!v.ok()) return ReplyError(req, v.status());
   if (size == 0) return (void)fuse_reply_xattr(req, v->size());
   if (size < v->size()) return (void)fuse_reply_err(req, ERANGE);
