@@ -40,6 +40,9 @@ struct BuildOptions {
   // Store identical file contents once (verified byte for byte).
   bool dedup = true;
   std::string label;
+  // Also write an EROFS view of the tree (docs/FORMAT.md §7): the kernel's
+  // EROFS driver then mounts the same image, sharing every file's bytes.
+  bool erofs = false;
   // Object-store form (docs/FORMAT.md §6.2): every regular file's contents
   // go to this directory as an object named by its SHA-256, and the image
   // holds only metadata and the digests. Created if missing; the image
@@ -58,6 +61,8 @@ struct BuildStats {
   uint64_t inodes = 0;
   uint64_t file_bytes = 0;     // sum of regular file sizes
   uint64_t packed_files = 0;   // files stored in shared blocks
+  uint64_t erofs_bytes = 0;    // the EROFS view's area (inodes, directories, inline files)
+  uint64_t inline_bytes = 0;   // small-file bytes stored inline in it
   uint64_t duplicate_files = 0;  // files whose contents were already stored
   uint64_t duplicate_bytes = 0;  // bytes not stored again thanks to that
   uint64_t image_size = 0;

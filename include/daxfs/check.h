@@ -39,4 +39,13 @@ CheckResult CheckImage(const Image& image, const CheckOptions& options);
 // verified by BranchStore::Check. inodes_reached counts distinct inodes.
 CheckResult CheckView(const FsView& view, const CheckOptions& options);
 
+// Whether two views describe the same tree (an image's daxfs view and its
+// EROFS view): the same names, file types, modes, owners, link counts,
+// mtimes (ns), device numbers, symlink targets, xattrs, hard-link
+// structure, and with verify_data the same file contents. Directory sizes
+// are not compared (each format has its own). `a_name`/`b_name` label the
+// views in reports.
+CheckResult CompareViews(const FsView& a, const FsView& b, const CheckOptions& options,
+                         const std::string& a_name, const std::string& b_name);
+
 }  // namespace daxfs

@@ -54,9 +54,10 @@ enum FeatureCompat : uint64_t {
   kFeatureXattrs = 1ull << 2,        // xattr area present
   kFeatureMetaCsum = 1ull << 3,      // ext.meta_csum valid
   kFeatureDataCsum = 1ull << 4,      // ext.data_csum valid
+  kFeatureErofsView = 1ull << 5,     // an EROFS superblock at 1024 describes the same tree (§7)
 };
 inline constexpr uint64_t kKnownCompat = kFeatureSortedDirs | kFeatureInodeExt | kFeatureXattrs |
-                                         kFeatureMetaCsum | kFeatureDataCsum;
+                                         kFeatureMetaCsum | kFeatureDataCsum | kFeatureErofsView;
 // Incompatible features: a reader must refuse an image with unknown ones.
 enum FeatureIncompat : uint64_t {
   kFeatureCompactDirs = 1ull << 0,   // directories use the compact layout

@@ -191,6 +191,10 @@ Status DataWriter::ReadBack(uint64_t offset, std::span<std::byte> out) {
 Result<bool> DataWriter::SameAsBlob(uint32_t blob, uint64_t size) {
   const Blob& b = blobs_[blob];
   if (staged_) {
+    if (b.held != UINT32_MAX) {
+      const auto& bytes = result_.held[b.held];
+      return bytes.size() == size && std::memcmp(bytes.data(), stage_.data(), size) == 0;
+    }
     if (b.offset == kUnplaced) {
       const PoolItem& item = pool_[b.pool_seq - pool_front_seq_];
       return item.bytes.size() == size && std::memcmp(item.bytes.data(), stage_.data(), size) == 0;
@@ -253,6 +257,14 @@ Status DataWriter::EndFile() {
   blob_by_ino_[cur_ino_] = blob;
   if (policy_.dedup) by_contents_.emplace(key, blob);
 
+  if (staged_ && policy_.hold_small) {
+    staged_ = false;
+    stage_.resize(size);
+    blobs_[blob].held = static_cast<uint32_t>(result_.held.size());
+    result_.held.push_back(std::move(stage_));
+    stage_ = {};
+    return Status::OK();
+  }
   if (staged_) {
     staged_ = false;
     stage_.resize(size);
@@ -318,10 +330,16 @@ Result<DataPlacement> DataWriter::Finish() {
   if (options_.progress) options_.progress(progress_);
   result_.data_end = cursor() - base_offset_;
   result_.checksum = XXH3_64bits_digest(&hash_);
+  result_.hash_state = hash_;
   result_.offset_by_ino.assign(blob_by_ino_.size(), 0);
+  result_.held_by_ino.assign(blob_by_ino_.size(), UINT32_MAX);
   for (size_t ino = 0; ino < blob_by_ino_.size(); ++ino) {
     if (blob_by_ino_[ino] == UINT32_MAX) continue;
     const Blob& b = blobs_[blob_by_ino_[ino]];
+    if (b.held != UINT32_MAX) {
+      result_.held_by_ino[ino] = b.held;
+      continue;
+    }
     if (b.offset == kUnplaced)
       return Status::IOError(name_ + ": internal error: inode " + std::to_string(ino) +
                                  " has no data placed", EIO);

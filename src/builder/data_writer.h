@@ -32,6 +32,13 @@ struct DataPlacement {
   uint64_t packed_files = 0;
   uint64_t duplicate_files = 0;
   uint64_t duplicate_bytes = 0;
+  // DataPolicy::hold_small: small files kept in memory instead of written
+  // (their offset_by_ino is 0); index into `held` by ino, UINT32_MAX none.
+  std::vector<uint32_t> held_by_ino;
+  std::vector<std::vector<std::byte>> held;
+  // The data checksum's state after data_end, to extend over bytes
+  // appended later (XXH3 streaming).
+  XXH3_state_t hash_state;
 };
 
 struct DataPolicy {
@@ -42,6 +49,10 @@ struct DataPolicy {
   // next file's bytes after EOF; unaligned data it copies and zero-fills.
   bool avoid_aligned_packed_start = false;
   bool dedup = true;
+  // Small files are not written but handed back in DataPlacement::held
+  // (the EROFS view stores them inline after their EROFS inodes, and the
+  // daxfs inodes point there: one copy for both readers).
+  bool hold_small = false;
 };
 
 class DataWriter final : public DataSink {
@@ -67,6 +78,7 @@ class DataWriter final : public DataSink {
   struct Blob {                 // one stored copy of some contents
     uint64_t offset = kUnplaced;  // absolute, once placed
     uint64_t pool_seq = 0;        // while unplaced: its pool item
+    uint32_t held = UINT32_MAX;   // hold_small: index into result_.held
   };
   using SizeIndex = std::multimap<uint64_t, uint64_t>;  // size -> pool seq, unplaced items
   struct PoolItem {             // a small file waiting for a place

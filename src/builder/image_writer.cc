@@ -9,8 +9,10 @@
 #include <algorithm>
 #include <cstring>
 #include <ctime>
+#include <optional>
 
 #include "builder/data_writer.h"
+#include "builder/erofs_view.h"
 #include "builder/object_sink.h"
 #include "daxfs/format.h"
 #include "format/checksum.h"
@@ -113,8 +115,14 @@ void SerializeMetadata(const Tree& tree, const Layout& layout, const BuildOption
     std::memcpy(b + layout.object_dir_offset, options.object_dir.data(), options.object_dir.size());
 }
 
+int64_t BuildTime(const BuildOptions& options) {
+  return options.all_time ? *options.all_time
+         : options.clamp_time ? *options.clamp_time
+                              : static_cast<int64_t>(std::time(nullptr));
+}
+
 void FillSuperblock(const Layout& layout, const BuildOptions& options, uint64_t meta_csum,
-                    const DataPlacement& data, std::byte* out) {
+                    const DataPlacement& data, bool erofs_view, std::byte* out) {
   fmt::Superblock sb{};
   sb.magic = fmt::kSuperMagic;
   sb.version = layout.compact_dirs || layout.objects ? fmt::kVersionIncompat : fmt::kVersion;
@@ -144,9 +152,8 @@ void FillSuperblock(const Layout& layout, const BuildOptions& options, uint64_t 
     e.meta_size = layout.meta_size;
     e.meta_csum = meta_csum;
     e.data_csum = data.checksum;
-    e.build_time = options.all_time ? *options.all_time
-                   : options.clamp_time ? *options.clamp_time
-                                        : static_cast<int64_t>(std::time(nullptr));
+    e.build_time = BuildTime(options);
+    if (erofs_view) e.features_compat |= fmt::kFeatureErofsView;
     e.file_count = layout.dirent_count;
     std::memcpy(e.label, options.label.data(), std::min(options.label.size(), sizeof e.label));
   }
@@ -186,16 +193,35 @@ Status WriteImage(const Tree& tree, const Layout& layout, Source* source,
     policy.share_tails = layout.compact_dirs;
     policy.avoid_aligned_packed_start = !layout.compact_dirs;
     policy.dedup = options.dedup;
+    policy.hold_small = options.erofs && options.pack_small_files;
     DataWriter writer(fd, output, fmt::kBlockSize, layout.meta_size, inode_count, policy, options,
                       layout.data_order.size(), layout.stats.file_bytes);
     DAXFS_RETURN_IF_ERROR(source->EmitData(tree, layout.data_order, &writer));
     DAXFS_ASSIGN_OR_RETURN(data, writer.Finish());
   }
+  std::optional<ErofsView> erofs_view;
+  if (options.erofs) {
+    if (layout.objects)
+      return Status::NotSupported(output + ": --erofs with --objects is not supported yet");
+    const uint64_t area_start = fmt::kBlockSize + data.data_end;
+    DAXFS_ASSIGN_OR_RETURN(erofs_view, BuildErofsView(tree, layout, data, area_start, BuildTime(options), options));
+    DAXFS_RETURN_IF_ERROR(PwriteAll(fd, erofs_view->area, area_start, output));
+    for (size_t ino = 0; ino < data.held_by_ino.size(); ++ino)
+      if (data.held_by_ino[ino] != UINT32_MAX) data.offset_by_ino[ino] = erofs_view->inline_offset_by_ino[ino];
+    // The view's bytes are file data to daxfs (its inline files are read
+    // through them): the data checksum covers them.
+    XXH3_64bits_update(&data.hash_state, erofs_view->area.data(), erofs_view->area.size());
+    data.checksum = XXH3_64bits_digest(&data.hash_state);
+    data.data_end += erofs_view->area.size();
+    stats->erofs_bytes = erofs_view->area.size();
+    stats->inline_bytes = erofs_view->inline_bytes;
+  }
 
   std::vector<std::byte> meta;
   SerializeMetadata(tree, layout, options, data, digests, &meta);
   const uint64_t meta_csum = XXH3_64bits(meta.data() + fmt::kBlockSize, layout.meta_size);
-  FillSuperblock(layout, options, meta_csum, data, meta.data());
+  FillSuperblock(layout, options, meta_csum, data, erofs_view.has_value(), meta.data());
+  if (erofs_view) std::memcpy(meta.data() + erofs::kSuperOffset, &erofs_view->super, sizeof erofs_view->super);
   DAXFS_RETURN_IF_ERROR(PwriteAll(fd, meta, 0, output));
   const uint64_t total_size = fmt::kBlockSize + data.data_end;
   // Exactly total_size: drops anything a rewound duplicate left past the end.

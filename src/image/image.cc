@@ -36,7 +36,8 @@ std::string FeatureNames(const ImageInfo& info) {
   static constexpr std::pair<uint64_t, const char*> kCompat[] = {
       {fmt::kFeatureSortedDirs, "sorted-dirs"}, {fmt::kFeatureInodeExt, "inode-ext"},
       {fmt::kFeatureXattrs, "xattrs"},          {fmt::kFeatureMetaCsum, "meta-csum"},
-      {fmt::kFeatureDataCsum, "data-csum"}};
+      {fmt::kFeatureDataCsum, "data-csum"},
+      {fmt::kFeatureErofsView, "erofs-view"}};
   static constexpr std::pair<uint64_t, const char*> kIncompat[] = {
       {fmt::kFeatureCompactDirs, "compact-dirs"}, {fmt::kFeatureBranchRegion, "branch-region"},
       {fmt::kFeatureObjects, "objects"}};

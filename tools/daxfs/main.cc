@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "daxfs/check.h"
+#include "daxfs/erofs.h"
+#include "daxfs/erofs_format.h"
 #include "common/progress.h"
 #include "common/quote.h"
 #include "common/serve.h"
@@ -99,6 +101,17 @@ int CmdInfo(const Image& img) {
     std::printf("object dir:      %s\n", Q(i.object_dir).c_str());
     if (i.recorded_object_dir != i.object_dir)
       std::printf("recorded dir:    %s\n", Q(i.recorded_object_dir).c_str());
+  }
+  {
+    const auto bytes = img.region().bytes().first(i.total_size);
+    if (daxfs::HasErofsSuperblock(bytes)) {
+      daxfs::erofs::SuperBlock sb;
+      std::memcpy(&sb, bytes.data() + daxfs::erofs::kSuperOffset, sizeof sb);
+      std::printf("EROFS view:      yes (mount -t erofs; %" PRIu64 " inodes from block %u, root nid %u)\n",
+                  static_cast<uint64_t>(sb.inos), sb.meta_blkaddr, sb.root_nid);
+    } else {
+      std::printf("EROFS view:      no (mkdaxfs --erofs adds one)\n");
+    }
   }
   if (i.daxfs_extensions) {
     std::printf("metadata size:   %" PRIu64 "\n", i.meta_size);
@@ -225,7 +238,8 @@ int CmdExtractBranch(const std::string& region, const std::string& name, const s
   return s.ok() ? 0 : Fail(s);
 }
 
-int CmdCheck(const Image& img, bool no_data, bool quiet) {
+int CmdCheck(const std::shared_ptr<const Image>& image, bool no_data, bool quiet) {
+  const Image& img = *image;
   daxfs::CheckOptions o;
   o.verify_data = !no_data;
   // Findings about zeros read after a bus error are noise: report only the loss.
@@ -237,6 +251,18 @@ int CmdCheck(const Image& img, bool no_data, bool quiet) {
     if (!quiet && intact()) std::printf("warning: %s\n", EscapeControls(m).c_str());
   };
   auto r = daxfs::CheckImage(img, o);
+  // The EROFS view (mkdaxfs --erofs) must describe the same tree.
+  const auto bytes = img.region().bytes().first(img.info().total_size);
+  if (daxfs::HasErofsSuperblock(bytes)) {
+    auto erofs = daxfs::OpenErofsView(bytes, image, img.region().name() + " (EROFS view)");
+    if (!erofs.ok()) {
+      ++r.problems;
+      o.report(erofs.status().message());
+    } else {
+      auto c = daxfs::CompareViews(*daxfs::MakeImageView(image), **erofs, o, "daxfs", "EROFS");
+      r.problems += c.problems;
+    }
+  }
   if (!img.region().status().ok()) {
     Fail(img.region().status());
     return 8;  // the checks above ran on zeros: no verdict on the image
@@ -433,7 +459,7 @@ int main(int argc, char** argv) {
   else if (fsck_like && (i.info().features_incompat & daxfs::format::kFeatureBranchRegion)) {
     // The base image alone would pass while a branch log is damaged.
     rc = daxfs::tools::CheckBranchRegion(image, quiet);
-  } else if (fsck_like) rc = CmdCheck(i, no_data, quiet);
+  } else if (fsck_like) rc = CmdCheck(*img, no_data, quiet);
   else if (load->parsed()) rc = CmdLoad(i, region_spec, quiet);
   else if (serve->parsed()) rc = CmdServe(i, socket, hugetlb, heap, quiet);
   else if (extract->parsed()) {

@@ -1,0 +1,293 @@
+#include "builder/erofs_view.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string_view>
+
+#include "daxfs/format.h"
+
+namespace daxfs::build {
+
+namespace {
+
+constexpr uint64_t kBlk = erofs::kBlockSize;
+constexpr uint64_t kInodeBytes = sizeof(erofs::InodeExtended);
+
+uint8_t FileTypeOf(uint32_t mode) {
+  switch (mode & S_IFMT) {
+    case S_IFREG: return erofs::kFtRegular;
+    case S_IFDIR: return erofs::kFtDirectory;
+    case S_IFCHR: return erofs::kFtCharDevice;
+    case S_IFBLK: return erofs::kFtBlockDevice;
+    case S_IFIFO: return erofs::kFtFifo;
+    case S_IFSOCK: return erofs::kFtSocket;
+    case S_IFLNK: return erofs::kFtSymlink;
+    default: return erofs::kFtUnknown;
+  }
+}
+
+// The EROFS name index of an xattr name and the part stored; false for a
+// namespace EROFS has no index for.
+bool SplitXattrName(std::string_view name, uint8_t* index, std::string_view* rest) {
+  struct Prefix {
+    std::string_view text;
+    uint8_t index;
+    bool whole;  // the name must be exactly the prefix
+  };
+  static constexpr Prefix kPrefixes[] = {
+      {"user.", erofs::kXattrUser, false},
+      {"trusted.", erofs::kXattrTrusted, false},
+      {"security.", erofs::kXattrSecurity, false},
+      {"system.posix_acl_access", erofs::kXattrPosixAclAccess, true},
+      {"system.posix_acl_default", erofs::kXattrPosixAclDefault, true},
+  };
+  for (const Prefix& p : kPrefixes) {
+    if (p.whole ? name != p.text : !name.starts_with(p.text)) continue;
+    *index = p.index;
+    *rest = name.substr(p.text.size());
+    return p.whole || !rest->empty();
+  }
+  return false;
+}
+
+void Put(std::vector<std::byte>* out, const void* p, size_t n) {
+  const auto* b = static_cast<const std::byte*>(p);
+  out->insert(out->end(), b, b + n);
+}
+
+// The inline xattr body of an inode (empty when it has none).
+Result<std::vector<std::byte>> XattrBody(const InodeRec& r, const std::string& path) {
+  std::vector<std::byte> body;
+  if (r.xattrs.empty()) return body;
+  body.resize(sizeof(erofs::XattrBodyHeader));
+  for (const auto& [name, value] : r.xattrs) {
+    uint8_t index;
+    std::string_view rest;
+    if (!SplitXattrName(name, &index, &rest))
+      return Status::NotSupported(path + ": xattr '" + name +
+                                  "': EROFS stores only user., trusted., security. and POSIX ACL "
+                                  "xattrs (build without --erofs to keep it)");
+    if (rest.size() > 255 || value.size() > 0xffff)
+      return Status::NotSupported(path + ": xattr '" + name + "' is too large for EROFS");
+    erofs::XattrEntry e{static_cast<uint8_t>(rest.size()), index, static_cast<uint16_t>(value.size())};
+    Put(&body, &e, sizeof e);
+    Put(&body, rest.data(), rest.size());
+    Put(&body, value.data(), value.size());
+    body.resize((body.size() + 3) & ~size_t{3});
+  }
+  return body;
+}
+
+struct DirEntry {
+  std::string_view name;
+  uint32_t inode;  // index into Tree::inodes
+  uint8_t type;
+};
+
+// A directory's EROFS entries ("." and ".." included, sorted bytewise as
+// the driver's binary search expects) cut into blocks: entries never
+// straddle a block.
+struct DirPlan {
+  std::vector<DirEntry> entries;
+  std::vector<size_t> block_begin;  // first entry of each block
+  uint64_t size = 0;                // i_size: full blocks + the last one's bytes
+};
+
+DirPlan PlanDirectory(const Tree& tree, const Node& node, uint32_t self) {
+  DirPlan plan;
+  const uint32_t parent = tree.nodes[node.parent].inode;
+  plan.entries.push_back({".", self, erofs::kFtDirectory});
+  plan.entries.push_back({"..", parent, erofs::kFtDirectory});
+  for (uint32_t c : node.children) {
+    const Node& child = tree.nodes[c];
+    plan.entries.push_back({child.name, child.inode, FileTypeOf(tree.inodes[child.inode].mode)});
+  }
+  std::sort(plan.entries.begin(), plan.entries.end(),
+            [](const DirEntry& a, const DirEntry& b) { return a.name < b.name; });
+  uint64_t used = kBlk;  // forces a first block
+  uint64_t full = 0;
+  for (size_t i = 0; i < plan.entries.size(); ++i) {
+    const uint64_t need = sizeof(erofs::Dirent) + plan.entries[i].name.size();
+    if (used + need > kBlk) {
+      if (!plan.block_begin.empty()) full += kBlk;
+      plan.block_begin.push_back(i);
+      used = 0;
+    }
+    used += need;
+  }
+  plan.size = full + used;
+  return plan;
+}
+
+// One block's bytes of a planned directory.
+void SerializeDirBlock(const DirPlan& plan, size_t block, const std::vector<uint64_t>& nid_of,
+                       std::byte* out) {
+  const size_t begin = plan.block_begin[block];
+  const size_t end = block + 1 < plan.block_begin.size() ? plan.block_begin[block + 1] : plan.entries.size();
+  uint64_t name_at = (end - begin) * sizeof(erofs::Dirent);
+  for (size_t i = begin; i < end; ++i) {
+    const DirEntry& e = plan.entries[i];
+    erofs::Dirent d{nid_of[e.inode], static_cast<uint16_t>(name_at), e.type, 0};
+    std::memcpy(out + (i - begin) * sizeof d, &d, sizeof d);
+    std::memcpy(out + name_at, e.name.data(), e.name.size());
+    name_at += e.name.size();
+  }
+}
+
+struct InodePlan {
+  uint16_t layout = erofs::kLayoutFlatPlain;
+  std::vector<std::byte> xattrs;
+  uint64_t size = 0;           // i_size
+  uint64_t inline_size = 0;    // bytes right after inode + xattrs
+  uint64_t extra_blocks = 0;   // blocks of its own after the inode area
+  uint64_t extra_at = 0;       // area-relative offset of those blocks
+  uint32_t blkaddr = 0;        // flat plain data of a file in the data area
+  uint64_t pos = 0;            // area-relative offset of the inode
+  DirPlan dir;
+};
+
+}  // namespace
+
+Result<ErofsView> BuildErofsView(const Tree& tree, const Layout& layout, const DataPlacement& data,
+                                 uint64_t area_start, int64_t build_time, const BuildOptions& options) {
+  if (area_start % kBlk != 0)
+    return Status::InvalidArgument("internal error: the EROFS area must start on a block boundary");
+  std::vector<InodePlan> plans(tree.inodes.size());
+  // Paths for messages: the first name of each inode.
+  std::vector<uint32_t> node_of(tree.inodes.size(), UINT32_MAX);
+  for (uint32_t n = 0; n < tree.nodes.size(); ++n)
+    if (node_of[tree.nodes[n].inode] == UINT32_MAX) node_of[tree.nodes[n].inode] = n;
+  auto path_of = [&](uint32_t idx) { return "/" + tree.PathOf(node_of[idx]); };
+
+  // 1. What each inode needs.
+  for (uint32_t idx : layout.by_ino) {
+    const InodeRec& r = tree.inodes[idx];
+    InodePlan& p = plans[idx];
+    DAXFS_ASSIGN_OR_RETURN(p.xattrs, XattrBody(r, path_of(idx)));
+    const uint64_t head = kInodeBytes + p.xattrs.size();
+    if (head > kBlk)
+      return Status::NotSupported(path_of(idx) + ": its xattrs (" + std::to_string(p.xattrs.size()) +
+                                  " bytes) do not fit in one EROFS block with the inode");
+    uint64_t content = 0;  // bytes to place inline or in blocks of its own
+    if (S_ISREG(r.mode)) {
+      p.size = r.size;
+      if (r.ino < data.held_by_ino.size() && data.held_by_ino[r.ino] != UINT32_MAX) {
+        content = r.size;
+      } else if (r.size > 0) {
+        const uint64_t abs = format::kBlockSize + data.offset_by_ino[r.ino];
+        if (abs % kBlk != 0)
+          return Status::InvalidArgument("internal error: " + path_of(idx) + ": data not block aligned");
+        p.blkaddr = static_cast<uint32_t>(abs / kBlk);
+      }
+    } else if (S_ISDIR(r.mode)) {
+      p.dir = PlanDirectory(tree, tree.nodes[layout.dir_node[idx]], idx);
+      p.size = content = p.dir.size;
+    } else if (S_ISLNK(r.mode)) {
+      p.size = content = r.target.size();
+    }
+    if (content == 0) continue;
+    // Inline when it fits in the inode's block (EROFS never lets inline
+    // data cross one); else flat plain blocks of its own.
+    if (head + content <= kBlk && (!S_ISDIR(r.mode) || p.dir.block_begin.size() == 1)) {
+      p.layout = erofs::kLayoutFlatInline;
+      p.inline_size = content;
+    } else {
+      p.extra_blocks = (content + kBlk - 1) / kBlk;
+    }
+  }
+
+  // 2. Inode positions (root first: its nid must fit the superblock's 16
+  // bits), each 32-byte aligned and, with its inline part, inside one block.
+  // nid 0 is never used: the driver reports a nid as the inode number, and
+  // readdir (glibc) skips entries whose inode number is 0.
+  std::vector<uint64_t> nid_of(tree.inodes.size(), 0);
+  uint64_t pos = uint64_t{1} << erofs::kSlotBits;
+  for (uint32_t idx : layout.by_ino) {
+    InodePlan& p = plans[idx];
+    const uint64_t bytes = kInodeBytes + p.xattrs.size() + p.inline_size;
+    pos = (pos + 31) & ~uint64_t{31};
+    if (pos % kBlk + bytes > kBlk) pos = (pos + kBlk - 1) / kBlk * kBlk;
+    p.pos = pos;
+    nid_of[idx] = pos >> erofs::kSlotBits;
+    pos += bytes;
+  }
+  uint64_t extra = (pos + kBlk - 1) / kBlk * kBlk;
+  for (uint32_t idx : layout.by_ino) {
+    InodePlan& p = plans[idx];
+    if (p.extra_blocks == 0) continue;
+    p.extra_at = extra;
+    p.blkaddr = static_cast<uint32_t>((area_start + extra) / kBlk);
+    extra += p.extra_blocks * kBlk;
+  }
+  const uint64_t root_nid = nid_of[layout.by_ino.front()];
+  if (root_nid > 0xffff) return Status::InvalidArgument("internal error: EROFS root nid too large");
+  if ((area_start + extra) / kBlk > UINT32_MAX)
+    return Status::NotSupported("the image is too large for an EROFS view (more than 2^32 blocks)");
+
+  // 3. The bytes.
+  ErofsView view;
+  view.area.assign(extra, std::byte{0});
+  view.inline_offset_by_ino.assign(data.held_by_ino.size(), 0);
+  for (uint32_t idx : layout.by_ino) {
+    const InodeRec& r = tree.inodes[idx];
+    const InodePlan& p = plans[idx];
+    erofs::InodeExtended in{};
+    in.i_format = erofs::Format(p.layout);
+    in.i_xattr_icount = p.xattrs.empty() ? 0 : static_cast<uint16_t>((p.xattrs.size() - 12) / 4 + 1);
+    in.i_mode = static_cast<uint16_t>(r.mode);
+    in.i_size = p.size;
+    in.i_u = S_ISCHR(r.mode) || S_ISBLK(r.mode) ? r.rdev : p.blkaddr;
+    in.i_ino = r.ino;
+    in.i_uid = r.uid;
+    in.i_gid = r.gid;
+    in.i_mtime = static_cast<uint64_t>(r.mtime_sec);
+    in.i_mtime_nsec = r.mtime_nsec;
+    in.i_nlink = r.nlink;
+    std::byte* at = view.area.data() + p.pos;
+    std::memcpy(at, &in, sizeof in);
+    if (!p.xattrs.empty()) std::memcpy(at + kInodeBytes, p.xattrs.data(), p.xattrs.size());
+    std::byte* content = p.inline_size ? at + kInodeBytes + p.xattrs.size()
+                         : p.extra_blocks ? view.area.data() + p.extra_at
+                                          : nullptr;
+    if (content == nullptr) continue;
+    if (S_ISREG(r.mode)) {
+      const auto& bytes = data.held[data.held_by_ino[r.ino]];
+      std::memcpy(content, bytes.data(), bytes.size());
+      view.inline_bytes += bytes.size();
+      // The daxfs inode reads the same bytes (of the first inode with
+      // these contents: duplicates share it).
+      const uint64_t abs = area_start + static_cast<uint64_t>(content - view.area.data());
+      if (view.inline_offset_by_ino[r.ino] == 0) view.inline_offset_by_ino[r.ino] = abs - format::kBlockSize;
+    } else if (S_ISDIR(r.mode)) {
+      for (size_t b = 0; b < p.dir.block_begin.size(); ++b)
+        SerializeDirBlock(p.dir, b, nid_of, content + b * kBlk);
+    } else if (S_ISLNK(r.mode)) {
+      std::memcpy(content, r.target.data(), r.target.size());
+    }
+  }
+  // Duplicates of held contents: the daxfs inode reads the first copy.
+  {
+    std::vector<uint64_t> first(data.held.size(), 0);
+    for (size_t ino = 0; ino < data.held_by_ino.size(); ++ino) {
+      const uint32_t h = data.held_by_ino[ino];
+      if (h == UINT32_MAX) continue;
+      if (first[h] == 0) first[h] = view.inline_offset_by_ino[ino];
+      view.inline_offset_by_ino[ino] = first[h];
+    }
+  }
+
+  erofs::SuperBlock& sb = view.super;
+  sb.magic = erofs::kMagic;
+  sb.blkszbits = erofs::kBlockBits;
+  sb.root_nid = static_cast<uint16_t>(root_nid);
+  sb.inos = layout.by_ino.size();
+  sb.build_time = static_cast<uint64_t>(build_time);
+  sb.blocks = static_cast<uint32_t>((area_start + extra) / kBlk);
+  sb.meta_blkaddr = static_cast<uint32_t>(area_start / kBlk);
+  std::memcpy(sb.volume_name, options.label.data(), std::min(options.label.size(), sizeof sb.volume_name));
+  return view;
+}
+
+}  // namespace daxfs::build

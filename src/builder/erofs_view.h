@@ -1,0 +1,38 @@
+// The EROFS view of an image (mkdaxfs --erofs, docs/FORMAT.md §7): EROFS
+// inodes, xattrs and directories for the same tree, in an area after the
+// file data, so that the stock kernel EROFS driver mounts the image bytes
+// daxfs reads. Files of a block or more are flat plain EROFS files at the
+// blocks the daxfs inodes point at; smaller files (and symlink targets)
+// are stored inline after their EROFS inode, and the daxfs inodes point at
+// those bytes. Nothing is stored twice except small files with identical
+// contents, which daxfs stores once and EROFS (which has no shared inline
+// data) once per inode.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "builder/data_writer.h"
+#include "builder/layout.h"
+#include "builder/tree.h"
+#include "daxfs/builder.h"
+#include "daxfs/erofs_format.h"
+#include "daxfs/status.h"
+
+namespace daxfs::build {
+
+struct ErofsView {
+  std::vector<std::byte> area;        // written at absolute `area_start` (block aligned)
+  erofs::SuperBlock super{};          // written at byte 1024
+  // Base-relative data offsets of the files DataWriter held (inline copies).
+  std::vector<uint64_t> inline_offset_by_ino;
+  uint64_t inline_bytes = 0;          // small-file bytes stored inline
+};
+
+// Lays out and serializes the view. `area_start` is absolute (4096 + the
+// base-relative end of the data area); `data` gives every other file's
+// base-relative, block-aligned data offset.
+Result<ErofsView> BuildErofsView(const Tree& tree, const Layout& layout, const DataPlacement& data,
+                                 uint64_t area_start, int64_t build_time, const BuildOptions& options);
+
+}  // namespace daxfs::build
