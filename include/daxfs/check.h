@@ -45,6 +45,12 @@ CheckResult CheckView(const FsView& view, const CheckOptions& options);
 // structure, and with verify_data the same file contents. Directory sizes
 // are not compared (each format has its own). `a_name`/`b_name` label the
 // views in reports.
+// An image's EROFS view (mkdaxfs --erofs), when it has one: the EROFS
+// superblock and root inode against their checksum (kExtErofsChecksum),
+// then CompareViews of the daxfs and EROFS views. No EROFS superblock: an
+// empty result.
+CheckResult CheckErofsView(const std::shared_ptr<const Image>& image, const CheckOptions& options);
+
 CheckResult CompareViews(const FsView& a, const FsView& b, const CheckOptions& options,
                          const std::string& a_name, const std::string& b_name);
 

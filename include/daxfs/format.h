@@ -74,6 +74,11 @@ inline constexpr size_t kExtBranchControlSize = 8;    // u64 bytes
 // ExtHeader::reserved holds where the object directory's recorded path is.
 inline constexpr size_t kExtObjectDirOffset = 16;     // u64 base-relative, 0 = none
 inline constexpr size_t kExtObjectDirLength = 24;     // u64 bytes (no NUL)
+// kFeatureErofsView: XXH3-64 of bytes [1024, 4096) of the image (the EROFS
+// superblock and root inode, which no other checksum covers).
+inline constexpr size_t kExtErofsChecksum = 32;       // u64
+inline constexpr uint64_t kErofsBlock0Begin = 1024;
+inline constexpr uint64_t kErofsBlock0End = 4096;
 inline constexpr uint64_t kObjectDigestSize = 32;
 inline constexpr uint64_t kObjectDirPathMax = 4096;
 

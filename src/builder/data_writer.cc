@@ -279,6 +279,8 @@ Status DataWriter::EndFile() {
   }
   blobs_[blob].offset = cur_start_;
   if (!policy_.share_tails) return Status::OK();
+  if (policy_.hold_small && cursor() % fmt::kBlockSize != 0)
+    result_.tail_gaps.emplace_back(cursor(), fmt::AlignUp(cursor(), fmt::kBlockSize));
   open_block_ = true;
   return FillTailGap();
 }
@@ -330,7 +332,6 @@ Result<DataPlacement> DataWriter::Finish() {
   if (options_.progress) options_.progress(progress_);
   result_.data_end = cursor() - base_offset_;
   result_.checksum = XXH3_64bits_digest(&hash_);
-  result_.hash_state = hash_;
   result_.offset_by_ino.assign(blob_by_ino_.size(), 0);
   result_.held_by_ino.assign(blob_by_ino_.size(), UINT32_MAX);
   for (size_t ino = 0; ino < blob_by_ino_.size(); ++ino) {

@@ -36,9 +36,10 @@ struct DataPlacement {
   // (their offset_by_ino is 0); index into `held` by ino, UINT32_MAX none.
   std::vector<uint32_t> held_by_ino;
   std::vector<std::vector<std::byte>> held;
-  // The data checksum's state after data_end, to extend over bytes
-  // appended later (XXH3 streaming).
-  XXH3_state_t hash_state;
+  // hold_small with share_tails: the unused ends of large files' last
+  // blocks, absolute [begin, end) (zeros in the image; the EROFS view puts
+  // its inodes and inline files there).
+  std::vector<std::pair<uint64_t, uint64_t>> tail_gaps;
 };
 
 struct DataPolicy {

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <map>
 #include <cstring>
 #include <string_view>
 
@@ -14,6 +15,9 @@ namespace {
 
 constexpr uint64_t kBlk = erofs::kBlockSize;
 constexpr uint64_t kInodeBytes = sizeof(erofs::InodeExtended);
+// The root inode's place: the second half of block 0 (daxfs's superblock
+// leaves bytes 2048..4095 free), so that its nid (64) fits in 16 bits.
+constexpr uint64_t kRootAt = 2048;
 
 uint8_t FileTypeOf(uint32_t mode) {
   switch (mode & S_IFMT) {
@@ -167,7 +171,7 @@ Result<ErofsView> BuildErofsView(const Tree& tree, const Layout& layout, const D
     InodePlan& p = plans[idx];
     DAXFS_ASSIGN_OR_RETURN(p.xattrs, XattrBody(r, path_of(idx)));
     const uint64_t head = kInodeBytes + p.xattrs.size();
-    if (head > kBlk)
+    if (head > (idx == layout.by_ino.front() ? kBlk - kRootAt : kBlk))
       return Status::NotSupported(path_of(idx) + ": its xattrs (" + std::to_string(p.xattrs.size()) +
                                   " bytes) do not fit in one EROFS block with the inode");
     uint64_t content = 0;  // bytes to place inline or in blocks of its own
@@ -190,7 +194,8 @@ Result<ErofsView> BuildErofsView(const Tree& tree, const Layout& layout, const D
     if (content == 0) continue;
     // Inline when it fits in the inode's block (EROFS never lets inline
     // data cross one); else flat plain blocks of its own.
-    if (head + content <= kBlk && (!S_ISDIR(r.mode) || p.dir.block_begin.size() == 1)) {
+    const uint64_t budget = idx == layout.by_ino.front() ? kBlk - kRootAt : kBlk;
+    if (head + content <= budget && (!S_ISDIR(r.mode) || p.dir.block_begin.size() == 1)) {
       p.layout = erofs::kLayoutFlatInline;
       p.inline_size = content;
     } else {
@@ -198,19 +203,51 @@ Result<ErofsView> BuildErofsView(const Tree& tree, const Layout& layout, const D
     }
   }
 
-  // 2. Inode positions (root first: its nid must fit the superblock's 16
-  // bits), each 32-byte aligned and, with its inline part, inside one block.
+  // 2. Where each inode goes (nid = absolute offset / 32: the meta block
+  // is block 0). The root first, at byte 2048 of block 0 (free in daxfs
+  // images; its nid must fit the superblock's 16 bits); then, largest
+  // first, each into the smallest unused end of a large file's last block
+  // that holds it with its inline part (an inode never crosses a block,
+  // and its inline data may not); the rest into fresh blocks of the area.
   // nid 0 is never used: the driver reports a nid as the inode number, and
   // readdir (glibc) skips entries whose inode number is 0.
-  std::vector<uint64_t> nid_of(tree.inodes.size(), 0);
-  uint64_t pos = uint64_t{1} << erofs::kSlotBits;
-  for (uint32_t idx : layout.by_ino) {
-    InodePlan& p = plans[idx];
-    const uint64_t bytes = kInodeBytes + p.xattrs.size() + p.inline_size;
+  std::vector<uint64_t> at_of(tree.inodes.size(), 0);  // absolute
+  auto record_bytes = [&](uint32_t idx) {
+    const InodePlan& p = plans[idx];
+    return kInodeBytes + p.xattrs.size() + p.inline_size;
+  };
+  const uint32_t root = layout.by_ino.front();
+  at_of[root] = kRootAt;
+  std::multimap<uint64_t, uint64_t> gaps;  // size -> absolute begin (32-aligned)
+  auto add_gap = [&](uint64_t begin, uint64_t end) {
+    begin = (begin + 31) & ~uint64_t{31};
+    if (begin < end && end - begin >= kInodeBytes) gaps.emplace(end - begin, begin);
+  };
+  for (const auto& [b, e] : data.tail_gaps) add_gap(b, e);
+  std::vector<uint32_t> order(layout.by_ino.begin() + 1, layout.by_ino.end());
+  std::stable_sort(order.begin(), order.end(),
+                   [&](uint32_t x, uint32_t y) { return record_bytes(x) > record_bytes(y); });
+  std::vector<uint32_t> fresh;
+  for (uint32_t idx : order) {
+    const uint64_t bytes = record_bytes(idx);
+    auto g = gaps.lower_bound(bytes);
+    if (g == gaps.end()) {
+      fresh.push_back(idx);
+      continue;
+    }
+    const uint64_t begin = g->second, end = begin + g->first;
+    gaps.erase(g);
+    at_of[idx] = begin;
+    add_gap(begin + bytes, end);
+  }
+  // Fresh blocks, in inode order (a directory's children stay near it).
+  std::sort(fresh.begin(), fresh.end(), [&](uint32_t x, uint32_t y) { return tree.inodes[x].ino < tree.inodes[y].ino; });
+  uint64_t pos = 0;  // area-relative
+  for (uint32_t idx : fresh) {
+    const uint64_t bytes = record_bytes(idx);
     pos = (pos + 31) & ~uint64_t{31};
     if (pos % kBlk + bytes > kBlk) pos = (pos + kBlk - 1) / kBlk * kBlk;
-    p.pos = pos;
-    nid_of[idx] = pos >> erofs::kSlotBits;
+    at_of[idx] = area_start + pos;
     pos += bytes;
   }
   uint64_t extra = (pos + kBlk - 1) / kBlk * kBlk;
@@ -221,8 +258,8 @@ Result<ErofsView> BuildErofsView(const Tree& tree, const Layout& layout, const D
     p.blkaddr = static_cast<uint32_t>((area_start + extra) / kBlk);
     extra += p.extra_blocks * kBlk;
   }
-  const uint64_t root_nid = nid_of[layout.by_ino.front()];
-  if (root_nid > 0xffff) return Status::InvalidArgument("internal error: EROFS root nid too large");
+  std::vector<uint64_t> nid_of(tree.inodes.size(), 0);
+  for (uint32_t idx : layout.by_ino) nid_of[idx] = at_of[idx] >> erofs::kSlotBits;
   if ((area_start + extra) / kBlk > UINT32_MAX)
     return Status::NotSupported("the image is too large for an EROFS view (more than 2^32 blocks)");
 
@@ -230,6 +267,7 @@ Result<ErofsView> BuildErofsView(const Tree& tree, const Layout& layout, const D
   ErofsView view;
   view.area.assign(extra, std::byte{0});
   view.inline_offset_by_ino.assign(data.held_by_ino.size(), 0);
+  std::vector<std::byte> rec;
   for (uint32_t idx : layout.by_ino) {
     const InodeRec& r = tree.inodes[idx];
     const InodePlan& p = plans[idx];
@@ -245,27 +283,36 @@ Result<ErofsView> BuildErofsView(const Tree& tree, const Layout& layout, const D
     in.i_mtime = static_cast<uint64_t>(r.mtime_sec);
     in.i_mtime_nsec = r.mtime_nsec;
     in.i_nlink = r.nlink;
-    std::byte* at = view.area.data() + p.pos;
-    std::memcpy(at, &in, sizeof in);
-    if (!p.xattrs.empty()) std::memcpy(at + kInodeBytes, p.xattrs.data(), p.xattrs.size());
-    std::byte* content = p.inline_size ? at + kInodeBytes + p.xattrs.size()
-                         : p.extra_blocks ? view.area.data() + p.extra_at
-                                          : nullptr;
-    if (content == nullptr) continue;
-    if (S_ISREG(r.mode)) {
-      const auto& bytes = data.held[data.held_by_ino[r.ino]];
-      std::memcpy(content, bytes.data(), bytes.size());
-      view.inline_bytes += bytes.size();
-      // The daxfs inode reads the same bytes (of the first inode with
-      // these contents: duplicates share it).
-      const uint64_t abs = area_start + static_cast<uint64_t>(content - view.area.data());
-      if (view.inline_offset_by_ino[r.ino] == 0) view.inline_offset_by_ino[r.ino] = abs - format::kBlockSize;
-    } else if (S_ISDIR(r.mode)) {
-      for (size_t b = 0; b < p.dir.block_begin.size(); ++b)
-        SerializeDirBlock(p.dir, b, nid_of, content + b * kBlk);
-    } else if (S_ISLNK(r.mode)) {
-      std::memcpy(content, r.target.data(), r.target.size());
+    const uint64_t at = at_of[idx];
+    const bool in_area = at >= area_start;
+    rec.assign(record_bytes(idx), std::byte{0});
+    std::memcpy(rec.data(), &in, sizeof in);
+    if (!p.xattrs.empty()) std::memcpy(rec.data() + kInodeBytes, p.xattrs.data(), p.xattrs.size());
+    // Content: inline after the record's head, or in blocks of its own.
+    std::byte* content = nullptr;
+    uint64_t content_at = 0;  // absolute
+    if (p.inline_size) {
+      content = rec.data() + kInodeBytes + p.xattrs.size();
+      content_at = at + kInodeBytes + p.xattrs.size();
+    } else if (p.extra_blocks) {
+      content = view.area.data() + p.extra_at;
+      content_at = area_start + p.extra_at;
     }
+    if (content != nullptr) {
+      if (S_ISREG(r.mode)) {
+        const auto& bytes = data.held[data.held_by_ino[r.ino]];
+        std::memcpy(content, bytes.data(), bytes.size());
+        view.inline_bytes += bytes.size();
+        view.inline_offset_by_ino[r.ino] = content_at - format::kBlockSize;
+      } else if (S_ISDIR(r.mode)) {
+        for (size_t b = 0; b < p.dir.block_begin.size(); ++b)
+          SerializeDirBlock(p.dir, b, nid_of, content + b * kBlk);
+      } else if (S_ISLNK(r.mode)) {
+        std::memcpy(content, r.target.data(), r.target.size());
+      }
+    }
+    if (in_area) std::memcpy(view.area.data() + (at - area_start), rec.data(), rec.size());
+    else view.pieces.push_back({at, rec});
   }
   // Duplicates of held contents: the daxfs inode reads the first copy.
   {
@@ -281,11 +328,11 @@ Result<ErofsView> BuildErofsView(const Tree& tree, const Layout& layout, const D
   erofs::SuperBlock& sb = view.super;
   sb.magic = erofs::kMagic;
   sb.blkszbits = erofs::kBlockBits;
-  sb.root_nid = static_cast<uint16_t>(root_nid);
+  sb.root_nid = static_cast<uint16_t>(kRootAt >> erofs::kSlotBits);
   sb.inos = layout.by_ino.size();
   sb.build_time = static_cast<uint64_t>(build_time);
   sb.blocks = static_cast<uint32_t>((area_start + extra) / kBlk);
-  sb.meta_blkaddr = static_cast<uint32_t>(area_start / kBlk);
+  sb.meta_blkaddr = 0;
   std::memcpy(sb.volume_name, options.label.data(), std::min(options.label.size(), sizeof sb.volume_name));
   return view;
 }

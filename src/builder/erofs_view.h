@@ -23,6 +23,14 @@ namespace daxfs::build {
 
 struct ErofsView {
   std::vector<std::byte> area;        // written at absolute `area_start` (block aligned)
+  // Inodes (with their xattrs and inline data) placed outside the area:
+  // in the unused ends of large files' last blocks (DataPlacement::tail_gaps)
+  // and the root's at byte 2048 of the first block. Absolute offsets.
+  struct Piece {
+    uint64_t at;
+    std::vector<std::byte> bytes;
+  };
+  std::vector<Piece> pieces;
   erofs::SuperBlock super{};          // written at byte 1024
   // Base-relative data offsets of the files DataWriter held (inline copies).
   std::vector<uint64_t> inline_offset_by_ino;

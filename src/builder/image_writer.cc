@@ -115,6 +115,22 @@ void SerializeMetadata(const Tree& tree, const Layout& layout, const BuildOption
     std::memcpy(b + layout.object_dir_offset, options.object_dir.data(), options.object_dir.size());
 }
 
+// XXH3-64 of the image file's bytes [begin, end).
+Result<uint64_t> HashRange(int fd, const std::string& name, uint64_t begin, uint64_t end) {
+  XXH3_state_t state;
+  XXH3_64bits_reset(&state);
+  std::vector<std::byte> buf(8u << 20);
+  for (uint64_t at = begin; at < end;) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), end - at));
+    const ssize_t got = pread(fd, buf.data(), n, static_cast<off_t>(at));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) return Status::IOError(name + ": reading back offset " + std::to_string(at), got < 0 ? errno : EIO);
+    XXH3_64bits_update(&state, buf.data(), static_cast<size_t>(got));
+    at += static_cast<uint64_t>(got);
+  }
+  return XXH3_64bits_digest(&state);
+}
+
 int64_t BuildTime(const BuildOptions& options) {
   return options.all_time ? *options.all_time
          : options.clamp_time ? *options.clamp_time
@@ -122,7 +138,7 @@ int64_t BuildTime(const BuildOptions& options) {
 }
 
 void FillSuperblock(const Layout& layout, const BuildOptions& options, uint64_t meta_csum,
-                    const DataPlacement& data, bool erofs_view, std::byte* out) {
+                    const DataPlacement& data, bool erofs_view, uint64_t erofs_csum, std::byte* out) {
   fmt::Superblock sb{};
   sb.magic = fmt::kSuperMagic;
   sb.version = layout.compact_dirs || layout.objects ? fmt::kVersionIncompat : fmt::kVersion;
@@ -153,7 +169,10 @@ void FillSuperblock(const Layout& layout, const BuildOptions& options, uint64_t 
     e.meta_csum = meta_csum;
     e.data_csum = data.checksum;
     e.build_time = BuildTime(options);
-    if (erofs_view) e.features_compat |= fmt::kFeatureErofsView;
+    if (erofs_view) {
+      e.features_compat |= fmt::kFeatureErofsView;
+      std::memcpy(e.reserved + fmt::kExtErofsChecksum, &erofs_csum, 8);
+    }
     e.file_count = layout.dirent_count;
     std::memcpy(e.label, options.label.data(), std::min(options.label.size(), sizeof e.label));
   }
@@ -206,13 +225,16 @@ Status WriteImage(const Tree& tree, const Layout& layout, Source* source,
     const uint64_t area_start = fmt::kBlockSize + data.data_end;
     DAXFS_ASSIGN_OR_RETURN(erofs_view, BuildErofsView(tree, layout, data, area_start, BuildTime(options), options));
     DAXFS_RETURN_IF_ERROR(PwriteAll(fd, erofs_view->area, area_start, output));
+    for (const auto& piece : erofs_view->pieces)
+      if (piece.at >= fmt::kBlockSize) DAXFS_RETURN_IF_ERROR(PwriteAll(fd, piece.bytes, piece.at, output));
     for (size_t ino = 0; ino < data.held_by_ino.size(); ++ino)
       if (data.held_by_ino[ino] != UINT32_MAX) data.offset_by_ino[ino] = erofs_view->inline_offset_by_ino[ino];
     // The view's bytes are file data to daxfs (its inline files are read
-    // through them): the data checksum covers them.
-    XXH3_64bits_update(&data.hash_state, erofs_view->area.data(), erofs_view->area.size());
-    data.checksum = XXH3_64bits_digest(&data.hash_state);
+    // through them, and its inodes sit in the ends of large files' blocks):
+    // the data checksum covers them, read back once.
     data.data_end += erofs_view->area.size();
+    DAXFS_ASSIGN_OR_RETURN(data.checksum, HashRange(fd, output, fmt::kBlockSize + layout.meta_size,
+                                                    fmt::kBlockSize + data.data_end));
     stats->erofs_bytes = erofs_view->area.size();
     stats->inline_bytes = erofs_view->inline_bytes;
   }
@@ -220,9 +242,24 @@ Status WriteImage(const Tree& tree, const Layout& layout, Source* source,
   std::vector<std::byte> meta;
   SerializeMetadata(tree, layout, options, data, digests, &meta);
   const uint64_t meta_csum = XXH3_64bits(meta.data() + fmt::kBlockSize, layout.meta_size);
-  FillSuperblock(layout, options, meta_csum, data, erofs_view.has_value(), meta.data());
+  uint64_t erofs_csum = 0;
+  if (erofs_view) {
+    // What block 0 holds past byte 1024: the EROFS superblock, the root inode.
+    std::vector<std::byte> block0(fmt::kErofsBlock0End - fmt::kErofsBlock0Begin);
+    std::memcpy(block0.data() + (erofs::kSuperOffset - fmt::kErofsBlock0Begin), &erofs_view->super,
+                sizeof erofs_view->super);
+    for (const auto& piece : erofs_view->pieces)
+      if (piece.at < fmt::kBlockSize)
+        std::memcpy(block0.data() + (piece.at - fmt::kErofsBlock0Begin), piece.bytes.data(), piece.bytes.size());
+    erofs_csum = XXH3_64bits(block0.data(), block0.size());
+  }
+  FillSuperblock(layout, options, meta_csum, data, erofs_view.has_value(), erofs_csum, meta.data());
   if (erofs_view) std::memcpy(meta.data() + erofs::kSuperOffset, &erofs_view->super, sizeof erofs_view->super);
   DAXFS_RETURN_IF_ERROR(PwriteAll(fd, meta, 0, output));
+  if (erofs_view) {
+    for (const auto& piece : erofs_view->pieces)  // the root's, in block 0
+      if (piece.at < fmt::kBlockSize) DAXFS_RETURN_IF_ERROR(PwriteAll(fd, piece.bytes, piece.at, output));
+  }
   const uint64_t total_size = fmt::kBlockSize + data.data_end;
   // Exactly total_size: drops anything a rewound duplicate left past the end.
   if (ftruncate(fd, static_cast<off_t>(total_size)) != 0)

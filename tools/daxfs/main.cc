@@ -252,17 +252,7 @@ int CmdCheck(const std::shared_ptr<const Image>& image, bool no_data, bool quiet
   };
   auto r = daxfs::CheckImage(img, o);
   // The EROFS view (mkdaxfs --erofs) must describe the same tree.
-  const auto bytes = img.region().bytes().first(img.info().total_size);
-  if (daxfs::HasErofsSuperblock(bytes)) {
-    auto erofs = daxfs::OpenErofsView(bytes, image, img.region().name() + " (EROFS view)");
-    if (!erofs.ok()) {
-      ++r.problems;
-      o.report(erofs.status().message());
-    } else {
-      auto c = daxfs::CompareViews(*daxfs::MakeImageView(image), **erofs, o, "daxfs", "EROFS");
-      r.problems += c.problems;
-    }
-  }
+  r.problems += daxfs::CheckErofsView(image, o).problems;
   if (!img.region().status().ok()) {
     Fail(img.region().status());
     return 8;  // the checks above ran on zeros: no verdict on the image
