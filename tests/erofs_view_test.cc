@@ -22,7 +22,7 @@ std::shared_ptr<const Image> BuildWithErofs(TempDir& dir, bool upstream_readable
   WriteFile(src + "/dup1", "duplicate contents\n");
   WriteFile(src + "/dup2", "duplicate contents\n");
   BuildOptions o;
-  o.erofs = true;
+  o.erofs = BuildOptions::Erofs::kAlways;
   o.compact_dirs = !upstream_readable;
   const std::string img = dir / "erofs.img";
   auto stats = BuildFromDirectory(src, img, o);

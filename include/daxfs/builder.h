@@ -40,9 +40,13 @@ struct BuildOptions {
   // Store identical file contents once (verified byte for byte).
   bool dedup = true;
   std::string label;
-  // Also write an EROFS view of the tree (docs/FORMAT.md §7): the kernel's
-  // EROFS driver then mounts the same image, sharing every file's bytes.
-  bool erofs = false;
+  // The EROFS view of the tree (docs/FORMAT.md §7): the kernel's EROFS
+  // driver then mounts the same image, sharing every file's bytes.
+  // kAuto (the default) writes it whenever the image can have one: not
+  // with upstream_only or object_dir, nor for a tree with xattrs EROFS
+  // cannot store (BuildStats::erofs_skipped says why); kAlways fails there.
+  enum class Erofs { kAuto, kAlways, kNever };
+  Erofs erofs = Erofs::kAuto;
   // Object-store form (docs/FORMAT.md §6.2): every regular file's contents
   // go to this directory as an object named by its SHA-256, and the image
   // holds only metadata and the digests. Created if missing; the image
@@ -63,6 +67,7 @@ struct BuildStats {
   uint64_t packed_files = 0;   // files stored in shared blocks
   uint64_t erofs_bytes = 0;    // the EROFS view's area (inodes, directories, inline files)
   uint64_t inline_bytes = 0;   // small-file bytes stored inline in it
+  std::string erofs_skipped;   // BuildOptions::Erofs::kAuto: why there is no EROFS view
   uint64_t duplicate_files = 0;  // files whose contents were already stored
   uint64_t duplicate_bytes = 0;  // bytes not stored again thanks to that
   uint64_t image_size = 0;

@@ -263,6 +263,7 @@ Status DataWriter::EndFile() {
     blobs_[blob].held = static_cast<uint32_t>(result_.held.size());
     result_.held.push_back(std::move(stage_));
     stage_ = {};
+    ++result_.packed_files;
     return Status::OK();
   }
   if (staged_) {

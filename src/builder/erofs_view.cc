@@ -72,7 +72,7 @@ Result<std::vector<std::byte>> XattrBody(const InodeRec& r, const std::string& p
     if (!SplitXattrName(name, &index, &rest))
       return Status::NotSupported(path + ": xattr '" + name +
                                   "': EROFS stores only user., trusted., security. and POSIX ACL "
-                                  "xattrs (build without --erofs to keep it)");
+                                  "xattrs (build with --no-erofs to keep it)");
     if (rest.size() > 255 || value.size() > 0xffff)
       return Status::NotSupported(path + ": xattr '" + name + "' is too large for EROFS");
     erofs::XattrEntry e{static_cast<uint8_t>(rest.size()), index, static_cast<uint16_t>(value.size())};
@@ -153,6 +153,23 @@ struct InodePlan {
 };
 
 }  // namespace
+
+Status ErofsRepresentable(const Tree& tree, const Layout& layout) {
+  std::vector<uint32_t> node_of(tree.inodes.size(), UINT32_MAX);
+  for (uint32_t n = 0; n < tree.nodes.size(); ++n)
+    if (node_of[tree.nodes[n].inode] == UINT32_MAX) node_of[tree.nodes[n].inode] = n;
+  for (uint32_t idx : layout.by_ino) {
+    const InodeRec& r = tree.inodes[idx];
+    if (r.xattrs.empty()) continue;
+    const std::string path = "/" + tree.PathOf(node_of[idx]);
+    DAXFS_ASSIGN_OR_RETURN(auto body, XattrBody(r, path));
+    const uint64_t budget = idx == layout.by_ino.front() ? kBlk - kRootAt : kBlk;
+    if (kInodeBytes + body.size() > budget)
+      return Status::NotSupported(path + ": its xattrs (" + std::to_string(body.size()) +
+                                  " bytes) do not fit in one EROFS block with the inode");
+  }
+  return Status::OK();
+}
 
 Result<ErofsView> BuildErofsView(const Tree& tree, const Layout& layout, const DataPlacement& data,
                                  uint64_t area_start, int64_t build_time, const BuildOptions& options) {

@@ -37,6 +37,10 @@ struct ErofsView {
   uint64_t inline_bytes = 0;          // small-file bytes stored inline
 };
 
+// Whether the tree can have an EROFS view (xattr namespaces and sizes),
+// checked before any data is written.
+Status ErofsRepresentable(const Tree& tree, const Layout& layout);
+
 // Lays out and serializes the view. `area_start` is absolute (4096 + the
 // base-relative end of the data area); `data` gives every other file's
 // base-relative, block-aligned data offset.

@@ -193,6 +193,20 @@ Status WriteImage(const Tree& tree, const Layout& layout, Source* source,
   const auto inode_count = static_cast<uint32_t>(layout.by_ino.size());
   DataPlacement data;
   std::vector<objects::Digest> digests;
+  // The EROFS view, decided before any data is written (small files are
+  // placed differently with one).
+  bool with_erofs = options.erofs != BuildOptions::Erofs::kNever;
+  if (with_erofs) {
+    Status can = layout.objects        ? Status::NotSupported("object-store images have no EROFS view yet")
+                 : options.upstream_only ? Status::NotSupported("plain upstream images have no EROFS view")
+                                         : ErofsRepresentable(tree, layout);
+    if (!can.ok()) {
+      if (options.erofs == BuildOptions::Erofs::kAlways)
+        return Status::NotSupported(output + ": EROFS view: " + can.message());
+      with_erofs = false;
+      stats->erofs_skipped = can.message();
+    }
+  }
   if (layout.objects) {
     // File data goes to the object directory; the image ends with its metadata.
     ObjectSink sink(options.object_dir, inode_count, options, layout.data_order.size(),
@@ -212,16 +226,14 @@ Status WriteImage(const Tree& tree, const Layout& layout, Source* source,
     policy.share_tails = layout.compact_dirs;
     policy.avoid_aligned_packed_start = !layout.compact_dirs;
     policy.dedup = options.dedup;
-    policy.hold_small = options.erofs && options.pack_small_files;
+    policy.hold_small = with_erofs && options.pack_small_files;
     DataWriter writer(fd, output, fmt::kBlockSize, layout.meta_size, inode_count, policy, options,
                       layout.data_order.size(), layout.stats.file_bytes);
     DAXFS_RETURN_IF_ERROR(source->EmitData(tree, layout.data_order, &writer));
     DAXFS_ASSIGN_OR_RETURN(data, writer.Finish());
   }
   std::optional<ErofsView> erofs_view;
-  if (options.erofs) {
-    if (layout.objects)
-      return Status::NotSupported(output + ": --erofs with --objects is not supported yet");
+  if (with_erofs) {
     const uint64_t area_start = fmt::kBlockSize + data.data_end;
     DAXFS_ASSIGN_OR_RETURN(erofs_view, BuildErofsView(tree, layout, data, area_start, BuildTime(options), options));
     DAXFS_RETURN_IF_ERROR(PwriteAll(fd, erofs_view->area, area_start, output));

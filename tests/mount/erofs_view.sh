@@ -32,6 +32,13 @@ check_image() {  # IMAGE SOURCE NAME
     fsck.erofs "$img" > "$WORK/fsck.log" 2>&1 || { cat "$WORK/fsck.log" >&2; fail "$name: fsck.erofs"; }
   fi
   "$DAXFS" check -q "$img" || fail "$name: daxfs check"
+  # dump.erofs (erofs-utils) counts the inodes daxfs has.
+  if command -v dump.erofs >/dev/null; then
+    local n_erofs n_daxfs
+    n_erofs=$(dump.erofs -s "$img" | sed -n 's/^Filesystem inode count: *//p')
+    n_daxfs=$("$DAXFS" info "$img" | sed -n 's/^inodes: *//p')
+    [ "$n_erofs" = "$n_daxfs" ] || fail "$name: dump.erofs counts $n_erofs inodes, daxfs $n_daxfs"
+  fi
   info=$("$DAXFS" info "$img")
   grep -q "EROFS view: *yes" <<<"$info" || fail "$name: daxfs info does not report the EROFS view"
   mkdir -p "$m"
@@ -52,7 +59,7 @@ check_image() {  # IMAGE SOURCE NAME
   umount "$m" "$d"
 }
 
-"$MKDAXFS" -q --erofs "$WORK/tree.img" "$S"
+"$MKDAXFS" -q "$WORK/tree.img" "$S"   # the view is the default
 check_image "$WORK/tree.img" "$S" tree
 # The same tree in the upstream-readable layout.
 "$MKDAXFS" -q --erofs --upstream-readable "$WORK/tree-up.img" "$S"

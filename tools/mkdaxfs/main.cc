@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
       "mkdaxfs"};
   std::string output, source, label;
   bool tar = false, quiet = false, no_xattrs = false, upstream = false, all_root = false;
-  bool upstream_readable = false, no_pack = false, no_dedup = false, erofs = false;
+  bool upstream_readable = false, no_pack = false, no_dedup = false, erofs = false, no_erofs = false;
   std::string all_time, uid, gid, object_dir;
   app.add_option("IMAGE", output, "Image file to write (replaced atomically)")->required();
   app.add_option("SOURCE", source,
@@ -82,10 +82,11 @@ int main(int argc, char** argv) {
   app.add_flag("--no-pack", no_pack,
                "Give every file its own 4 KiB blocks (every file mappable in place)");
   app.add_flag("--no-dedup", no_dedup, "Store identical file contents once per file");
-  app.add_flag("--erofs", erofs,
-               "Also write an EROFS view: the kernel's EROFS driver mounts the same image "
-               "(mount -t erofs IMAGE DIR, through a loop device), sharing every file's bytes "
-               "with daxfs; small files are stored inline after their EROFS inodes");
+  auto* erofs_flag = app.add_flag("--erofs", erofs,
+               "Require the EROFS view (written by default whenever possible: the kernel's EROFS "
+               "driver mounts the same image with mount -t erofs, sharing every file's bytes with "
+               "daxfs); fail if the tree cannot have one");
+  app.add_flag("--no-erofs", no_erofs, "Do not write the EROFS view")->excludes(erofs_flag);
   app.add_option("--objects", object_dir,
                  "Object-store form: write each file's contents to OBJDIR/ab/cdef... (named by "
                  "its SHA-256, shared with other images there) and only metadata to IMAGE; "
@@ -102,11 +103,9 @@ int main(int argc, char** argv) {
   opts.compact_dirs = !upstream && !upstream_readable;
   opts.pack_small_files = !no_pack;
   opts.dedup = !no_dedup;
-  opts.erofs = erofs;
-  if (erofs && !object_dir.empty()) {
-    std::fprintf(stderr, "mkdaxfs: --erofs with --objects is not supported yet\n");
-    return 2;
-  }
+  opts.erofs = erofs      ? daxfs::BuildOptions::Erofs::kAlways
+               : no_erofs ? daxfs::BuildOptions::Erofs::kNever
+                          : daxfs::BuildOptions::Erofs::kAuto;
   opts.object_dir = object_dir;
   if (app.count("--objects") && object_dir.empty()) {
     std::fprintf(stderr, "mkdaxfs: --objects: the object directory path is empty\n");
@@ -165,6 +164,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "mkdaxfs: %s\n", daxfs::tools::EscapeControls(result.status().ToString()).c_str());
     return 1;
   }
+  // A tree that cannot have the EROFS view (default: written when possible).
+  if (!quiet && !result->erofs_skipped.empty() && !upstream && object_dir.empty())
+    std::fprintf(stderr, "mkdaxfs: note: no EROFS view: %s\n",
+                 daxfs::tools::EscapeControls(result->erofs_skipped).c_str());
   if (!quiet) {
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const auto& s = *result;
@@ -179,8 +182,8 @@ int main(int argc, char** argv) {
     std::printf("  %llu small files packed, %llu duplicate files stored once (%s saved)\n",
                 (unsigned long long)s.packed_files, (unsigned long long)s.duplicate_files,
                 HumanBytes(s.duplicate_bytes).c_str());
-    if (opts.erofs)
-      std::printf("  EROFS view: %s (inodes, directories, and %s of small files stored inline)\n",
+    if (s.erofs_bytes)
+      std::printf("  EROFS view: %s more (inodes and directories; %s of small files stored inline)\n",
                   HumanBytes(s.erofs_bytes).c_str(), HumanBytes(s.inline_bytes).c_str());
     if (!opts.object_dir.empty())
       std::printf("  objects: %llu written (%s), %llu already there (%s)\n",
