@@ -21,7 +21,7 @@ namespace {
 
 struct Args {
   std::string image, region, name, parent = "main", path, path2, output, delta = "", siblings = "merge";
-  bool upstream_readable = false, recursive = false, quiet = false;
+  bool upstream_readable = false, recursive = false, quiet = false, no_erofs = false;
   double lease_timeout = 0;  // seconds; 0 = the default
 };
 Args g;
@@ -227,11 +227,15 @@ int CmdExport() {
                                         " itself; exporting over it would destroy every branch (choose another file)"));
   auto b = (*store)->OpenBranch(g.name, false);
   if (!b.ok()) return Fail(b.status());
-  auto r = ExportView(**b, g.output, !g.upstream_readable);
+  BuildOptions options;
+  options.compact_dirs = !g.upstream_readable;
+  options.erofs = g.no_erofs ? BuildOptions::Erofs::kNever : BuildOptions::Erofs::kAuto;
+  auto r = ExportView(**b, g.output, options);
   if (!r.ok()) return Fail(r.status().WithContext(Where("export to " + g.output)));
   if (!g.quiet)
-    std::printf("exported branch '%s' to %s (%" PRIu64 " inodes, %" PRIu64 " bytes)\n", E(g.name).c_str(),
-                E(g.output).c_str(), r->inodes, r->image_size);
+    std::printf("exported branch '%s' to %s (%" PRIu64 " inodes, %" PRIu64 " bytes%s)\n", E(g.name).c_str(),
+                E(g.output).c_str(), r->inodes, r->image_size,
+                r->erofs_skipped.empty() ? (g.no_erofs ? "" : ", EROFS view") : (", no EROFS view: " + E(r->erofs_skipped)).c_str());
   return 0;
 }
 
@@ -424,6 +428,7 @@ BranchCommand AddBranchCommand(CLI::App& app) {
   name(exp);
   exp->add_option("OUTPUT", g.output, "Image file to write")->required();
   exp->add_flag("--upstream-readable", g.upstream_readable, "Upstream v5 directory layout");
+  exp->add_flag("--no-erofs", g.no_erofs, "Leave out the EROFS view (written by default, as by mkdaxfs)");
   exp->add_flag("-q,--quiet", g.quiet, "No summary");
   cmds.emplace_back(exp, CmdExport);
   auto* gc = br->add_subcommand("gc", "Reclaim ended branches online (with others attached: what no live process views); alone on the region also what dead writers leaked");

@@ -107,8 +107,8 @@ int CmdInfo(const Image& img) {
     if (daxfs::HasErofsSuperblock(bytes)) {
       daxfs::erofs::SuperBlock sb;
       std::memcpy(&sb, bytes.data() + daxfs::erofs::kSuperOffset, sizeof sb);
-      std::printf("EROFS view:      yes (mount -t erofs; %" PRIu64 " inodes from block %u, root nid %u)\n",
-                  static_cast<uint64_t>(sb.inos), sb.meta_blkaddr, sb.root_nid);
+      std::printf("EROFS view:      yes (mount -t erofs, through a loop device; %" PRIu64 " inodes, root nid %u)\n",
+                  static_cast<uint64_t>(sb.inos), sb.root_nid);
     } else {
       std::printf("EROFS view:      no (mkdaxfs --erofs adds one)\n");
     }
