@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 echo "## Build time"; echo; ./compare_build.sh; echo
 echo "## Mounted workloads"; echo; ./compare_mounts.sh; echo
+echo "## The EROFS view"; echo; ./compare_erofs_view.sh; echo
 echo "## Memory of $((${N:-8})) readers"; echo; ./memory_sharing.sh; echo
 echo "## Region latency"; echo; ./region_latency.sh; echo
 echo "## Library micro-benchmarks"; echo; echo '```'
