@@ -51,7 +51,7 @@ for w in 1 2 4; do
     get() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$line"; }
     rate[$which]=$(get commits_per_s)
     ratio=""
-    [ "$which" = atomics ] && ratio=$(echo "scale=2; ${rate[atomics]} / ${rate[mutex]}" | bc -l)x
+    [ "$which" = atomics ] && ratio=$(printf "%.2fx" "$(echo "${rate[atomics]} / ${rate[mutex]}" | bc -l)")
     echo "| $w | $which | $(get create_us_median) / $(get create_us_p99) µs | $(get commit_us_median) / $(get commit_us_p99) µs | $(get commits_per_s) | $ratio |"
   done
 done

@@ -140,6 +140,33 @@ void SerializeDirBlock(const DirPlan& plan, size_t block, const std::vector<uint
   }
 }
 
+// Which inodes' EROFS records may sit after another file's EOF (see the
+// placement in BuildErofsView).
+std::vector<bool> PublicRecords(const Tree& tree, const Layout& layout) {
+  // searchable[n]: others may walk down to node n's children.
+  std::vector<int8_t> searchable(tree.nodes.size(), -1);
+  auto walkable = [&](auto&& self, uint32_t n) -> bool {
+    if (searchable[n] >= 0) return searchable[n];
+    const uint32_t mode = tree.inodes[tree.nodes[n].inode].mode;
+    bool ok = S_ISDIR(mode) && (mode & S_IXOTH);
+    if (ok && n != 0) ok = self(self, tree.nodes[n].parent);
+    searchable[n] = ok;
+    return ok;
+  };
+  std::vector<bool> reachable(tree.inodes.size(), true);
+  for (uint32_t n = 1; n < tree.nodes.size(); ++n)
+    if (!walkable(walkable, tree.nodes[n].parent)) reachable[tree.nodes[n].inode] = false;
+  std::vector<bool> out(tree.inodes.size(), false);
+  for (uint32_t idx : layout.by_ino) {
+    const InodeRec& r = tree.inodes[idx];
+    bool ok = reachable[idx];
+    if (S_ISREG(r.mode) || S_ISDIR(r.mode)) ok = ok && (r.mode & S_IROTH);
+    for (const auto& [name, value] : r.xattrs) ok = ok && !std::string_view(name).starts_with("trusted.");
+    out[idx] = ok;
+  }
+  return out;
+}
+
 struct InodePlan {
   uint16_t layout = erofs::kLayoutFlatPlain;
   std::vector<std::byte> xattrs;
@@ -241,13 +268,21 @@ Result<ErofsView> BuildErofsView(const Tree& tree, const Layout& layout, const D
     if (begin < end && end - begin >= kInodeBytes) gaps.emplace(end - begin, begin);
   };
   for (const auto& [b, e] : data.tail_gaps) add_gap(b, e);
+  // The kernel reads a flat plain file's last block whole, and a mapping of
+  // its last page shows the bytes after EOF to whoever may read the file.
+  // So only what every user may see anyway goes into a tail: inodes every
+  // name of which is reachable by all (every directory above searchable by
+  // others), whose inline contents others may read (files, directories:
+  // o+r; symlink targets and device numbers: reachable is enough), and
+  // with no trusted.* xattrs (readable by root only).
+  const std::vector<bool> public_record = PublicRecords(tree, layout);
   std::vector<uint32_t> order(layout.by_ino.begin() + 1, layout.by_ino.end());
   std::stable_sort(order.begin(), order.end(),
                    [&](uint32_t x, uint32_t y) { return record_bytes(x) > record_bytes(y); });
   std::vector<uint32_t> fresh;
   for (uint32_t idx : order) {
     const uint64_t bytes = record_bytes(idx);
-    auto g = gaps.lower_bound(bytes);
+    auto g = public_record[idx] ? gaps.lower_bound(bytes) : gaps.end();
     if (g == gaps.end()) {
       fresh.push_back(idx);
       continue;

@@ -139,6 +139,9 @@ class Comparer {
       } else if (i == ea.size() || eb[j].name < ea[i].name) {
         Problem(prefix + eb[j++].name, "only in the " + bn_ + " view");
       } else {
+        // The type in the entry (what readdir's d_type reports) too.
+        const uint32_t ta = ea[i].mode & S_IFMT, tb = eb[j].mode & S_IFMT;
+        if (ta != 0 && tb != 0 && ta != tb) Problem(prefix + ea[i].name, "the directory entries give different file types");
         todo_.push_back({ea[i].ino, eb[j].ino, prefix + ea[i].name});
         ++i;
         ++j;

@@ -114,8 +114,10 @@ struct Context {
   // and across a last release + its forget, so that neither an orphan
   // nobody forgets nor a dropped inode with an open handle can result.
   std::mutex orphan_mu;
-  // Sends the invalidations of commits and aborts, then their replies.
+  // Sends the invalidations of commits and aborts, then their replies;
+  // and, on the second, what may follow the reply (pages).
   Notifier notifier{"daxfs-notify"};
+  Notifier lazy_notifier{"daxfs-notify-pg"};
 
   void Opened(fuse_ino_t ino) {
     std::lock_guard lock(mu);
@@ -782,43 +784,47 @@ void EndBranchThenReply(Context& c, fuse_req_t req, uint32_t view, bool commit, 
   fuse_session* se = c.se.load();
   if (se == nullptr) return reply();
   const std::string parent = info.ok() ? info->parent : std::string();
-  auto notify = [&c, se, commit, name, parent] {
-    // A parent whose entries and attributes the kernel caches (we hold its
-    // lease): drop them, so the caller's next call sees the commit.
-    // Attributes only (offset -1): that does not wait for writeback. (Of a
-    // parent whose entries are not cached, only the mount root's
-    // attributes are: see AttrTimeout.)
-    if (commit && !parent.empty()) {
-      if (c.Leased(parent)) {
-        for (const auto& [dir, nm] : c.TakeNames(parent))
-          fuse_lowlevel_notify_inval_entry(se, dir, nm.data(), nm.size());
-        for (fuse_ino_t i : c.NodesOf(parent)) fuse_lowlevel_notify_inval_inode(se, i, -1, 0);
-      } else {
-        fuse_lowlevel_notify_inval_inode(se, FUSE_ROOT_ID, -1, 0);
-      }
-    }
-    // The ended branch's /@NAME/ entries are gone when we reply; its other
-    // names only lead to ESTALE now and go with the pages, later.
-    Names names = c.TakeNames(name);
+  // What to drop, gathered now: the views may be closed (and their names
+  // and nodes forgotten) before the notifier gets to it.
+  // A parent whose entries and attributes the kernel caches (we hold its
+  // lease): its names and attributes, so the caller's next call sees the
+  // commit (attributes only, offset -1: that does not wait for writeback).
+  // Of a parent whose entries are not cached, only the mount root's
+  // attributes are (see AttrTimeout).
+  const bool parent_leased = commit && !parent.empty() && c.Leased(parent);
+  Names parent_names = parent_leased ? c.TakeNames(parent) : Names{};
+  std::vector<fuse_ino_t> parent_attrs =
+      parent_leased ? c.NodesOf(parent) : commit ? std::vector<fuse_ino_t>{FUSE_ROOT_ID} : std::vector<fuse_ino_t>{};
+  // The ended branch's /@NAME/ entries are gone when we reply; its other
+  // names only lead to ESTALE now and go with the pages, later.
+  Names names = c.TakeNames(name);
+  // Cached pages and attributes of the ended branch (its mappings fault
+  // from now on) and of the parent it changed: after the reply, on the
+  // second notifier (invalidating pages may wait for writeback, which
+  // needs a worker, and must not hold up the next commit's reply).
+  std::vector<fuse_ino_t> pages = c.NodesOf(name);
+  if (!parent.empty()) {
+    auto more = c.NodesOf(parent);
+    pages.insert(pages.end(), more.begin(), more.end());
+  }
+  Names later;
+  for (auto& n : names)
+    if (!n.second.starts_with('@')) later.push_back(std::move(n));
+  auto notify = [se, parent_names = std::move(parent_names), parent_attrs = std::move(parent_attrs),
+                 names = std::move(names)] {
+    for (const auto& [dir, nm] : parent_names) fuse_lowlevel_notify_inval_entry(se, dir, nm.data(), nm.size());
+    for (fuse_ino_t i : parent_attrs) fuse_lowlevel_notify_inval_inode(se, i, -1, 0);
     for (const auto& [dir, nm] : names)
       if (nm.starts_with('@')) fuse_lowlevel_notify_inval_entry(se, dir, nm.data(), nm.size());
-    // Drop cached pages and attributes of the ended branch (its mappings
-    // fault from now on) and of the parent it changed. Not before the
-    // reply: invalidating pages may wait for writeback, which needs a
-    // worker and must not hold up the next commit's reply either.
-    std::vector<fuse_ino_t> inval = c.NodesOf(name);
-    if (!parent.empty()) {
-      auto more = c.NodesOf(parent);
-      inval.insert(inval.end(), more.begin(), more.end());
-    }
-    if (!inval.empty() || !names.empty()) {
-      std::thread([se, inval = std::move(inval), names = std::move(names)] {
-        for (const auto& [dir, nm] : names)
-          if (!nm.starts_with('@')) fuse_lowlevel_notify_inval_entry(se, dir, nm.data(), nm.size());
-        for (fuse_ino_t i : inval) fuse_lowlevel_notify_inval_inode(se, i, 0, 0);
-      }).detach();
-    }
   };
+  if (!pages.empty() || !later.empty()) {
+    c.lazy_notifier.Post(
+        [se, pages = std::move(pages), later = std::move(later)] {
+          for (const auto& [dir, nm] : later) fuse_lowlevel_notify_inval_entry(se, dir, nm.data(), nm.size());
+          for (fuse_ino_t i : pages) fuse_lowlevel_notify_inval_inode(se, i, 0, 0);
+        },
+        nullptr);
+  }
   if (ThreadRepliesOnRing()) {
     notify();
     return reply();
@@ -1043,6 +1049,7 @@ void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void* arg, fuse_f
     static std::mutex rng_mu;
     static std::mt19937_64 rng{std::random_device{}()};
     int full = 0;  // ENOSPC answers so far
+    Status last = Status::Exists("no free branch name after 8 tries");
     for (int attempt = 0; attempt < 8; ++attempt) {
       uint64_t r;
       {
@@ -1055,13 +1062,14 @@ void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void* arg, fuse_f
                                   c.options.siblings == "first-wins" ? SiblingPolicy::kFirstWins
                                                                      : SiblingPolicy::kMerge);
       if (made.ok()) return (void)fuse_reply_ioctl(req, 0, name, kNameBuf);
+      last = made.status();
       // Every slot held by branches that ended but that this mount still
       // views: close the idle views (their slots become reclaimable) and
       // try again.
       if (made.status().errno_value() == ENOSPC && (c.CloseIdleEndedViews() > 0 || ++full < 3)) continue;
       if (made.status().errno_value() != EEXIST) return ReplyError(req, made.status());
     }
-    return (void)fuse_reply_err(req, EEXIST);
+    return ReplyError(req, last);
   }
   if (cmd == kIocCommit || cmd == kIocAbort) {
     return EndBranchThenReply(c, req, n->view, cmd == kIocCommit, [req] { fuse_reply_ioctl(req, 0, nullptr, 0); });
@@ -1322,11 +1330,13 @@ int ServeBranches(std::shared_ptr<BranchStore> store, const MountOptions& option
     ctx.store->AdoptAfterFork();
     ctx.se = se;
     ctx.notifier.Start();
+    ctx.lazy_notifier.Start();
     watcher.Start();
   };
   spec.stopping = [&ctx, &watcher] {
     watcher.Stop();
     ctx.notifier.Stop();
+    ctx.lazy_notifier.Stop();
     ctx.se = nullptr;
   };
   const int rc = RunSession(spec, options);

@@ -13,10 +13,9 @@
 // to serving.
 #pragma once
 
-#include <condition_variable>
-#include <deque>
+#include <chrono>
 #include <functional>
-#include <mutex>
+#include <memory>
 #include <thread>
 
 namespace daxfs::fuse {
@@ -29,28 +28,25 @@ class Notifier {
   Notifier& operator=(const Notifier&) = delete;
 
   void Start();
-  // Runs `notify`, then `reply`, on the notifier's thread, after the jobs
-  // posted before. Without a thread (not started, or stopped) both run here
-  // and now.
+  // Runs `notify`, then `reply` (either may be empty), on the notifier's
+  // thread, after the jobs posted before. Without a thread (not started,
+  // or stopped) both run here and now.
   void Post(std::function<void()> notify, std::function<void()> reply);
   // Ends the thread. Jobs still queued get their replies but no longer
   // their notifications (the session is ending: nothing is served that
-  // they could wait for, and the kernel's caches go with the mount).
-  void Stop();
+  // they could wait for, and the kernel's caches go with the mount). A
+  // notification already waiting for a directory lock that no request
+  // will release any more (the session stopped while a caller held it)
+  // is given up on after `patience`: the thread is left behind, and
+  // touches nothing of the session's when it wakes.
+  void Stop(std::chrono::milliseconds patience = std::chrono::seconds(5));
 
  private:
-  struct Job {
-    std::function<void()> notify;
-    std::function<void()> reply;
-  };
-  void Run();
+  struct State;
+  static void Run(std::shared_ptr<State> state, const char* name);
 
   const char* name_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Job> jobs_;
-  bool running_ = false;
-  bool stop_ = false;
+  std::shared_ptr<State> state_;
   std::thread thread_;
 };
 

@@ -69,6 +69,38 @@ check_image "$WORK/tree-up.img" "$S" tree-upstream-readable
 "$MKDAXFS" -q --erofs "$WORK/inc.img" /usr/include
 check_image "$WORK/inc.img" /usr/include usr-include
 
+# What the kernel shows after a large file's EOF (a mapping of its last
+# page shows the rest of its last block to anyone who may read the file):
+# EROFS inodes placed there hold only what every user may see, never a
+# 0600 file's contents or names in a directory others cannot search.
+P=$WORK/private
+mkdir -p "$P/closed"
+head -c $((3 * 4096 + 100)) /dev/urandom > "$P/big"
+for i in 1 2 3; do echo "public file $i" > "$P/public-$i"; done
+echo "TOPSECRET-contents" > "$P/secret"; chmod 600 "$P/secret"
+echo "TOPSECRET-behind-a-closed-directory" > "$P/closed/file"; chmod 700 "$P/closed"
+"$MKDAXFS" -q --erofs "$WORK/private.img" "$P"
+mkdir -p "$WORK/erofs-private"
+mount -t erofs -o ro,loop "$WORK/private.img" "$WORK/erofs-private"
+MOUNTS=("$WORK/erofs-private" "${MOUNTS[@]}")
+tail_bytes=$(/usr/bin/python3 - "$WORK/erofs-private/big" <<'PY'
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+fd = os.open(sys.argv[1], os.O_RDONLY)
+size = os.fstat(fd).st_size
+length = (size + 4095) // 4096 * 4096
+addr = libc.mmap(None, length, 1, 1, fd, 0)  # PROT_READ, MAP_SHARED
+tail = ctypes.string_at(addr + size, length - size)
+sys.stdout.write(tail.hex())
+PY
+)
+tail_text=$(echo "$tail_bytes" | xxd -r -p | tr -c '[:print:]' '.')
+[[ $tail_text != *TOPSECRET* ]] || fail "a private file's bytes show after the EOF of a world-readable file in the EROFS view"
+[[ $tail_text == *"public file"* ]] || echo "note: no EROFS inode was placed after big's EOF (the check above proved nothing)"
+umount "$WORK/erofs-private"
+
 # Flipped bytes in the EROFS metadata: in the root inode (block 0), in the
 # EROFS superblock, and in the last block (inodes and directory blocks):
 # daxfs check reports each; daxfs readers keep working.
