@@ -136,6 +136,25 @@ TEST(Builder, ErofsReservedBytes) {
   }
 }
 
+// The default writes the view only where it costs little: not for a tree
+// of tiny files, where EROFS's own inode per file would add most of the
+// image again; kAlways writes it there too.
+TEST(Builder, ErofsViewWhereItIsCheap) {
+  TempDir dir;
+  mkdir((dir / "tiny").c_str(), 0755);
+  for (int i = 0; i < 2000; ++i) WriteFile(dir / ("tiny/f" + std::to_string(i)), std::to_string(i));
+  auto stats = BuildFromDirectory(dir / "tiny", dir / "t.img", {});
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  EXPECT_FALSE(HasErofsSuperblock(ReadBytes(dir / "t.img")));
+  EXPECT_NE(stats->erofs_skipped.find("would add about"), std::string::npos) << stats->erofs_skipped;
+  BuildOptions always;
+  always.erofs = BuildOptions::Erofs::kAlways;
+  stats = BuildFromDirectory(dir / "tiny", dir / "t.img", always);
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  EXPECT_TRUE(HasErofsSuperblock(ReadBytes(dir / "t.img")));
+  EXPECT_TRUE(stats->erofs_skipped.empty());
+}
+
 TEST(Builder, TarMatchesDirectory) {
   TempDir dir;
   const std::string src = dir / "src";

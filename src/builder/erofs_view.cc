@@ -198,6 +198,23 @@ Status ErofsRepresentable(const Tree& tree, const Layout& layout) {
   return Status::OK();
 }
 
+uint64_t ErofsMetadataEstimate(const Tree& tree, const Layout& layout) {
+  uint64_t total = 0;
+  for (uint32_t idx : layout.by_ino) {
+    const InodeRec& r = tree.inodes[idx];
+    total += kInodeBytes + 16;  // the inode, and alignment on average
+    for (const auto& [name, value] : r.xattrs) total += 4 + name.size() + value.size() + 3;
+    if (!r.xattrs.empty()) total += sizeof(erofs::XattrBodyHeader);
+    if (S_ISLNK(r.mode)) total += r.target.size();
+    if (S_ISDIR(r.mode)) {
+      const Node& node = tree.nodes[layout.dir_node[idx]];
+      total += 2 * sizeof(erofs::Dirent) + 3;
+      for (uint32_t c : node.children) total += sizeof(erofs::Dirent) + tree.nodes[c].name.size();
+    }
+  }
+  return total;
+}
+
 Result<ErofsView> BuildErofsView(const Tree& tree, const Layout& layout, const DataPlacement& data,
                                  uint64_t area_start, int64_t build_time, const BuildOptions& options) {
   if (area_start % kBlk != 0)

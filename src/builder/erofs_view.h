@@ -41,6 +41,12 @@ struct ErofsView {
 // checked before any data is written.
 Status ErofsRepresentable(const Tree& tree, const Layout& layout);
 
+// The EROFS metadata the view adds whatever the layout (inodes, xattrs,
+// directories, symlink targets; not the small files' bytes, which it
+// holds instead of daxfs's data area): an upper bound of its cost before
+// large files' unused block ends absorb part of it.
+uint64_t ErofsMetadataEstimate(const Tree& tree, const Layout& layout);
+
 // Lays out and serializes the view. `area_start` is absolute (4096 + the
 // base-relative end of the data area); `data` gives every other file's
 // base-relative, block-aligned data offset.
