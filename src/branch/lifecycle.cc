@@ -323,7 +323,10 @@ Status BranchStore::Commit(std::string_view name, std::vector<std::string>* conf
   const uint32_t s = static_cast<uint32_t>(si);
   bf::Slot& sl = m.slots[s];
   const uint32_t p = sl.parent_slot;
-  if (p >= bf::kSlotCount) return Status::Corruption(m.where() + ": branch '" + bname + "' has no valid parent");
+  // (Its own parent only in a damaged table: locking the one mutex twice
+  // below would never return.)
+  if (p >= bf::kSlotCount || p == s)
+    return Status::Corruption(m.where() + ": branch '" + bname + "' has no valid parent (slot " + std::to_string(p) + ")");
   bf::Slot& ps = m.slots[p];
   const std::string pname = p == bf::kMainSlot ? "main" : m.SlotName(p);
   std::scoped_lock appenders(m.append_mu[std::min(s, p)], m.append_mu[std::max(s, p)]);
