@@ -10,6 +10,7 @@
 // tests/fuzz_regressions_test.cc), so a seed stays small on disk.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -45,6 +46,20 @@ inline uint64_t WalkBranchRegion(const uint8_t* data, size_t size) {
   if (!mem) return 0;
   std::memcpy(mem.get(), data, size);
   std::memset(mem.get() + size, 0, padded - size);
+  // The shortest lease timeout: a holder met for the first time is watched
+  // that long before it counts as gone (commit, abort and writers wait for
+  // it), and a fuzzed timeout of minutes would only make inputs slow.
+  {
+    format::Superblock sb;
+    std::memcpy(&sb, mem.get(), std::min(sizeof sb, padded));
+    uint64_t control = 0;
+    std::memcpy(&control, sb.ext.reserved + format::kExtBranchControlOffset, sizeof control);
+    const uint64_t field = control + offsetof(format::branch::ControlHeader, lease_timeout_ms);
+    if (control != 0 && control < padded && field + sizeof(uint32_t) <= padded) {
+      const uint32_t shortest = format::branch::kLeaseTimeoutMinMs;
+      std::memcpy(mem.get() + field, &shortest, sizeof shortest);
+    }
+  }
   auto region = std::make_shared<FuzzMemoryRegion>(mem.get(), padded);
   auto store = BranchStore::Open(region);
   if (!store.ok()) return 0;
