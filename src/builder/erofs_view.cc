@@ -167,6 +167,14 @@ std::vector<bool> PublicRecords(const Tree& tree, const Layout& layout) {
   return out;
 }
 
+// The first node (name) of each inode, for messages.
+std::vector<uint32_t> FirstNodes(const Tree& tree) {
+  std::vector<uint32_t> node_of(tree.inodes.size(), UINT32_MAX);
+  for (uint32_t n = 0; n < tree.nodes.size(); ++n)
+    if (node_of[tree.nodes[n].inode] == UINT32_MAX) node_of[tree.nodes[n].inode] = n;
+  return node_of;
+}
+
 struct InodePlan {
   uint16_t layout = erofs::kLayoutFlatPlain;
   std::vector<std::byte> xattrs;
@@ -175,16 +183,13 @@ struct InodePlan {
   uint64_t extra_blocks = 0;   // blocks of its own after the inode area
   uint64_t extra_at = 0;       // area-relative offset of those blocks
   uint32_t blkaddr = 0;        // flat plain data of a file in the data area
-  uint64_t pos = 0;            // area-relative offset of the inode
   DirPlan dir;
 };
 
 }  // namespace
 
 Status ErofsRepresentable(const Tree& tree, const Layout& layout) {
-  std::vector<uint32_t> node_of(tree.inodes.size(), UINT32_MAX);
-  for (uint32_t n = 0; n < tree.nodes.size(); ++n)
-    if (node_of[tree.nodes[n].inode] == UINT32_MAX) node_of[tree.nodes[n].inode] = n;
+  const std::vector<uint32_t> node_of = FirstNodes(tree);
   for (uint32_t idx : layout.by_ino) {
     const InodeRec& r = tree.inodes[idx];
     if (r.xattrs.empty()) continue;
@@ -221,9 +226,7 @@ Result<ErofsView> BuildErofsView(const Tree& tree, const Layout& layout, const D
     return Status::InvalidArgument("internal error: the EROFS area must start on a block boundary");
   std::vector<InodePlan> plans(tree.inodes.size());
   // Paths for messages: the first name of each inode.
-  std::vector<uint32_t> node_of(tree.inodes.size(), UINT32_MAX);
-  for (uint32_t n = 0; n < tree.nodes.size(); ++n)
-    if (node_of[tree.nodes[n].inode] == UINT32_MAX) node_of[tree.nodes[n].inode] = n;
+  const std::vector<uint32_t> node_of = FirstNodes(tree);
   auto path_of = [&](uint32_t idx) { return "/" + tree.PathOf(node_of[idx]); };
 
   // 1. What each inode needs.
