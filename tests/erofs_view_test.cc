@@ -106,5 +106,55 @@ TEST(ErofsView, DamagedMetadataIsReportedNotFatal) {
   }
 }
 
+// Object-store images: the view is OverlayFS's metadata layer. Files with
+// an object are chunk-based holes of their size with the metacopy and
+// redirect xattrs; the tree's own trusted.overlay.* names are escaped.
+TEST(ErofsView, ObjectStoreImagesAreOverlayMetadataLayers) {
+  TempDir dir;
+  const std::string src = dir / "src";
+  mkdir(src.c_str(), 0755);
+  MakeRichTree(src);
+  WriteFile(src + "/three", "abc");
+  BuildOptions o;
+  o.erofs = BuildOptions::Erofs::kAlways;
+  o.object_dir = dir / "objs";
+  auto stats = BuildFromDirectory(src, dir / "obj.img", o);
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  EXPECT_GT(stats->erofs_bytes, 0u);
+  auto image = OpenOrDie(dir / "obj.img");
+  ExpectViewsAgree(image);
+  auto erofs = OpenErofsView(image->region().bytes(), image, "test");
+  ASSERT_TRUE(erofs.ok()) << erofs.status().ToString();
+  auto ino = (*erofs)->resolve("/three");
+  ASSERT_TRUE(ino.ok()) << ino.status().ToString();
+  auto st = (*erofs)->stat(*ino);
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->size, 3u);
+  std::string got(3, 'x');
+  auto n = (*erofs)->read_into(*ino, 0, std::as_writable_bytes(std::span(got)));
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(got, std::string(3, '\0'));  // a hole: the data is the object's
+  auto redirect = (*erofs)->getxattr(*ino, "trusted.overlay.redirect");
+  ASSERT_TRUE(redirect.ok()) << redirect.status().ToString();
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(redirect->data()), redirect->size()),
+            "/" + *image->object_name(*image->resolve("/three")));
+  EXPECT_TRUE((*erofs)->getxattr(*ino, "trusted.overlay.metacopy").ok());
+
+  // A changed redirect is a problem check reports.
+  std::vector<std::byte> bad(image->region().bytes().begin(), image->region().bytes().end());
+  const std::string want(reinterpret_cast<const char*>(redirect->data()), redirect->size());
+  const std::string_view all(reinterpret_cast<const char*>(bad.data()), bad.size());
+  const size_t at = all.find(want);
+  ASSERT_NE(at, std::string_view::npos);
+  bad[at + want.size() - 1] = static_cast<std::byte>('z');
+  WriteFile(dir / "bad.img", std::string(reinterpret_cast<const char*>(bad.data()), bad.size()));
+  auto damaged = OpenOrDie(dir / "bad.img");
+  CheckOptions quiet;
+  std::string said;
+  quiet.report = [&](const std::string& m) { said += m + "\n"; };
+  EXPECT_GT(CheckErofsView(damaged, quiet).problems, 0u);
+  EXPECT_NE(said.find("/three"), std::string::npos) << said;
+}
+
 }  // namespace
 }  // namespace daxfs::testing

@@ -40,11 +40,13 @@ struct BuildOptions {
   // Store identical file contents once (verified byte for byte).
   bool dedup = true;
   std::string label;
-  // The EROFS view of the tree (docs/FORMAT.md §7): the kernel's EROFS
-  // driver then mounts the same image, sharing every file's bytes.
-  // kAuto (the default) writes it whenever the image can have one: not
-  // with upstream_only or object_dir, nor for a tree with xattrs EROFS
-  // cannot store (BuildStats::erofs_skipped says why); kAlways fails there.
+  // The EROFS view of the tree (docs/FORMAT.md §11): the kernel's EROFS
+  // driver then mounts the same image, sharing every file's bytes (with
+  // object_dir: the metadata layer of an OverlayFS stack over the objects).
+  // kAuto (the default) writes it where it is cheap (at most 5% of the
+  // image) and possible: not with plain upstream_only, nor for a tree with
+  // xattrs EROFS cannot store (BuildStats::erofs_skipped says why);
+  // kAlways fails where it is not possible.
   enum class Erofs { kAuto, kAlways, kNever };
   Erofs erofs = Erofs::kAuto;
   // Object-store form (docs/FORMAT.md §6.2): every regular file's contents

@@ -4,7 +4,8 @@
 //
 // Only the uncompressed subset is used: the superblock at byte 1024,
 // extended (64-byte) inodes, flat plain and flat inline data, inline
-// xattrs, and directory blocks. Field names follow the kernel's
+// xattrs, directory blocks, and (object-store images) chunk-based files
+// whose chunks are all holes. Field names follow the kernel's
 // include/linux/erofs_fs.h (facts of the format, little-endian; accessed by
 // memcpy only, like format.h).
 #pragma once
@@ -57,6 +58,7 @@ static_assert(offsetof(SuperBlock, packed_nid) == 96);
 inline constexpr uint16_t kInodeExtended = 1;
 inline constexpr uint16_t kLayoutFlatPlain = 0;   // data in blocks from raw_blkaddr
 inline constexpr uint16_t kLayoutFlatInline = 2;  // the last partial block right after the inode
+inline constexpr uint16_t kLayoutChunkBased = 4;  // a chunk map right after the inode (and xattrs)
 inline constexpr uint16_t Format(uint16_t layout) { return static_cast<uint16_t>(layout << 1 | kInodeExtended); }
 inline constexpr uint16_t LayoutOf(uint16_t format) { return (format >> 1) & 7; }
 
@@ -78,6 +80,15 @@ struct InodeExtended {  // 64 bytes, 32-byte aligned
 static_assert(sizeof(InodeExtended) == 64);
 static_assert(offsetof(InodeExtended, i_mtime) == 32);
 static_assert(offsetof(InodeExtended, i_nlink) == 44);
+
+// Chunk-based files: i_u holds the chunk format, the low bits of which
+// are log2(chunk size) - kBlockBits; without kChunkIndexes the map after
+// the inode is one 4-byte block address per chunk (the "block map"),
+// kNullAddr for a hole.
+inline constexpr uint16_t kChunkBlkbitsMask = 0x1f;
+inline constexpr uint16_t kChunkIndexes = 0x20;  // 8-byte chunk indexes instead (not written)
+inline constexpr uint32_t kNullAddr = 0xffffffff;
+inline constexpr uint32_t kIncompatChunkedFile = 0x4;  // SuperBlock::feature_incompat
 
 struct XattrBodyHeader {  // 12 bytes, then the entries
   uint32_t h_name_filter;  // only with the xattr filter feature (unused: 0)

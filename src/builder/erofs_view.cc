@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "daxfs/format.h"
+#include "format/overlay_xattrs.h"
 
 namespace daxfs::build {
 
@@ -61,12 +62,35 @@ void Put(std::vector<std::byte>* out, const void* p, size_t n) {
   out->insert(out->end(), b, b + n);
 }
 
+using XattrList = std::vector<std::pair<std::string, std::string>>;
+
+// The xattrs an inode has in the EROFS view: its own and, for a file
+// whose data is an object, the OverlayFS metacopy and redirect
+// (format/overlay_xattrs.h; `redirect` is null for every other inode).
+// An object-store image's view is an OverlayFS layer, so there the tree's
+// own trusted.overlay.* names are escaped; other images' views show them
+// as they are (mounted alone, they must equal the tree).
+XattrList ViewXattrs(const Layout& layout, const InodeRec& r, const std::string* redirect) {
+  XattrList out;
+  out.reserve(r.xattrs.size() + 2);
+  for (const auto& [name, value] : r.xattrs)
+    out.emplace_back(layout.objects ? format::EscapeOverlayXattr(name) : name, value);
+  if (redirect != nullptr) {
+    out.emplace_back(format::kOverlayMetacopy, std::string());
+    out.emplace_back(format::kOverlayRedirect, *redirect);
+  }
+  return out;
+}
+
+// Object-store images: the redirect of a file with an object.
+bool HasObject(const Layout& layout, const InodeRec& r) { return layout.objects && S_ISREG(r.mode) && r.size > 0; }
+
 // The inline xattr body of an inode (empty when it has none).
-Result<std::vector<std::byte>> XattrBody(const InodeRec& r, const std::string& path) {
+Result<std::vector<std::byte>> XattrBody(const XattrList& xattrs, const std::string& path) {
   std::vector<std::byte> body;
-  if (r.xattrs.empty()) return body;
+  if (xattrs.empty()) return body;
   body.resize(sizeof(erofs::XattrBodyHeader));
-  for (const auto& [name, value] : r.xattrs) {
+  for (const auto& [name, value] : xattrs) {
     uint8_t index;
     std::string_view rest;
     if (!SplitXattrName(name, &index, &rest))
@@ -82,6 +106,19 @@ Result<std::vector<std::byte>> XattrBody(const InodeRec& r, const std::string& p
     body.resize((body.size() + 3) & ~size_t{3});
   }
   return body;
+}
+
+// A chunk-based file of holes (object-store images: the data is the
+// object's, which OverlayFS reads): one chunk as large as the file, up to
+// the format's largest chunk (2^43 bytes).
+struct HoleChunks {
+  uint16_t format;  // i_u: log2(chunk size) - block bits
+  uint64_t count;   // block map entries
+};
+HoleChunks HoleChunksOf(uint64_t size) {
+  uint32_t bits = erofs::kBlockBits;
+  while (bits < erofs::kBlockBits + erofs::kChunkBlkbitsMask && (uint64_t{1} << bits) < size) ++bits;
+  return {static_cast<uint16_t>(bits - erofs::kBlockBits), (size + (uint64_t{1} << bits) - 1) >> bits};
 }
 
 struct DirEntry {
@@ -183,6 +220,7 @@ struct InodePlan {
   uint64_t extra_blocks = 0;   // blocks of its own after the inode area
   uint64_t extra_at = 0;       // area-relative offset of those blocks
   uint32_t blkaddr = 0;        // flat plain data of a file in the data area
+  uint16_t chunk_format = 0;   // kLayoutChunkBased: i_u
   DirPlan dir;
 };
 
@@ -190,11 +228,14 @@ struct InodePlan {
 
 Status ErofsRepresentable(const Tree& tree, const Layout& layout) {
   const std::vector<uint32_t> node_of = FirstNodes(tree);
+  // Every redirect has the same length: "/ab/" + 62 hex digits.
+  const std::string some_redirect = format::OverlayRedirect(objects::ObjectRelPath(objects::Digest{}));
   for (uint32_t idx : layout.by_ino) {
     const InodeRec& r = tree.inodes[idx];
-    if (r.xattrs.empty()) continue;
+    const bool object = HasObject(layout, r);
+    if (r.xattrs.empty() && !object) continue;
     const std::string path = "/" + tree.PathOf(node_of[idx]);
-    DAXFS_ASSIGN_OR_RETURN(auto body, XattrBody(r, path));
+    DAXFS_ASSIGN_OR_RETURN(auto body, XattrBody(ViewXattrs(layout, r, object ? &some_redirect : nullptr), path));
     const uint64_t budget = idx == layout.by_ino.front() ? kBlk - kRootAt : kBlk;
     if (kInodeBytes + body.size() > budget)
       return Status::NotSupported(path + ": its xattrs (" + std::to_string(body.size()) +
@@ -210,6 +251,7 @@ uint64_t ErofsMetadataEstimate(const Tree& tree, const Layout& layout) {
     total += kInodeBytes + 16;  // the inode, and alignment on average
     for (const auto& [name, value] : r.xattrs) total += 4 + name.size() + value.size() + 3;
     if (!r.xattrs.empty()) total += sizeof(erofs::XattrBodyHeader);
+    if (HasObject(layout, r)) total += sizeof(erofs::XattrBodyHeader) + 12 + 80 + 4;  // metacopy, redirect, map
     if (S_ISLNK(r.mode)) total += r.target.size();
     if (S_ISDIR(r.mode)) {
       const Node& node = tree.nodes[layout.dir_node[idx]];
@@ -221,7 +263,8 @@ uint64_t ErofsMetadataEstimate(const Tree& tree, const Layout& layout) {
 }
 
 Result<ErofsView> BuildErofsView(const Tree& tree, const Layout& layout, const DataPlacement& data,
-                                 uint64_t area_start, int64_t build_time, const BuildOptions& options) {
+                                 const std::vector<objects::Digest>& digests, uint64_t area_start,
+                                 int64_t build_time, const BuildOptions& options) {
   if (area_start % kBlk != 0)
     return Status::InvalidArgument("internal error: the EROFS area must start on a block boundary");
   std::vector<InodePlan> plans(tree.inodes.size());
@@ -233,13 +276,29 @@ Result<ErofsView> BuildErofsView(const Tree& tree, const Layout& layout, const D
   for (uint32_t idx : layout.by_ino) {
     const InodeRec& r = tree.inodes[idx];
     InodePlan& p = plans[idx];
-    DAXFS_ASSIGN_OR_RETURN(p.xattrs, XattrBody(r, path_of(idx)));
+    std::string redirect;
+    const bool object = HasObject(layout, r);
+    if (object) {
+      if (r.ino >= digests.size()) return Status::InvalidArgument("internal error: " + path_of(idx) + ": no digest");
+      redirect = format::OverlayRedirect(objects::ObjectRelPath(digests[r.ino]));
+    }
+    DAXFS_ASSIGN_OR_RETURN(p.xattrs, XattrBody(ViewXattrs(layout, r, object ? &redirect : nullptr), path_of(idx)));
     const uint64_t head = kInodeBytes + p.xattrs.size();
     if (head > (idx == layout.by_ino.front() ? kBlk - kRootAt : kBlk))
       return Status::NotSupported(path_of(idx) + ": its xattrs (" + std::to_string(p.xattrs.size()) +
                                   " bytes) do not fit in one EROFS block with the inode");
     uint64_t content = 0;  // bytes to place inline or in blocks of its own
-    if (S_ISREG(r.mode)) {
+    if (object) {
+      // Holes; the chunk map goes where inline data would.
+      const HoleChunks chunks = HoleChunksOf(r.size);
+      p.size = r.size;
+      p.layout = erofs::kLayoutChunkBased;
+      p.chunk_format = chunks.format;
+      p.inline_size = chunks.count * 4;
+      if (head + p.inline_size > (idx == layout.by_ino.front() ? kBlk - kRootAt : kBlk))
+        return Status::NotSupported(path_of(idx) + ": its EROFS inode, xattrs and chunk map do not fit in a block");
+      continue;
+    } else if (S_ISREG(r.mode)) {
       p.size = r.size;
       if (r.ino < data.held_by_ino.size() && data.held_by_ino[r.ino] != UINT32_MAX) {
         content = r.size;
@@ -340,6 +399,7 @@ Result<ErofsView> BuildErofsView(const Tree& tree, const Layout& layout, const D
   view.area.assign(extra, std::byte{0});
   view.inline_offset_by_ino.assign(data.held_by_ino.size(), 0);
   std::vector<std::byte> rec;
+  bool any_chunked = false;
   for (uint32_t idx : layout.by_ino) {
     const InodeRec& r = tree.inodes[idx];
     const InodePlan& p = plans[idx];
@@ -348,7 +408,9 @@ Result<ErofsView> BuildErofsView(const Tree& tree, const Layout& layout, const D
     in.i_xattr_icount = p.xattrs.empty() ? 0 : static_cast<uint16_t>((p.xattrs.size() - 12) / 4 + 1);
     in.i_mode = static_cast<uint16_t>(r.mode);
     in.i_size = p.size;
-    in.i_u = S_ISCHR(r.mode) || S_ISBLK(r.mode) ? r.rdev : p.blkaddr;
+    in.i_u = S_ISCHR(r.mode) || S_ISBLK(r.mode)       ? r.rdev
+             : p.layout == erofs::kLayoutChunkBased ? p.chunk_format
+                                                    : p.blkaddr;
     in.i_ino = r.ino;
     in.i_uid = r.uid;
     in.i_gid = r.gid;
@@ -371,7 +433,10 @@ Result<ErofsView> BuildErofsView(const Tree& tree, const Layout& layout, const D
       content_at = area_start + p.extra_at;
     }
     if (content != nullptr) {
-      if (S_ISREG(r.mode)) {
+      if (p.layout == erofs::kLayoutChunkBased) {
+        std::memset(content, 0xff, p.inline_size);  // kNullAddr: every chunk a hole
+        any_chunked = true;
+      } else if (S_ISREG(r.mode)) {
         const auto& bytes = data.held[data.held_by_ino[r.ino]];
         std::memcpy(content, bytes.data(), bytes.size());
         view.inline_bytes += bytes.size();
@@ -405,6 +470,7 @@ Result<ErofsView> BuildErofsView(const Tree& tree, const Layout& layout, const D
   sb.build_time = static_cast<uint64_t>(build_time);
   sb.blocks = static_cast<uint32_t>((area_start + extra) / kBlk);
   sb.meta_blkaddr = 0;
+  if (any_chunked) sb.feature_incompat |= erofs::kIncompatChunkedFile;
   std::memcpy(sb.volume_name, options.label.data(), std::min(options.label.size(), sizeof sb.volume_name));
   return view;
 }

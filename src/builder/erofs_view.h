@@ -6,7 +6,10 @@
 // are stored inline after their EROFS inode, and the daxfs inodes point at
 // those bytes. Nothing is stored twice except small files with identical
 // contents, which daxfs stores once and EROFS (which has no shared inline
-// data) once per inode.
+// data) once per inode. In object-store images a file with an object is a
+// chunk-based EROFS file of holes carrying the OverlayFS metacopy and
+// redirect xattrs: the metadata layer of a data-only lower stack over the
+// object directory (composefs's arrangement), with no daxfs process.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +21,7 @@
 #include "daxfs/builder.h"
 #include "daxfs/erofs_format.h"
 #include "daxfs/status.h"
+#include "objects/sha256.h"
 
 namespace daxfs::build {
 
@@ -50,7 +54,10 @@ uint64_t ErofsMetadataEstimate(const Tree& tree, const Layout& layout);
 // Lays out and serializes the view. `area_start` is absolute (4096 + the
 // base-relative end of the data area); `data` gives every other file's
 // base-relative, block-aligned data offset.
+// `digests` (object-store images, by ino) name each file's object: such
+// files are chunk-based holes with OverlayFS metacopy and redirect xattrs.
 Result<ErofsView> BuildErofsView(const Tree& tree, const Layout& layout, const DataPlacement& data,
-                                 uint64_t area_start, int64_t build_time, const BuildOptions& options);
+                                 const std::vector<objects::Digest>& digests, uint64_t area_start,
+                                 int64_t build_time, const BuildOptions& options);
 
 }  // namespace daxfs::build

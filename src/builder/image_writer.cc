@@ -199,9 +199,8 @@ Status WriteImage(const Tree& tree, const Layout& layout, Source* source,
   // placed differently with one).
   bool with_erofs = options.erofs != BuildOptions::Erofs::kNever;
   if (with_erofs) {
-    Status can = layout.objects        ? Status::NotSupported("object-store images have no EROFS view yet")
-                 : options.upstream_only ? Status::NotSupported("plain upstream images have no EROFS view")
-                                         : ErofsRepresentable(tree, layout);
+    Status can = options.upstream_only ? Status::NotSupported("plain upstream images have no EROFS view")
+                                       : ErofsRepresentable(tree, layout);
     // By default the view is written when it costs at most 5% of the image
     // (measured: 0.1-2% on system trees; up to 80% on trees of tiny files,
     // where each file's own 64-byte EROFS inode doubles the metadata).
@@ -227,7 +226,8 @@ Status WriteImage(const Tree& tree, const Layout& layout, Source* source,
     DAXFS_RETURN_IF_ERROR(sink.Open());
     DAXFS_RETURN_IF_ERROR(source->EmitData(tree, layout.data_order, &sink));
     digests = sink.digests();
-    data.data_end = layout.meta_size;
+    // The EROFS view's area starts on a block boundary after the metadata.
+    data.data_end = with_erofs ? fmt::AlignUp(layout.meta_size, fmt::kBlockSize) : layout.meta_size;
     data.checksum = XXH3_64bits(nullptr, 0);
     stats->objects_written = sink.objects_written();
     stats->objects_reused = sink.objects_reused();
@@ -248,7 +248,7 @@ Status WriteImage(const Tree& tree, const Layout& layout, Source* source,
   std::optional<ErofsView> erofs_view;
   if (with_erofs) {
     const uint64_t area_start = fmt::kBlockSize + data.data_end;
-    DAXFS_ASSIGN_OR_RETURN(erofs_view, BuildErofsView(tree, layout, data, area_start, BuildTime(options), options));
+    DAXFS_ASSIGN_OR_RETURN(erofs_view, BuildErofsView(tree, layout, data, digests, area_start, BuildTime(options), options));
     DAXFS_RETURN_IF_ERROR(PwriteAll(fd, erofs_view->area, area_start, output));
     for (const auto& piece : erofs_view->pieces)
       if (piece.at >= fmt::kBlockSize) DAXFS_RETURN_IF_ERROR(PwriteAll(fd, piece.bytes, piece.at, output));

@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "check/overlay_metadata_view.h"
 #include "daxfs/check.h"
 #include "daxfs/erofs.h"
 #include "daxfs/format.h"
@@ -38,7 +39,10 @@ CheckResult CheckErofsView(const std::shared_ptr<const Image>& image, const Chec
   o.report = [&](const std::string& m) {
     if (options.report) options.report(name + ": EROFS view: " + m);
   };
-  CheckResult c = CompareViews(*MakeImageView(image), **erofs, o, "daxfs", "EROFS");
+  // Object-store images: the view is the metadata layer of an OverlayFS
+  // stack over the object directory (files are holes with a redirect).
+  const auto daxfs = image->info().objects ? MakeOverlayMetadataView(image) : MakeImageView(image);
+  CheckResult c = CompareViews(*daxfs, **erofs, o, "daxfs", "EROFS");
   r.problems += c.problems;
   r.inodes_reached = c.inodes_reached;
   r.entries = c.entries;

@@ -50,9 +50,9 @@ class ErofsFs final : public FsView {
     if (sb_.blkszbits != ef::kBlockBits)
       return Status::NotSupported(name_ + ": EROFS block size 2^" + std::to_string(sb_.blkszbits) +
                                   " (only 4 KiB blocks are read)");
-    if (sb_.feature_incompat != 0)
+    if ((sb_.feature_incompat & ~ef::kIncompatChunkedFile) != 0)
       return Status::NotSupported(name_ + ": EROFS incompatible features 0x" + Hex(sb_.feature_incompat) +
-                                  " (compressed, chunk-based or multi-device images are not read)");
+                                  " (compressed or multi-device images are not read)");
     meta_ = uint64_t{sb_.meta_blkaddr} * kBlk;
     if (meta_ >= b_.size()) return Status::Corruption(name_ + ": EROFS meta_blkaddr beyond the image");
     return Status::OK();
@@ -190,9 +190,13 @@ class ErofsFs final : public FsView {
       in.mtime_nsec = sb_.build_time_nsec;
     }
     in.xattr_size = icount == 0 ? 0 : sizeof(ef::XattrBodyHeader) + uint64_t{icount - 1u} * 4;
-    if (in.layout != ef::kLayoutFlatPlain && in.layout != ef::kLayoutFlatInline)
+    if (in.layout != ef::kLayoutFlatPlain && in.layout != ef::kLayoutFlatInline &&
+        in.layout != ef::kLayoutChunkBased)
       return Status::NotSupported(name_ + ": EROFS nid " + std::to_string(in.nid) + ": data layout " +
-                                  std::to_string(in.layout) + " (compressed or chunk-based) is not read");
+                                  std::to_string(in.layout) + " (compressed) is not read");
+    if (in.layout == ef::kLayoutChunkBased &&
+        (!S_ISREG(in.mode) || !(sb_.feature_incompat & ef::kIncompatChunkedFile)))
+      return Corrupt(in, "chunk-based data layout on a non-file or without the chunked-file feature");
     if (in.pos + in.inode_size + in.xattr_size > b_.size()) return Corrupt(in, "xattrs beyond the image");
     switch (in.mode & S_IFMT) {
       case S_IFREG: case S_IFDIR: case S_IFLNK: case S_IFCHR: case S_IFBLK: case S_IFIFO: case S_IFSOCK: break;
@@ -205,6 +209,7 @@ class ErofsFs final : public FsView {
   Result<std::span<const std::byte>> Data(const Inode& in, uint64_t at, uint64_t len) const {
     if (at >= in.size) return std::span<const std::byte>{};
     len = std::min(len, in.size - at);
+    if (in.layout == ef::kLayoutChunkBased) return ChunkData(in, at, len);
     // Flat inline: whole blocks from raw_blkaddr, the tail after the inode.
     const uint64_t tail = in.layout == ef::kLayoutFlatInline ? in.size % kBlk : 0;
     const uint64_t in_blocks = in.size - tail;
@@ -217,6 +222,25 @@ class ErofsFs final : public FsView {
     if (tail_at % kBlk + tail > kBlk) return Corrupt(in, "inline data crosses a block boundary");
     if (tail_at + tail > b_.size()) return Corrupt(in, "inline data beyond the image");
     return b_.subspan(tail_at + (at - in_blocks), len);
+  }
+
+  // Chunk-based files: each chunk's blocks, or zeros for a hole.
+  Result<std::span<const std::byte>> ChunkData(const Inode& in, uint64_t at, uint64_t len) const {
+    const uint32_t bits = ef::kBlockBits + (in.i_u & ef::kChunkBlkbitsMask);
+    const uint64_t unit = in.i_u & ef::kChunkIndexes ? 8 : 4;
+    const uint64_t chunk = at >> bits;
+    const uint64_t entry = ((in.pos + in.inode_size + in.xattr_size + unit - 1) & ~(unit - 1)) + chunk * unit;
+    if (entry + unit > b_.size()) return Corrupt(in, "chunk map beyond the image");
+    // An 8-byte index keeps its block address in the last 4 bytes.
+    const uint32_t blkaddr = LoadAt<uint32_t>(b_, entry + (unit == 8 ? 4 : 0));
+    if (unit == 8 && LoadAt<uint16_t>(b_, entry + 2) != 0)
+      return Status::NotSupported(name_ + ": EROFS nid " + std::to_string(in.nid) + ": chunks on other devices are not read");
+    const uint64_t chunk_end = (chunk + 1) << bits;
+    len = std::min(len, chunk_end - at);
+    if (blkaddr == ef::kNullAddr) return ZeroPage().first(std::min<uint64_t>(len, ZeroPage().size()));
+    const uint64_t start = (uint64_t{blkaddr} << ef::kBlockBits) + (at - (chunk << bits));
+    if (start > b_.size() || len > b_.size() - start) return Corrupt(in, "chunk data beyond the image");
+    return b_.subspan(start, len);
   }
 
   Result<std::vector<FsDirEntry>> Entries(Ino dir, bool with_dots) const {

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "daxfs/format.h"
+#include "format/overlay_xattrs.h"
 #include "fuse/passthrough.h"
 #include "fuse/region_guard.h"
 #include "fuse/stat_readers.h"
@@ -58,8 +59,8 @@ struct Context {
 
 // OverlayFS data-only lower layers (kernel 6.5+, as composefs uses them):
 // a metacopy file whose absolute redirect names its data in the data layer.
-constexpr std::string_view kOverlayMetacopy = "trusted.overlay.metacopy";
-constexpr std::string_view kOverlayRedirect = "trusted.overlay.redirect";
+using format::kOverlayMetacopy;
+using format::kOverlayRedirect;
 
 // The overlay xattr `name` of `ino`, if it has one.
 std::optional<std::string> OverlayXattr(const Context& c, Ino ino, std::string_view name) {
@@ -67,7 +68,7 @@ std::optional<std::string> OverlayXattr(const Context& c, Ino ino, std::string_v
   auto object = c.image->object_name(ino);
   if (!object.ok()) return std::nullopt;  // not a file with data
   if (name == kOverlayMetacopy) return std::string();
-  return "/" + *object;
+  return format::OverlayRedirect(*object);
 }
 
 // fi->fh of files opened with a backing file (0 for every other open).
