@@ -41,6 +41,7 @@
 #include <cstddef>
 #include <cstring>
 #include <functional>
+#include <future>
 #include <map>
 #include <unordered_map>
 #include <mutex>
@@ -118,6 +119,24 @@ struct Context {
   // and, on the second, what may follow the reply (pages).
   Notifier notifier{"daxfs-notify"};
   Notifier lazy_notifier{"daxfs-notify-pg"};
+  // Taking a view's cached names and queueing their invalidation on
+  // `notifier` happen together under this lock (taken before `mu`). The
+  // notifier runs jobs in order, so a commit's reply, queued after, never
+  // overtakes the invalidation of names another thread took first (the
+  // watcher that saw the end, a CREATE closing ended views): when the
+  // caller hears "committed", /@NAME no longer resolves.
+  std::mutex take_mu;
+
+  // Queues the invalidation of `names` (the caller holds take_mu).
+  void PostInvalidations(Names names) {
+    fuse_session* s = se.load();
+    if (names.empty() || s == nullptr) return;
+    notifier.Post(
+        [s, names = std::move(names)] {
+          for (const auto& [dir, nm] : names) fuse_lowlevel_notify_inval_entry(s, dir, nm.data(), nm.size());
+        },
+        nullptr);
+  }
 
   void Opened(fuse_ino_t ino) {
     std::lock_guard lock(mu);
@@ -266,17 +285,27 @@ struct Context {
     return out;
   }
   // Closes the Branch objects of an ended view (its calls answer ESTALE).
+  // Names the kernel still caches go with it (once its name is forgotten,
+  // nothing else would drop them).
   void CloseView(const std::string& view_name, uint64_t id) {
     std::shared_ptr<Branch> r, w;
     {
-      std::lock_guard lock(mu);
-      auto it = view_ids.find(view_name);
-      if (it == view_ids.end() || views[it->second]->reader->id() != id) return;
-      r = views[it->second]->reader;
-      w = views[it->second]->writer;
-      views[it->second]->closed = true;
-      // A branch made later under the same name gets a view of its own.
-      view_ids.erase(it);
+      std::lock_guard take(take_mu);
+      Names names;
+      {
+        std::lock_guard lock(mu);
+        auto it = view_ids.find(view_name);
+        if (it == view_ids.end() || views[it->second]->reader->id() != id) return;
+        View& v = *views[it->second];
+        r = v.reader;
+        w = v.writer;
+        v.closed = true;
+        names.assign(v.cached_names.begin(), v.cached_names.end());
+        v.cached_names.clear();
+        // A branch made later under the same name gets a view of its own.
+        view_ids.erase(it);
+      }
+      PostInvalidations(std::move(names));
     }
     if (r) r->close();
     if (w) w->close();
@@ -296,17 +325,24 @@ struct Context {
     }
     std::vector<std::shared_ptr<Branch>> to_close;
     {
-      std::lock_guard lock(mu);
-      for (const auto& [name, id] : candidates) {
-        auto it = view_ids.find(name);
-        if (it == view_ids.end()) continue;
-        View& v = *views[it->second];
-        if (v.reader->id() != id || v.reader.use_count() > 1 || (v.writer && v.writer.use_count() > 1)) continue;
-        v.closed = true;
-        view_ids.erase(it);
-        to_close.push_back(v.reader);
-        if (v.writer) to_close.push_back(v.writer);
+      std::lock_guard take(take_mu);
+      Names names;
+      {
+        std::lock_guard lock(mu);
+        for (const auto& [name, id] : candidates) {
+          auto it = view_ids.find(name);
+          if (it == view_ids.end()) continue;
+          View& v = *views[it->second];
+          if (v.reader->id() != id || v.reader.use_count() > 1 || (v.writer && v.writer.use_count() > 1)) continue;
+          v.closed = true;
+          view_ids.erase(it);
+          names.insert(names.end(), v.cached_names.begin(), v.cached_names.end());
+          v.cached_names.clear();
+          to_close.push_back(v.reader);
+          if (v.writer) to_close.push_back(v.writer);
+        }
       }
+      PostInvalidations(std::move(names));
     }
     for (auto& b : to_close) b->close();
     return to_close.size();
@@ -792,6 +828,8 @@ void EndBranchThenReply(Context& c, fuse_req_t req, uint32_t view, bool commit, 
   // Of a parent whose entries are not cached, only the mount root's
   // attributes are (see AttrTimeout).
   const bool parent_leased = commit && !parent.empty() && c.Leased(parent);
+  // Held until the job is queued (see Context::take_mu).
+  std::unique_lock take(c.take_mu);
   Names parent_names = parent_leased ? c.TakeNames(parent) : Names{};
   std::vector<fuse_ino_t> parent_attrs =
       parent_leased ? c.NodesOf(parent) : commit ? std::vector<fuse_ino_t>{FUSE_ROOT_ID} : std::vector<fuse_ino_t>{};
@@ -826,7 +864,15 @@ void EndBranchThenReply(Context& c, fuse_req_t req, uint32_t view, bool commit, 
         nullptr);
   }
   if (ThreadRepliesOnRing()) {
-    notify();
+    // The reply must leave from this thread: wait for the notifier to have
+    // run everything queued before, and this job.
+    auto done = std::make_shared<std::promise<void>>();
+    auto ran = done->get_future();
+    c.notifier.Post(std::move(notify), [done] { done->set_value(); });
+    take.unlock();
+    // (Bounded: a notifier given up at unmount runs nothing more.)
+    while (ran.wait_for(std::chrono::seconds(1)) != std::future_status::ready)
+      if (c.se.load() == nullptr) break;
     return reply();
   }
   c.notifier.Post(std::move(notify), std::move(reply));
@@ -918,8 +964,10 @@ class Watcher {
         changed = was == last.end() || was->second.log_bytes != is->second.log_bytes;
       }
       if (!changed) continue;
-      for (const auto& [dir, nm] : c_.TakeNames(name))
-        fuse_lowlevel_notify_inval_entry(se, dir, nm.data(), nm.size());
+      {
+        std::lock_guard take(c_.take_mu);
+        c_.PostInvalidations(c_.TakeNames(name));
+      }
       for (fuse_ino_t i : c_.NodesOf(name)) {
         fuse_lowlevel_notify_inval_inode(se, i, 0, 0);
       }
