@@ -54,6 +54,13 @@ struct BuildOptions {
   // holds only metadata and the digests. Created if missing; the image
   // records its absolute path.
   std::string object_dir;
+  // A container image's config (the OCI image config JSON: entrypoint,
+  // env, working directory, user...), recorded in the image (docs/FORMAT.md
+  // §13). BuildFromContainerImage sets it from the image.
+  std::string container_config;
+  // BuildFromContainerImage: the platform ("os/arch[/variant]") whose
+  // manifest to take from a multi-platform image; empty: this machine's.
+  std::string platform;
   // Called now and then from the building thread.
   std::function<void(const BuildProgress&)> progress;
 };
@@ -70,6 +77,8 @@ struct BuildStats {
   uint64_t erofs_bytes = 0;    // the EROFS view's area (inodes, directories, inline files)
   uint64_t inline_bytes = 0;   // small-file bytes stored inline in it
   std::string erofs_skipped;   // BuildOptions::Erofs::kAuto: why there is no EROFS view
+  std::string container_image; // BuildFromContainerImage: which image (name, platform)
+  uint64_t layers = 0;         // ... and how many layers it applied
   uint64_t duplicate_files = 0;  // files whose contents were already stored
   uint64_t duplicate_bytes = 0;  // bytes not stored again thanks to that
   uint64_t image_size = 0;
@@ -89,5 +98,15 @@ Result<BuildStats> BuildFromDirectory(const std::string& source_dir, const std::
 // Builds from a tar archive (any format and compression libarchive reads).
 Result<BuildStats> BuildFromTar(const std::string& tar_path, const std::string& output,
                                 const BuildOptions& options);
+// Builds the root filesystem of a container image: `ref` is
+// oci:DIR[:REF], oci-archive:FILE[:REF] or docker-archive:FILE[:REPO:TAG].
+// Every blob is checked against its digest before anything is written;
+// layers are applied in order with their whiteouts; the image's config is
+// recorded (ImageInfo::container_config).
+Result<BuildStats> BuildFromContainerImage(const std::string& ref, const std::string& output,
+                                           const BuildOptions& options);
+// Whether `source` is a container image reference (oci:, oci-archive:,
+// docker-archive:).
+bool IsContainerImageRef(const std::string& source);
 
 }  // namespace daxfs

@@ -54,10 +54,12 @@ enum FeatureCompat : uint64_t {
   kFeatureXattrs = 1ull << 2,        // xattr area present
   kFeatureMetaCsum = 1ull << 3,      // ext.meta_csum valid
   kFeatureDataCsum = 1ull << 4,      // ext.data_csum valid
-  kFeatureErofsView = 1ull << 5,     // an EROFS superblock at 1024 describes the same tree (§7)
+  kFeatureErofsView = 1ull << 5,     // an EROFS superblock at 1024 describes the same tree (§11)
+  kFeatureContainerConfig = 1ull << 6,  // a container image's config is recorded (§13)
 };
 inline constexpr uint64_t kKnownCompat = kFeatureSortedDirs | kFeatureInodeExt | kFeatureXattrs |
-                                         kFeatureMetaCsum | kFeatureDataCsum | kFeatureErofsView;
+                                         kFeatureMetaCsum | kFeatureDataCsum | kFeatureErofsView |
+                                         kFeatureContainerConfig;
 // Incompatible features: a reader must refuse an image with unknown ones.
 enum FeatureIncompat : uint64_t {
   kFeatureCompactDirs = 1ull << 0,   // directories use the compact layout
@@ -79,6 +81,11 @@ inline constexpr size_t kExtObjectDirLength = 24;     // u64 bytes (no NUL)
 inline constexpr size_t kExtErofsChecksum = 32;       // u64
 inline constexpr uint64_t kErofsBlock0Begin = 1024;
 inline constexpr uint64_t kErofsBlock0End = 4096;
+// kFeatureContainerConfig: where the OCI image config (JSON) is, in the
+// metadata area (covered by meta_csum).
+inline constexpr size_t kExtContainerConfigOffset = 40;  // u64 base-relative
+inline constexpr size_t kExtContainerConfigLength = 48;  // u64 bytes
+inline constexpr uint64_t kContainerConfigMax = 1 << 20;
 inline constexpr uint64_t kObjectDigestSize = 32;
 inline constexpr uint64_t kObjectDirPathMax = 4096;
 

@@ -80,6 +80,8 @@ struct ImageInfo {
   bool objects = false;     // file data lives in an object directory (§6.2)
   std::string object_dir;   // the object directory in use (objects only)
   std::string recorded_object_dir;  // the path mkdaxfs recorded in the image
+  // Built from a container image: its config (OCI image config JSON).
+  std::string container_config;
   int64_t build_time = 0;
   uint64_t file_count = 0;
   std::string label;

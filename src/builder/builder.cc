@@ -7,6 +7,8 @@
 #include "builder/layout.h"
 #include "builder/object_sink.h"
 #include "builder/source.h"
+#include "container/image_ref.h"
+#include "container/image_source.h"
 #include "output/new_file.h"
 
 namespace daxfs {
@@ -34,6 +36,7 @@ Result<BuildStats> Build(build::Source* source, const std::string& source_path,
   }
   build::Tree tree;
   DAXFS_RETURN_IF_ERROR(source->Scan(&tree, options));
+  if (std::string config = source->ContainerConfig(); !config.empty()) options.container_config = std::move(config);
   std::vector<uint64_t> data_key(tree.inodes.size());
   for (size_t i = 0; i < tree.inodes.size(); ++i) data_key[i] = source->DataOrderKey(tree.inodes[i]);
   DAXFS_ASSIGN_OR_RETURN(build::Layout layout, build::ComputeLayout(&tree, options, data_key));
@@ -56,5 +59,27 @@ Result<BuildStats> BuildFromTar(const std::string& tar_path, const std::string& 
   auto source = build::NewTarSource(tar_path);
   return Build(source.get(), tar_path, output, options);
 }
+
+Result<BuildStats> BuildFromContainerImage(const std::string& ref_text, const std::string& output,
+                                           const BuildOptions& options) {
+  DAXFS_ASSIGN_OR_RETURN(container::ImageRef ref, container::ParseImageRef(ref_text));
+  DAXFS_ASSIGN_OR_RETURN(container::ContainerImage image, container::OpenContainerImage(ref, options.platform));
+  // Every layer checked before anything is written (objects included).
+  if (options.progress) {
+    BuildProgress p;
+    p.phase = "verifying layers";
+    options.progress(p);
+  }
+  DAXFS_RETURN_IF_ERROR(container::VerifyLayers(image));
+  const std::string description = image.description;
+  const uint64_t layers = image.layers.size();
+  auto source = build::NewLayersSource(std::move(image));
+  DAXFS_ASSIGN_OR_RETURN(BuildStats stats, Build(source.get(), ref.path, output, options));
+  stats.container_image = description;
+  stats.layers = layers;
+  return stats;
+}
+
+bool IsContainerImageRef(const std::string& source) { return container::IsImageRef(source); }
 
 }  // namespace daxfs

@@ -113,6 +113,8 @@ void SerializeMetadata(const Tree& tree, const Layout& layout, const BuildOption
     std::memcpy(b + layout.xattr_offset, layout.xattr_area.data(), layout.xattr_area.size());
   if (layout.objects)
     std::memcpy(b + layout.object_dir_offset, options.object_dir.data(), options.object_dir.size());
+  if (layout.container_config_offset != 0)
+    std::memcpy(b + layout.container_config_offset, options.container_config.data(), options.container_config.size());
 }
 
 // XXH3-64 of the image file's bytes [begin, end).
@@ -161,6 +163,12 @@ void FillSuperblock(const Layout& layout, const BuildOptions& options, uint64_t 
       const uint64_t off = layout.object_dir_offset, len = options.object_dir.size();
       std::memcpy(e.reserved + fmt::kExtObjectDirOffset, &off, 8);
       std::memcpy(e.reserved + fmt::kExtObjectDirLength, &len, 8);
+    }
+    if (layout.container_config_offset != 0) {
+      e.features_compat |= fmt::kFeatureContainerConfig;
+      const uint64_t off = layout.container_config_offset, len = options.container_config.size();
+      std::memcpy(e.reserved + fmt::kExtContainerConfigOffset, &off, 8);
+      std::memcpy(e.reserved + fmt::kExtContainerConfigLength, &len, 8);
     }
     if (!layout.xattr_area.empty()) {
       e.features_compat |= fmt::kFeatureXattrs;

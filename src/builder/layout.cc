@@ -55,6 +55,9 @@ Result<Layout> ComputeLayout(Tree* tree, const BuildOptions& options,
   out.objects = !options.object_dir.empty();
   if (out.objects && options.upstream_only)
     return Status::InvalidArgument("an object-store image cannot be a plain upstream image");
+  if (options.container_config.size() > fmt::kContainerConfigMax)
+    return Status::InvalidArgument("the container image's config is larger than " +
+                                   std::to_string(fmt::kContainerConfigMax) + " bytes");
   if (options.object_dir.size() > fmt::kObjectDirPathMax)
     return Status::InvalidArgument(options.object_dir + ": object directory path longer than " +
                                    std::to_string(fmt::kObjectDirPathMax) + " bytes");
@@ -153,6 +156,10 @@ Result<Layout> ComputeLayout(Tree* tree, const BuildOptions& options,
   if (out.objects) {
     out.object_dir_offset = cursor;
     cursor += options.object_dir.size();
+  }
+  if (!options.container_config.empty() && !options.upstream_only) {
+    out.container_config_offset = cursor;
+    cursor += options.container_config.size();
   }
   cursor = fmt::AlignUp(cursor, 8);
   if (!options.upstream_only) {

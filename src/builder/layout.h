@@ -25,6 +25,7 @@ struct Layout {
   bool compact_dirs = false;         // format::kFeatureCompactDirs
   bool objects = false;              // format::kFeatureObjects: digests, no data area
   uint64_t object_dir_offset = 0;    // base-relative recorded object directory path
+  uint64_t container_config_offset = 0;  // base-relative container config (0: none)
   BuildStats stats;
 };
 

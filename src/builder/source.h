@@ -12,6 +12,10 @@
 #include "daxfs/builder.h"
 #include "daxfs/status.h"
 
+namespace daxfs::container {
+struct ContainerImage;
+}
+
 namespace daxfs::build {
 
 // Receives file data in layout order.
@@ -41,10 +45,15 @@ class Source {
   // Streams the contents of `order` (regular files with size > 0) to `sink`.
   virtual Status EmitData(const Tree& tree, const std::vector<uint32_t>& order,
                           DataSink* sink) = 0;
+  // A container image's config (OCI image config JSON), recorded in the
+  // image; empty for other sources.
+  virtual std::string ContainerConfig() const { return {}; }
 };
 
 std::unique_ptr<Source> NewDirectorySource(std::string root);
 std::unique_ptr<Source> NewTarSource(std::string path);
+// A container image's layers, applied in order (whiteouts, opaque dirs).
+std::unique_ptr<Source> NewLayersSource(container::ContainerImage image);
 
 // Applies --all-time / SOURCE_DATE_EPOCH clamping and forced owners.
 void ApplyMetadataOptions(InodeRec* inode, const BuildOptions& options);

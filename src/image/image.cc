@@ -37,7 +37,7 @@ std::string FeatureNames(const ImageInfo& info) {
       {fmt::kFeatureSortedDirs, "sorted-dirs"}, {fmt::kFeatureInodeExt, "inode-ext"},
       {fmt::kFeatureXattrs, "xattrs"},          {fmt::kFeatureMetaCsum, "meta-csum"},
       {fmt::kFeatureDataCsum, "data-csum"},
-      {fmt::kFeatureErofsView, "erofs-view"}};
+      {fmt::kFeatureErofsView, "erofs-view"}, {fmt::kFeatureContainerConfig, "container-config"}};
   static constexpr std::pair<uint64_t, const char*> kIncompat[] = {
       {fmt::kFeatureCompactDirs, "compact-dirs"}, {fmt::kFeatureBranchRegion, "branch-region"},
       {fmt::kFeatureObjects, "objects"}};
@@ -156,6 +156,18 @@ Status Image::Init(const OpenOptions& options) {
     return corrupt("version 6 image without the daxfs extension header");
   base_ = bytes.data() + sb.base_offset;
   base_size_ = sb.base_size;
+  if (info_.features_compat & fmt::kFeatureContainerConfig) {
+    uint64_t off = 0, len = 0;
+    std::memcpy(&off, sb.ext.reserved + fmt::kExtContainerConfigOffset, 8);
+    std::memcpy(&len, sb.ext.reserved + fmt::kExtContainerConfigLength, 8);
+    if (len == 0 || len > fmt::kContainerConfigMax || off < sizeof(fmt::BaseSuper) || off > info_.meta_size ||
+        len > info_.meta_size - off)
+      return corrupt("container config [" + std::to_string(off) + ", +" + std::to_string(len) +
+                     ") (superblock offset " +
+                     std::to_string(offsetof(fmt::Superblock, ext.reserved) + fmt::kExtContainerConfigOffset) +
+                     ") is outside the metadata area");
+    info_.container_config.assign(reinterpret_cast<const char*>(base_ + off), len);
+  }
   const auto bs = fmt::Load<fmt::BaseSuper>(base_);
   const std::string at = " (base superblock at offset " + std::to_string(sb.base_offset) + ")";
   if (bs.magic != fmt::kBaseMagic)

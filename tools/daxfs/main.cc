@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "daxfs/check.h"
+#include "daxfs/container.h"
 #include "daxfs/erofs.h"
 #include "daxfs/erofs_format.h"
 #include "common/progress.h"
@@ -85,8 +86,24 @@ void PrintLong(const Image& img, const Attr& a, const std::string& name) {
   std::printf("\n");
 }
 
-int CmdInfo(const Image& img) {
+// A JSON-ish list of strings, for one line.
+std::string QuotedList(const std::vector<std::string>& v) {
+  std::string out = "[";
+  for (size_t k = 0; k < v.size(); ++k) out += (k ? ", \"" : "\"") + Q(v[k]) + "\"";
+  return out + "]";
+}
+
+int CmdInfo(const Image& img, bool config_json) {
   const auto& i = img.info();
+  if (config_json) {
+    if (i.container_config.empty()) {
+      std::fprintf(stderr, "daxfs: %s: not built from a container image (no config recorded)\n",
+                   Q(img.region().name()).c_str());
+      return 1;
+    }
+    std::printf("%s\n", i.container_config.c_str());
+    return 0;
+  }
   std::printf("image:           %s\n", Q(img.region().name()).c_str());
   std::printf("format:          %s\n",
               i.compact_dirs        ? "daxfs compact (version 6: not readable by the upstream v5 module)"
@@ -119,6 +136,19 @@ int CmdInfo(const Image& img) {
     std::printf("features:        %s\n", daxfs::FeatureNames(i).c_str());
     std::printf("built:           %s\n", TimeString(i.build_time, 0).c_str());
     if (!i.label.empty()) std::printf("label:           %s\n", Q(i.label).c_str());
+  }
+  if (!i.container_config.empty()) {
+    auto c = daxfs::ParseContainerConfig(i.container_config);
+    if (!c.ok()) {
+      std::printf("container:       config recorded, but %s\n", c.status().message().c_str());
+    } else {
+      std::printf("container:       %s (--config prints the whole config)\n", Q(c->platform).c_str());
+      if (!c->entrypoint.empty()) std::printf("  entrypoint:    %s\n", QuotedList(c->entrypoint).c_str());
+      if (!c->cmd.empty()) std::printf("  cmd:           %s\n", QuotedList(c->cmd).c_str());
+      if (!c->working_dir.empty()) std::printf("  working dir:   %s\n", Q(c->working_dir).c_str());
+      if (!c->user.empty()) std::printf("  user:          %s\n", Q(c->user).c_str());
+      for (const auto& e : c->env) std::printf("  env:           %s\n", Q(e).c_str());
+    }
   }
   return 0;
 }
@@ -355,6 +385,9 @@ int main(int argc, char** argv) {
   auto* info = app.add_subcommand("info", "Show the superblock and image summary");
   add_image(info);
   info->add_flag("--verify", verify, "Also verify the metadata checksum");
+  bool config_json = false;
+  info->add_flag("--config", config_json,
+                 "Print the container image config recorded by mkdaxfs (OCI image config JSON) and nothing else");
   auto* ls = app.add_subcommand("ls", "List a directory with inode metadata");
   add_image(ls);
   ls->add_option("PATH", path, "Path inside the image (default /)");
@@ -442,7 +475,7 @@ int main(int argc, char** argv) {
   }
   const Image& i = **img;
   int rc = 0;
-  if (info->parsed()) rc = CmdInfo(i);
+  if (info->parsed()) rc = CmdInfo(i, config_json);
   else if (ls->parsed()) rc = CmdLs(i, path, recursive);
   else if (st->parsed()) rc = CmdStat(i, path);
   else if (cat->parsed()) rc = CmdCat(i, path);

@@ -49,24 +49,33 @@ daxfs::Result<daxfs::BuildStats> ConvertImage(const std::string& source, const s
 int main(int argc, char** argv) {
   std::setlocale(LC_CTYPE, "");  // which characters are printable in messages
   CLI::App app{
-      "Build a daxfs image from a directory or a tar archive.\n\n"
+      "Build a daxfs image from a directory, a tar archive or a container image.\n\n"
       "Files of 4 KiB and more start on a 4 KiB boundary so they can be mapped\n"
       "in place; smaller files are packed together and identical contents are\n"
       "stored once. Directories use the compact layout unless --upstream-readable\n"
       "or --upstream asks for images the upstream daxfs v5 kernel module reads.\n"
       "Output is reproducible: the same input gives the same bytes (set\n"
-      "SOURCE_DATE_EPOCH or --all-time to pin timestamps).",
+      "SOURCE_DATE_EPOCH or --all-time to pin timestamps).\n\n"
+      "Container images (the root filesystem, layers applied with their\n"
+      "whiteouts, every blob checked against its digest, the config recorded):\n"
+      "  mkdaxfs app.img oci-archive:app.tar        podman save --format oci-archive\n"
+      "  mkdaxfs app.img docker-archive:app.tar     docker save, podman save\n"
+      "  mkdaxfs app.img oci:DIR[:REF]              an OCI layout (skopeo copy ... oci:DIR)",
       "mkdaxfs"};
   std::string output, source, label;
   bool tar = false, quiet = false, no_xattrs = false, upstream = false, all_root = false;
   bool upstream_readable = false, no_pack = false, no_dedup = false, erofs = false, no_erofs = false;
-  std::string all_time, uid, gid, object_dir;
+  std::string all_time, uid, gid, object_dir, platform;
   app.add_option("IMAGE", output, "Image file to write (replaced atomically)")->required();
   app.add_option("SOURCE", source,
-                 "Directory, tar archive (.tar, .tar.gz, .tar.zst, ...) or a daxfs image to "
-                 "convert (e.g. to the object-store form)")
+                 "Directory, tar archive (.tar, .tar.gz, .tar.zst, ...), container image "
+                 "(oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:REPO:TAG]) or a daxfs "
+                 "image to convert (e.g. to the object-store form)")
       ->required();
   app.add_flag("--tar", tar, "Treat SOURCE as a tar archive (default: guessed from SOURCE)");
+  app.add_option("--platform", platform,
+                 "Container images: the platform to take from a multi-platform image, OS/ARCH[/VARIANT] "
+                 "(default: this machine's, e.g. linux/amd64)");
   app.add_option("-L,--label", label, "Volume label (up to 63 bytes)");
   app.add_option("-T,--all-time", all_time,
                  "Set every mtime to this UNIX time (default: keep; SOURCE_DATE_EPOCH clamps)");
@@ -143,8 +152,13 @@ int main(int argc, char** argv) {
   if (!uid.empty() && !parse_id(uid, "--force-uid", &opts.force_uid)) return 2;
   if (!gid.empty() && !parse_id(gid, "--force-gid", &opts.force_gid)) return 2;
 
+  opts.platform = platform;
+  const bool container = daxfs::IsContainerImageRef(source);
   struct stat st;
-  if (stat(source.c_str(), &st) != 0) {
+  if (container) {
+    st = {};
+    st.st_mode = S_IFDIR;  // neither a tar nor an image to convert
+  } else if (stat(source.c_str(), &st) != 0) {
     std::fprintf(stderr, "mkdaxfs: %s: %s\n", daxfs::tools::EscapeControls(source).c_str(),
                  std::strerror(errno));
     return 1;
@@ -156,7 +170,8 @@ int main(int argc, char** argv) {
   daxfs::tools::ProgressLine progress(!quiet);
   opts.progress = [&](const daxfs::BuildProgress& p) { progress.Update(p); };
   const auto start = std::chrono::steady_clock::now();
-  auto result = image_source ? ConvertImage(source, output, opts)
+  auto result = container      ? daxfs::BuildFromContainerImage(source, output, opts)
+                : image_source ? ConvertImage(source, output, opts)
                 : tar        ? daxfs::BuildFromTar(source, output, opts)
                              : daxfs::BuildFromDirectory(source, output, opts);
   progress.Finish();
@@ -165,7 +180,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   // A tree that cannot have the EROFS view (default: written when possible).
-  if (!quiet && !result->erofs_skipped.empty() && !upstream && object_dir.empty())
+  if (!quiet && !result->erofs_skipped.empty() && !upstream)
     std::fprintf(stderr, "mkdaxfs: note: no EROFS view: %s\n",
                  daxfs::tools::EscapeControls(result->erofs_skipped).c_str());
   if (!quiet) {
@@ -176,6 +191,9 @@ int main(int argc, char** argv) {
                 daxfs::tools::EscapeControls(output).c_str(), (unsigned long long)s.inodes, (unsigned long long)s.regular_files,
                 (unsigned long long)s.directories, (unsigned long long)s.symlinks,
                 (unsigned long long)s.special_files, (unsigned long long)s.hardlinks);
+    if (!s.container_image.empty())
+      std::printf("  from %s: %llu layers\n", daxfs::tools::EscapeControls(s.container_image).c_str(),
+                  (unsigned long long)s.layers);
     std::printf("  file data %s, metadata %s, image %s, built in %.2fs\n",
                 HumanBytes(s.file_bytes).c_str(), HumanBytes(s.metadata_size).c_str(),
                 HumanBytes(s.image_size).c_str(), secs);

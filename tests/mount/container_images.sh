@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Container images in: mkdaxfs reads `podman save`'s OCI archive, its
+# docker-archive and an OCI layout directory, applies the layers (whiteouts,
+# opaque directories, hard links within and across layers, xattrs, devices,
+# symlinks) and gives the tree podman itself gives for the image
+# (`podman image mount`), file by file. Damaged input (a corrupted or
+# missing blob, an absent platform, a layer that leaves the root or writes
+# through a symlink) is refused with a message naming it, and nothing is
+# written.
+source "$(dirname "$0")/lib.bash" "${1:-}"
+command -v podman >/dev/null || skip "no podman"
+command -v runc >/dev/null || skip "no runc"
+command -v busybox >/dev/null || skip "no busybox"
+# shellcheck source=tests/mount/podman.bash
+source "$(dirname "$0")/podman.bash"
+
+# 1. An image of four layers, built by podman.
+make_test_images "$WORK/ctx" app
+for form in oci-archive docker-archive oci-dir; do
+  case $form in
+    oci-dir) podman save -q --format oci-dir -o "$WORK/app-oci" "$APP_IMAGE"; ref=oci:$WORK/app-oci ;;
+    *) podman save -q --format "$form" -o "$WORK/app-$form.tar" "$APP_IMAGE"; ref=$form:$WORK/app-$form.tar ;;
+  esac
+  "$MKDAXFS" -q "$WORK/$form.img" "$ref" || fail "$form: mkdaxfs $ref"
+done
+ref_root=$(podman image mount "$APP_IMAGE")
+PODMAN_MOUNTED=$APP_IMAGE
+for form in oci-archive docker-archive oci-dir; do
+  mount_image "$WORK/$form.img" "$WORK/m-$form"
+  # Directory link counts differ only because OverlayFS reports 1 for a
+  # merged directory; links are compared as groups of names per inode.
+  diff <(describe_container_tree "$ref_root") <(describe_container_tree "$WORK/m-$form") > "$WORK/diff" ||
+    { head -20 "$WORK/diff" >&2; fail "$form: the tree differs from podman's"; }
+  (cd "$ref_root" && find . -type f -print0) | while IFS= read -r -d '' f; do
+    cmp -s "$ref_root/$f" "$WORK/m-$form/$f" || echo "$f"
+  done > "$WORK/diff"
+  [ ! -s "$WORK/diff" ] || { head "$WORK/diff" >&2; fail "$form: contents differ"; }
+  umount "$WORK/m-$form"
+done
+# What the layers did, seen in the result (the comparison above could pass
+# on a tree without them if podman's were wrong too).
+m=$WORK/m-oci-archive
+mount_image "$WORK/oci-archive.img" "$m"
+[ ! -e "$m/etc/motd" ] || fail "a whiteout did not remove /etc/motd"
+[ "$(ls "$m/opt/old")" = new ] || fail "the opaque /opt/old still shows lower entries: $(ls "$m/opt/old")"
+[ "$(getfattr -h --absolute-names --only-values -n user.layer "$m/opt/app/version")" = three ] || fail "xattr of a later layer lost"
+[ "$(stat -c %i "$m/etc/base-a")" = "$(stat -c %i "$m/etc/base-a-link")" ] || fail "hard link within a layer lost"
+[ "$(stat -c %i "$m/opt/app/cross-a")" = "$(stat -c %i "$m/opt/app/cross-b")" ] || fail "hard link across layers lost"
+[ -c "$m/etc/null" ] && [ -p "$m/etc/fifo" ] || fail "devices or fifos lost"
+"$DAXFS" info "$WORK/oci-archive.img" | grep -q '^  cmd: *\["/bin/sh", "-c", "cat /opt/app/version"\]' ||
+  fail "the image config is not recorded: $("$DAXFS" info "$WORK/oci-archive.img")"
+"$DAXFS" info --config "$WORK/oci-archive.img" | grep -q '"diff_ids"' || fail "daxfs info --config"
+
+# 2. Refusals: each leaves no image behind.
+refuse() {  # NAME EXPECTED-MESSAGE-REGEX mkdaxfs-args...
+  local name=$1 want=$2; shift 2
+  rm -f "$WORK/bad.img"
+  if "$MKDAXFS" -q "$WORK/bad.img" "$@" 2> "$WORK/err"; then fail "$name: accepted"; fi
+  grep -Eq -- "$want" "$WORK/err" || fail "$name: message: $(cat "$WORK/err")"
+  [ ! -e "$WORK/bad.img" ] || fail "$name: an image was written"
+}
+cp -a "$WORK/app-oci" "$WORK/broken"
+layer=$(ls -S "$WORK/broken/blobs/sha256" | head -1)  # the largest blob: a layer
+printf 'X' | dd of="$WORK/broken/blobs/sha256/$layer" bs=1 seek=100 conv=notrunc status=none
+refuse "corrupted blob" "$layer.*does not match its digest" "oci:$WORK/broken"
+rm "$WORK/broken/blobs/sha256/$layer"
+refuse "missing blob" "$layer.*missing" "oci:$WORK/broken"
+refuse "absent platform" "is for linux/[a-z0-9_]+, not linux/s390x|no manifest for platform linux/s390x" --platform linux/s390x "oci-archive:$WORK/app-oci-archive.tar"
+refuse "absent name" "no image named 'nope'" "oci:$WORK/app-oci:nope"
+refuse "not an archive" "not a tar archive|no manifest.json" "docker-archive:/etc/hostname"
+# Hand-made layers: one entry leaves the root; one writes through an
+# absolute symlink a lower layer made.
+python3 - "$WORK" <<'PY'
+import io, sys, tarfile
+w = sys.argv[1]
+def layer(path, entries):
+    with tarfile.open(path, "w") as t:
+        for name, kind, data in entries:
+            i = tarfile.TarInfo(name)
+            if kind == "file":
+                i.size = len(data); t.addfile(i, io.BytesIO(data))
+            elif kind == "symlink":
+                i.type = tarfile.SYMTYPE; i.linkname = data; t.addfile(i)
+            elif kind == "hardlink":
+                i.type = tarfile.LNKTYPE; i.linkname = data; t.addfile(i)
+layer(f"{w}/escape.tar", [("etc/ok", "file", b"ok\n"), ("../escaped", "file", b"bad\n")])
+layer(f"{w}/link1.tar", [("etc", "symlink", "/etc")])
+layer(f"{w}/link2.tar", [("etc/passwd", "file", b"root::0:0::/:/bin/sh\n")])
+layer(f"{w}/hl1.tar", [("data/f", "file", b"lower\n")])
+layer(f"{w}/hl2.tar", [("data/g", "hardlink", "data/f"), ("data/.wh.nothing", "file", b"")])
+PY
+make_oci_layout "$WORK/escape-oci" "$WORK/escape.tar"
+refuse "layer leaving the root" "leaves the root" "oci:$WORK/escape-oci"
+make_oci_layout "$WORK/link-oci" "$WORK/link1.tar" "$WORK/link2.tar"
+refuse "layer writing through a symlink" "goes through /etc, which is a symlink" "oci:$WORK/link-oci"
+# A hard link in one layer to a file of a lower layer (the helper's
+# layouts are accepted when well formed).
+make_oci_layout "$WORK/hl-oci" "$WORK/hl1.tar" "$WORK/hl2.tar"
+"$MKDAXFS" -q "$WORK/hl.img" "oci:$WORK/hl-oci" || fail "a hard link to a lower layer's file was refused"
+mount_image "$WORK/hl.img" "$WORK/m-hl"
+[ "$(stat -c %i "$WORK/m-hl/data/f")" = "$(stat -c %i "$WORK/m-hl/data/g")" ] &&
+  [ "$(stat -c %h "$WORK/m-hl/data/g")" = 2 ] || fail "hard link across layers: $(ls -li "$WORK/m-hl/data")"
+echo PASS
