@@ -56,7 +56,7 @@ struct BuildOptions {
   std::string object_dir;
   // A container image's config (the OCI image config JSON: entrypoint,
   // env, working directory, user...), recorded in the image (docs/FORMAT.md
-  // §13). BuildFromContainerImage sets it from the image.
+  // §12). BuildFromContainerImage sets it from the image.
   std::string container_config;
   // BuildFromContainerImage: the platform ("os/arch[/variant]") whose
   // manifest to take from a multi-platform image; empty: this machine's.

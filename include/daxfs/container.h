@@ -1,4 +1,4 @@
-// Container images (docs/FORMAT.md §13): what an image built from one
+// Container images (docs/FORMAT.md §12): what an image built from one
 // (mkdaxfs IMAGE oci-archive:FILE, BuildFromContainerImage) records of the
 // image's config, so that a runtime can start the container from the daxfs
 // image alone.

@@ -55,7 +55,7 @@ enum FeatureCompat : uint64_t {
   kFeatureMetaCsum = 1ull << 3,      // ext.meta_csum valid
   kFeatureDataCsum = 1ull << 4,      // ext.data_csum valid
   kFeatureErofsView = 1ull << 5,     // an EROFS superblock at 1024 describes the same tree (§11)
-  kFeatureContainerConfig = 1ull << 6,  // a container image's config is recorded (§13)
+  kFeatureContainerConfig = 1ull << 6,  // a container image's config is recorded (§12)
 };
 inline constexpr uint64_t kKnownCompat = kFeatureSortedDirs | kFeatureInodeExt | kFeatureXattrs |
                                          kFeatureMetaCsum | kFeatureDataCsum | kFeatureErofsView |

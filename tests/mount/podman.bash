@@ -1,7 +1,7 @@
 # Helpers for the container image tests (sourced after lib.bash).
 # podman runs with runc (crun cannot raise RLIMIT_NPROC on CI's machines)
 # and lowered ulimits (runc cannot set podman's default nofile=1048576).
-PODMAN=(podman --runtime runc)
+PODMAN_CMD=(podman --runtime runc)
 PODMAN_RUN=(podman --runtime runc run --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 --network none)
 TAG_PREFIX=localhost/daxfs-test-$$
 PODMAN_MOUNTED=
@@ -45,7 +45,7 @@ RUN rm -rf /opt/old && mkdir /opt/old && echo fresh > /opt/old/new && echo more 
 RUN setfattr -n user.layer -v three /opt/app/version && chmod 4755 /opt/app/version
 CMD ["/bin/sh", "-c", "cat /opt/app/version"]
 EOF
-  "${PODMAN[@]}" build -q --ulimit nofile=1024:1024 -t "$APP_IMAGE" "$ctx" >/dev/null
+  "${PODMAN_CMD[@]}" build -q --ulimit nofile=1024:1024 -t "$APP_IMAGE" "$ctx" >/dev/null
 }
 
 # One line per entry: what must match between two container root trees.

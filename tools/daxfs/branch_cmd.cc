@@ -230,6 +230,8 @@ int CmdExport() {
   BuildOptions options;
   options.compact_dirs = !g.upstream_readable;
   options.erofs = g.no_erofs ? BuildOptions::Erofs::kNever : BuildOptions::Erofs::kAuto;
+  // A container's branch exported is still that container image's tree.
+  if (auto base = (*store)->base()) options.container_config = base->info().container_config;
   auto r = ExportView(**b, g.output, options);
   if (!r.ok()) return Fail(r.status().WithContext(Where("export to " + g.output)));
   if (!g.quiet)

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Containers out: 8 real containers (podman with runc) started at once from
+# one daxfs image through daxfs-podman-run, each with a writable OverlayFS
+# layer of its own over the one shared mount: all read every file of the
+# image (checksums equal to the image's), each writes where only it sees,
+# the image stays byte-identical. Then the branch mode: a container writes
+# into a daxfs branch, which exports to a new image (like podman commit)
+# that keeps the image's config.
+source "$(dirname "$0")/lib.bash" "${1:-}"
+command -v podman >/dev/null || skip "no podman"
+command -v runc >/dev/null || skip "no runc"
+command -v busybox >/dev/null || skip "no busybox"
+[ -x /usr/bin/python3 ] || skip "no /usr/bin/python3"
+# shellcheck source=tests/mount/podman.bash
+source "$(dirname "$0")/podman.bash"
+RUN=$(cd "$(dirname "$0")/../.." && pwd)/tools/daxfs-podman-run/daxfs-podman-run
+export PODMAN="podman --runtime runc"
+opts=(--rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 --label "daxfs-test=$$")
+
+make_test_images "$WORK/ctx" run || skip "podman cannot build images on this machine"
+podman save -q --format oci-archive -o "$WORK/app.tar" "$APP_IMAGE"
+mkdir -p /dev/shm/daxfs-test-$$
+IMG=/dev/shm/daxfs-test-$$/app.img
+# The shared mount daxfs-podman-run leaves for later containers: ours goes.
+unmount_shared() { awk -v img="$IMG" '$1 == img { print $2 }' /proc/mounts | xargs -r umount; }
+trap 'unmount_shared; rm -rf /dev/shm/daxfs-test-$$; podman_cleanup; cleanup' EXIT
+"$MKDAXFS" -q "$IMG" "oci-archive:$WORK/app.tar"
+before=$(md5sum < "$IMG")
+# What every container must read: each file's checksum, from the image.
+mount_image "$IMG" "$WORK/ref"
+# Files the runtime puts in every container (/etc/hosts, resolv.conf, ...)
+# are not compared.
+runtime_files() { grep -v -e ' ./etc/hosts$' -e ' ./etc/hostname$' -e ' ./etc/resolv.conf$' -e ' ./run/' \
+  -e ' ./etc/passwd$' -e ' ./etc/group$' || true; }
+(cd "$WORK/ref" && find . -xdev -type f ! -name fifo -exec md5sum {} + | sort -k2) | runtime_files > "$WORK/want"
+umount "$WORK/ref"
+
+# The image's own CMD runs when no command is given.
+[ "$("$RUN" "$IMG" "${opts[@]}")" = v2 ] || fail "the image's CMD did not run"
+
+for i in $(seq 1 8); do
+  "$RUN" "$IMG" "${opts[@]}" -- /bin/sh -c "
+    echo container-$i > /opt/app/mine
+    [ \"\$(cat /opt/app/mine)\" = container-$i ] || echo 'own write lost'
+    cd / && find . -xdev -type f ! -name fifo ! -path ./opt/app/mine -exec md5sum {} + | sort -k2" > "$WORK/out-$i" 2>&1 &
+done
+wait
+for i in $(seq 1 8); do
+  runtime_files < "$WORK/out-$i" > "$WORK/got-$i"
+  diff "$WORK/want" "$WORK/got-$i" > "$WORK/diff" || { head "$WORK/diff" >&2; fail "container $i read other contents"; }
+done
+[ "$(grep -c "/run/daxfs-podman/images/" /proc/mounts)" = 1 ] || fail "the image is not mounted exactly once"
+[ "$(md5sum < "$IMG")" = "$before" ] || fail "the image changed"
+
+# Branch mode: the container's writes go to a branch; export makes an image.
+REGION=/dev/shm/daxfs-test-$$/region
+"$DAXFS" branch init -q "$IMG" "$REGION" --delta 64M
+"$RUN" --branch "$REGION" --name ctr1 "$IMG" "${opts[@]}" -- /bin/sh -c \
+  'echo changed > /opt/app/version; rm /opt/app/vlink; mkdir -p /srv/new; echo made > /srv/new/file' 2>"$WORK/branch.log" ||
+  fail "the container in a branch failed: $(cat "$WORK/branch.log")"
+"$DAXFS" branch list "$REGION" | grep -q '^ctr1 *active' || fail "no branch ctr1: $("$DAXFS" branch list "$REGION")"
+"$DAXFS" branch export -q "$REGION" ctr1 "$WORK/committed.img"
+mount_image "$WORK/committed.img" "$WORK/c"
+[ "$(cat "$WORK/c/opt/app/version")" = changed ] && [ ! -e "$WORK/c/opt/app/vlink" ] &&
+  [ "$(cat "$WORK/c/srv/new/file")" = made ] || fail "the exported branch lacks the container's changes"
+"$DAXFS" info "$WORK/committed.img" | grep -q 'cmd: *\["/bin/sh"' || fail "the exported image lost the config"
+[ "$(md5sum < "$IMG")" = "$before" ] || fail "the image changed"
+echo PASS
