@@ -14,22 +14,27 @@ std::vector<std::string> Strings(const json& obj, const char* key) {
     if (v.is_string()) out.push_back(v.get<std::string>());
   return out;
 }
+
+// A string member, or "" (absent or not a string: never an exception).
+std::string Str(const json& obj, const char* key) {
+  return obj.contains(key) && obj[key].is_string() ? obj[key].get<std::string>() : std::string();
+}
 }  // namespace
 
 Result<ContainerConfig> ParseContainerConfig(std::string_view text) {
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return Status::Corruption("container config: not a JSON object");
   ContainerConfig c;
-  const std::string os = j.value("os", ""), arch = j.value("architecture", "");
+  const std::string os = Str(j, "os"), arch = Str(j, "architecture");
   c.platform = os + "/" + arch;
-  if (j.contains("variant") && j["variant"].is_string()) c.platform += "/" + j["variant"].get<std::string>();
+  if (!Str(j, "variant").empty()) c.platform += "/" + Str(j, "variant");
   if (j.contains("config") && j["config"].is_object()) {
     const json& cfg = j["config"];
     c.entrypoint = Strings(cfg, "Entrypoint");
     c.cmd = Strings(cfg, "Cmd");
     c.env = Strings(cfg, "Env");
-    if (cfg.contains("WorkingDir") && cfg["WorkingDir"].is_string()) c.working_dir = cfg["WorkingDir"].get<std::string>();
-    if (cfg.contains("User") && cfg["User"].is_string()) c.user = cfg["User"].get<std::string>();
+    c.working_dir = Str(cfg, "WorkingDir");
+    c.user = Str(cfg, "User");
   }
   return c;
 }

@@ -94,8 +94,11 @@ refuse "layer leaving the root" "leaves the root" "oci:$WORK/escape-oci"
 make_oci_layout "$WORK/link-oci" "$WORK/link1.tar" "$WORK/link2.tar"
 refuse "layer writing through a symlink" "goes through /etc, which is a symlink" "oci:$WORK/link-oci"
 # A hard link in one layer to a file of a lower layer (the helper's
-# layouts are accepted when well formed).
-make_oci_layout "$WORK/hl-oci" "$WORK/hl1.tar" "$WORK/hl2.tar"
+# layouts are accepted when well formed)
+# (layer 1 zstd-compressed, layer 2 gzip: what registries serve)
+zstd -q "$WORK/hl1.tar" -o "$WORK/hl1.tar.zst"
+gzip -c "$WORK/hl2.tar" > "$WORK/hl2.tar.gz"
+make_oci_layout "$WORK/hl-oci" "$WORK/hl1.tar.zst" "$WORK/hl2.tar.gz"
 "$MKDAXFS" -q "$WORK/hl.img" "oci:$WORK/hl-oci" || fail "a hard link to a lower layer's file was refused"
 mount_image "$WORK/hl.img" "$WORK/m-hl"
 [ "$(stat -c %i "$WORK/m-hl/data/f")" = "$(stat -c %i "$WORK/m-hl/data/g")" ] &&
