@@ -18,6 +18,8 @@ export PODMAN="podman --runtime runc"
 opts=(--rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 --label "daxfs-test=$$")
 
 make_test_images "$WORK/ctx" run || skip "podman cannot build images on this machine"
+"${PODMAN_RUN[@]}" --rm --label "daxfs-test=$$" "$APP_IMAGE" /bin/sh -c : ||
+  skip "podman cannot run containers on this machine (see the message above)"
 podman save -q --format oci-archive -o "$WORK/app.tar" "$APP_IMAGE"
 mkdir -p /dev/shm/daxfs-test-$$
 IMG=/dev/shm/daxfs-test-$$/app.img
