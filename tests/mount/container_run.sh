@@ -51,7 +51,7 @@ for i in $(seq 1 8); do
   runtime_files < "$WORK/out-$i" > "$WORK/got-$i"
   diff "$WORK/want" "$WORK/got-$i" > "$WORK/diff" || { head "$WORK/diff" >&2; fail "container $i read other contents"; }
 done
-[ "$(grep -c "/run/daxfs-podman/images/" /proc/mounts)" = 1 ] || fail "the image is not mounted exactly once"
+[ "$(awk -v img="$IMG" '$1 == img' /proc/mounts | wc -l)" = 1 ] || fail "the image is not mounted exactly once"
 [ "$(md5sum < "$IMG")" = "$before" ] || fail "the image changed"
 
 # Branch mode: the container's writes go to a branch; export makes an image.
