@@ -105,6 +105,19 @@ Result<BuildStats> BuildFromTar(const std::string& tar_path, const std::string& 
 // recorded (ImageInfo::container_config).
 Result<BuildStats> BuildFromContainerImage(const std::string& ref, const std::string& output,
                                            const BuildOptions& options);
+// One image per layer instead (containerd's EROFS snapshotter model): layer
+// i of `ref` as DIR/<its digest's hex>.img, whiteouts stored as OverlayFS
+// whiteouts, so that OverlayFS stacks the layer images (lowerdir=top:...:
+// bottom) into the container's tree, and images built on one base layer
+// share its image. A layer image already in DIR is reused. Lowest first.
+struct LayerImage {
+  std::string path;
+  std::string digest;   // the layer's ("sha256:...")
+  bool reused = false;  // it was in DIR already
+  BuildStats stats;     // when built now
+};
+Result<std::vector<LayerImage>> BuildLayerImages(const std::string& ref, const std::string& dir,
+                                                 const BuildOptions& options);
 // Whether `source` is a container image reference (oci:, oci-archive:,
 // docker-archive:).
 bool IsContainerImageRef(const std::string& source);

@@ -9,6 +9,7 @@
 #include "builder/source.h"
 #include "container/image_ref.h"
 #include "container/image_source.h"
+#include "daxfs/image.h"
 #include "output/new_file.h"
 
 namespace daxfs {
@@ -78,6 +79,38 @@ Result<BuildStats> BuildFromContainerImage(const std::string& ref_text, const st
   stats.container_image = description;
   stats.layers = layers;
   return stats;
+}
+
+Result<std::vector<LayerImage>> BuildLayerImages(const std::string& ref_text, const std::string& dir,
+                                                 const BuildOptions& options) {
+  DAXFS_ASSIGN_OR_RETURN(container::ImageRef ref, container::ParseImageRef(ref_text));
+  DAXFS_ASSIGN_OR_RETURN(container::ContainerImage image, container::OpenContainerImage(ref, options.platform));
+  struct stat st;
+  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    return Status::NotDirectory(dir + ": not a directory (one image per layer is written there)");
+  DAXFS_RETURN_IF_ERROR(container::VerifyLayers(image));
+  std::vector<LayerImage> out;
+  for (size_t l = 0; l < image.layers.size(); ++l) {
+    LayerImage li;
+    li.digest = image.layers[l].digest;
+    li.path = dir + "/" + li.digest.substr(li.digest.find(':') + 1) + ".img";
+    // The name is the layer's digest: an image there is this layer's (a
+    // damaged one fails its checks when opened: rebuilt).
+    if (Image::Open(li.path).ok()) {
+      li.reused = true;
+    } else {
+      BuildOptions o = options;
+      o.container_config.clear();  // a layer may be shared by images of other configs
+      // The layer images are for OverlayFS stacks of kernel EROFS mounts.
+      if (o.erofs == BuildOptions::Erofs::kAuto) o.erofs = BuildOptions::Erofs::kAlways;
+      auto source = build::NewLayersSource(image, static_cast<int>(l));
+      DAXFS_ASSIGN_OR_RETURN(li.stats, Build(source.get(), ref.path, li.path, o));
+      li.stats.container_image = image.description;
+      li.stats.layers = 1;
+    }
+    out.push_back(std::move(li));
+  }
+  return out;
 }
 
 bool IsContainerImageRef(const std::string& source) { return container::IsImageRef(source); }

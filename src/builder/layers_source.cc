@@ -106,7 +106,13 @@ bool SplitPath(std::string_view in, std::vector<std::string>* out) {
 
 class LayersSource final : public Source {
  public:
-  explicit LayersSource(container::ContainerImage image) : image_(std::move(image)) {}
+  // `only_layer` >= 0: that layer alone, its whiteouts stored as OverlayFS
+  // whiteouts (a 0/0 character device; trusted.overlay.opaque=y on an
+  // opaque directory), to be stacked by OverlayFS over the images of the
+  // layers below it (one image per layer, as containerd's EROFS
+  // snapshotter keeps them).
+  LayersSource(container::ContainerImage image, int only_layer)
+      : image_(std::move(image)), only_layer_(only_layer) {}
 
   std::string ContainerConfig() const override { return image_.config; }
 
@@ -118,6 +124,7 @@ class LayersSource final : public Source {
     inodes_.push_back(std::move(root));
     nodes_.push_back(MNode{"", 0, 0, {}, 0, 0});
     for (size_t l = 0; l < image_.layers.size(); ++l) {
+      if (only_layer_ >= 0 && l != static_cast<size_t>(only_layer_)) continue;
       DAXFS_ASSIGN_OR_RETURN(auto reader, LayerReader::Open(image_, l));
       for (;;) {
         DAXFS_ASSIGN_OR_RETURN(archive_entry * e, reader->Next());
@@ -261,8 +268,21 @@ class LayersSource final : public Source {
 
     if (base == kOpaque) {
       DAXFS_ASSIGN_OR_RETURN(uint32_t dir, Dir(r, comps, comps.size() - 1, layer, entry));
+      if (only_layer_ >= 0) return MarkOpaque(dir);
       Purge(dir, layer);
       return Status::OK();
+    }
+    if (base.starts_with(kWhiteout) && only_layer_ >= 0) {
+      // An OverlayFS whiteout in its place (replacing nothing: one layer).
+      InodeRec rec;
+      rec.mode = S_IFCHR;
+      rec.rdev = format::EncodeDev(0, 0);
+      ApplyMetadataOptions(&rec, *options_);
+      inodes_.push_back(std::move(rec));
+      comps.back() = base.substr(kWhiteout.size());
+      if (comps.back().empty()) return Status::InvalidArgument(r.where() + ": " + entry + ": whiteout of nothing");
+      DAXFS_ASSIGN_OR_RETURN(uint32_t dir, Dir(r, comps, comps.size() - 1, layer, entry));
+      return Place(dir, comps.back(), static_cast<uint32_t>(inodes_.size() - 1), layer);
     }
     if (base.starts_with(kWhiteout)) {
       DAXFS_ASSIGN_OR_RETURN(uint32_t dir, Dir(r, comps, comps.size() - 1, layer, entry));
@@ -286,6 +306,10 @@ class LayersSource final : public Source {
         cur = it->second;
       }
       if (IsDir(cur)) return Status::InvalidArgument(r.where() + ": " + entry + ": hard link to a directory");
+      if (only_layer_ >= 0 && nodes_[cur].touched != layer)
+        return Status::NotSupported(r.where() + ": " + entry + ": a hard link to '" + link +
+                                    "', a file of a lower layer, cannot be kept in an image of this layer alone "
+                                    "(build one image of the whole container image instead)");
       inode = nodes_[cur].inode;
     } else {
       DAXFS_ASSIGN_OR_RETURN(InodeRec rec, MakeInode(r, e, entry));
@@ -299,17 +323,40 @@ class LayersSource final : public Source {
       inode = static_cast<uint32_t>(inodes_.size() - 1);
     }
     DAXFS_ASSIGN_OR_RETURN(uint32_t dir, Dir(r, comps, comps.size() - 1, layer, entry));
+    return Place(dir, base, inode, layer);
+  }
+
+  // The directory's own marker for OverlayFS: hide the lower layers' entries.
+  Status MarkOpaque(uint32_t dir) {
+    auto& xattrs = inodes_[nodes_[dir].inode].xattrs;
+    xattrs.erase(std::remove_if(xattrs.begin(), xattrs.end(),
+                                [](const auto& x) { return x.first == "trusted.overlay.opaque"; }),
+                 xattrs.end());
+    xattrs.emplace_back("trusted.overlay.opaque", "y");
+    std::sort(xattrs.begin(), xattrs.end());
+    return Status::OK();
+  }
+
+  // Puts `inode` at `base` in `dir`, replacing what was there.
+  Status Place(uint32_t dir, const std::string& base, uint32_t inode, uint32_t layer) {
     auto it = nodes_[dir].children.find(base);
     if (it != nodes_[dir].children.end()) {
       MNode& old = nodes_[it->second];
       // A directory over a directory keeps the children (new metadata);
       // anything else replaces the old entry and what was under it.
-      if (!(IsDir(it->second) && S_ISDIR(inodes_[inode].mode))) {
+      const bool dir_over_dir = IsDir(it->second) && S_ISDIR(inodes_[inode].mode);
+      if (!dir_over_dir) {
         for (const auto& [n, c] : old.children) nodes_[c].removed = true;
         old.children.clear();
       }
+      // One layer alone: an opaque marker seen before the directory's own
+      // entry stays with it.
+      const uint32_t old_inode = old.inode;
       old.inode = inode;
       old.touched = layer;
+      if (dir_over_dir && only_layer_ >= 0)
+        for (const auto& [name, value] : inodes_[old_inode].xattrs)
+          if (name == "trusted.overlay.opaque") return MarkOpaque(it->second);
       return Status::OK();
     }
     nodes_.push_back(MNode{base, dir, inode, {}, layer, false});
@@ -382,6 +429,7 @@ class LayersSource final : public Source {
   }
 
   container::ContainerImage image_;
+  int only_layer_ = -1;
   const BuildOptions* options_ = nullptr;
   std::vector<MNode> nodes_;
   std::vector<InodeRec> inodes_;
@@ -389,8 +437,8 @@ class LayersSource final : public Source {
 
 }  // namespace
 
-std::unique_ptr<Source> NewLayersSource(container::ContainerImage image) {
-  return std::make_unique<LayersSource>(std::move(image));
+std::unique_ptr<Source> NewLayersSource(container::ContainerImage image, int only_layer) {
+  return std::make_unique<LayersSource>(std::move(image), only_layer);
 }
 
 }  // namespace daxfs::build

@@ -52,8 +52,9 @@ class Source {
 
 std::unique_ptr<Source> NewDirectorySource(std::string root);
 std::unique_ptr<Source> NewTarSource(std::string path);
-// A container image's layers, applied in order (whiteouts, opaque dirs).
-std::unique_ptr<Source> NewLayersSource(container::ContainerImage image);
+// A container image's layers, applied in order (whiteouts, opaque dirs);
+// or (only_layer >= 0) that one layer, whiteouts kept as OverlayFS's.
+std::unique_ptr<Source> NewLayersSource(container::ContainerImage image, int only_layer = -1);
 
 // Applies --all-time / SOURCE_DATE_EPOCH clamping and forced owners.
 void ApplyMetadataOptions(InodeRec* inode, const BuildOptions& options);

@@ -51,6 +51,35 @@ mount_image "$WORK/oci-archive.img" "$m"
   fail "the image config is not recorded: $("$DAXFS" info "$WORK/oci-archive.img")"
 "$DAXFS" info --config "$WORK/oci-archive.img" | grep -q '"diff_ids"' || fail "daxfs info --config"
 
+# 1b. One image per layer (--per-layer), stacked by OverlayFS over kernel
+# EROFS mounts of the layer images: the same tree, with no daxfs process;
+# a second build reuses every layer image.
+if grep -qw erofs /proc/filesystems || modprobe erofs 2>/dev/null; then
+  mkdir -p "$WORK/layers"
+  "$MKDAXFS" --per-layer "$WORK/layers" "oci-archive:$WORK/app-oci-archive.tar" > "$WORK/per-layer.out" ||
+    fail "--per-layer: $(cat "$WORK/per-layer.out")"
+  lower=
+  while read -r n img; do
+    mkdir -p "$WORK/layer$n"
+    remember_mount "$WORK/layer$n"
+    mount -t erofs -o ro,loop "$img" "$WORK/layer$n" || fail "mount -t erofs $img"
+    MOUNTS=("$WORK/layer$n" "${MOUNTS[@]}")
+    lower=$WORK/layer$n${lower:+:$lower}
+  done < <(sed -n 's/^layer \([0-9]*\): \(.*\) (.*)$/\1 \2/p' "$WORK/per-layer.out")
+  [ "$(grep -c '^layer ' "$WORK/per-layer.out")" = 4 ] || fail "--per-layer: $(cat "$WORK/per-layer.out")"
+  mkdir -p "$WORK/stack"
+  remember_mount "$WORK/stack"
+  mount -t overlay overlay -o "ro,lowerdir=$lower" "$WORK/stack" || fail "overlay of the layer images"
+  MOUNTS=("$WORK/stack" "${MOUNTS[@]}")
+  diff <(describe_container_tree "$ref_root") <(describe_container_tree "$WORK/stack") > "$WORK/diff" ||
+    { head -20 "$WORK/diff" >&2; fail "--per-layer: the stacked layers differ from podman's tree"; }
+  diff -r --no-dereference "$ref_root" "$WORK/stack" 2>&1 |
+    grep -v '^File .* is a \(fifo\|character special file\)' | grep . && fail "--per-layer: contents differ"
+  "$MKDAXFS" --per-layer "$WORK/layers" "oci-archive:$WORK/app-oci-archive.tar" > "$WORK/again.out"
+  [ "$(grep -c 'already there' "$WORK/again.out")" = 4 ] || fail "--per-layer did not reuse: $(cat "$WORK/again.out")"
+  umount "$WORK/stack"
+fi
+
 # 2. Refusals: each leaves no image behind.
 refuse() {  # NAME EXPECTED-MESSAGE-REGEX mkdaxfs-args...
   local name=$1 want=$2; shift 2

@@ -73,6 +73,11 @@ int main(int argc, char** argv) {
                  "image to convert (e.g. to the object-store form)")
       ->required();
   app.add_flag("--tar", tar, "Treat SOURCE as a tar archive (default: guessed from SOURCE)");
+  bool per_layer = false;
+  app.add_flag("--per-layer", per_layer,
+               "Container images: one image per layer in the directory IMAGE (named by the layer's digest; "
+               "whiteouts kept as OverlayFS whiteouts; layers already there are reused), to be stacked with "
+               "OverlayFS, instead of one image of the whole tree");
   app.add_option("--platform", platform,
                  "Container images: the platform to take from a multi-platform image, OS/ARCH[/VARIANT] "
                  "(default: this machine's, e.g. linux/amd64)");
@@ -167,6 +172,32 @@ int main(int argc, char** argv) {
   // Only a regular file is probed: opening a FIFO would block.
   const bool image_source = S_ISREG(st.st_mode) && IsDaxfsImage(source);
 
+  if (per_layer) {
+    if (!container) {
+      std::fprintf(stderr, "mkdaxfs: --per-layer takes a container image (oci:, oci-archive:, docker-archive:)\n");
+      return 2;
+    }
+    daxfs::tools::ProgressLine progress(!quiet);
+    opts.progress = [&](const daxfs::BuildProgress& p) { progress.Update(p); };
+    auto layers = daxfs::BuildLayerImages(source, output, opts);
+    progress.Finish();
+    if (!layers.ok()) {
+      std::fprintf(stderr, "mkdaxfs: %s\n", daxfs::tools::EscapeControls(layers.status().ToString()).c_str());
+      return 1;
+    }
+    if (!quiet) {
+      std::string lower;
+      for (size_t i = 0; i < layers->size(); ++i) {
+        const auto& l = (*layers)[i];
+        std::printf("layer %zu: %s (%s)\n", i + 1, daxfs::tools::EscapeControls(l.path).c_str(),
+                    l.reused ? "already there" : (daxfs::tools::HumanBytes(l.stats.image_size) + " written").c_str());
+        lower = "/mnt/layer" + std::to_string(i + 1) + (lower.empty() ? "" : ":") + lower;
+      }
+      std::printf("stack them: mount -t erofs -o ro,loop LAYER.img /mnt/layerN (or daxfs-mount), then\n"
+                  "  mount -t overlay overlay -o lowerdir=%s,upperdir=U,workdir=W /mnt/root\n", lower.c_str());
+    }
+    return 0;
+  }
   daxfs::tools::ProgressLine progress(!quiet);
   opts.progress = [&](const daxfs::BuildProgress& p) { progress.Update(p); };
   const auto start = std::chrono::steady_clock::now();
