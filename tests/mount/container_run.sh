@@ -17,7 +17,7 @@ RUN=$(cd "$(dirname "$0")/../.." && pwd)/tools/daxfs-podman-run/daxfs-podman-run
 export PODMAN="podman --runtime runc"
 opts=(--rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 --label "daxfs-test=$$")
 
-make_test_images "$WORK/ctx" run || skip "podman cannot build images on this machine"
+BIG_MB=48 make_test_images "$WORK/ctx" run || skip "podman cannot build images on this machine"
 "${PODMAN_RUN[@]}" --rm --label "daxfs-test=$$" "$APP_IMAGE" /bin/sh -c : ||
   skip "podman cannot run containers on this machine (see the message above)"
 podman save -q --format oci-archive -o "$WORK/app.tar" "$APP_IMAGE"
@@ -53,6 +53,47 @@ for i in $(seq 1 8); do
 done
 [ "$(awk -v img="$IMG" '$1 == img' /proc/mounts | wc -l)" = 1 ] || fail "the image is not mounted exactly once"
 [ "$(md5sum < "$IMG")" = "$before" ] || fail "the image changed"
+
+# Memory: N containers that read every file of the image, charged to the
+# containers' own memory cgroups (page cache included; what other tests
+# running meanwhile do is not counted), against the same N containers from
+# podman's own overlay storage. The image's bytes in /dev/shm are there
+# before any container starts and are not counted.
+"$MKDAXFS" -q --objects /dev/shm/daxfs-test-$$/objects /dev/shm/daxfs-test-$$/app-objects.img "oci-archive:$WORK/app.tar"
+data=$(du -s -B1 --apparent-size "$WORK/ctx/base" | cut -f1)
+charged() {  # image|podman: bytes charged to 8 reading containers
+  local ids=() i
+  for i in $(seq 1 8); do
+    if [ "$1" = podman ]; then
+      ids+=("$("${PODMAN_RUN[@]}" -d --label "daxfs-test=$$" "$APP_IMAGE" /bin/sh -c 'find / -xdev -type f -exec cat {} + >/dev/null 2>&1; echo ready; sleep 300')")
+    else
+      ids+=("$("$RUN" "$1" "${opts[@]:1}" -d -- /bin/sh -c 'find / -xdev -type f -exec cat {} + >/dev/null 2>&1; echo ready; sleep 300')")
+    fi
+  done
+  local total=0 id cg
+  for id in "${ids[@]}"; do
+    for _ in $(seq 300); do podman logs "$id" 2>/dev/null | grep -q ready && break; sleep 0.2; done
+    cg=/sys/fs/cgroup/memory$(podman inspect --format '{{.State.CgroupPath}}' "$id")/memory.usage_in_bytes
+    [ -r "$cg" ] || cg=/sys/fs/cgroup$(podman inspect --format '{{.State.CgroupPath}}' "$id")/memory.current
+    total=$((total + $(cat "$cg" 2>/dev/null || echo 0)))
+  done
+  podman rm -f -t 0 "${ids[@]}" >/dev/null
+  echo "$total"
+}
+if [ -d /sys/fs/cgroup/memory ] || [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+  sync; echo 3 > /proc/sys/vm/drop_caches
+  m_img=$(charged "$IMG")
+  m_obj=$(charged /dev/shm/daxfs-test-$$/app-objects.img)
+  sync; echo 3 > /proc/sys/vm/drop_caches
+  m_pod=$(charged podman)
+  mb() { echo $(($1 / 1000000)); }
+  echo "8 containers reading the whole image ($(mb "$data") MB), charged to their cgroups:"
+  echo "  daxfs image $(mb "$m_img") MB, daxfs object-store image $(mb "$m_obj") MB, podman storage $(mb "$m_pod") MB"
+  limit=$((data * 11 / 10 + 16000000))  # 1.1 copies, and 2 MB of processes per container
+  [ "$m_img" -gt 0 ] && [ "$m_pod" -gt 0 ] || fail "no memory charged: the measurement is broken"
+  [ "$m_img" -le "$limit" ] || fail "8 containers on the daxfs image grew by $(mb "$m_img") MB (limit $(mb "$limit"))"
+  [ "$m_obj" -le "$limit" ] || fail "8 containers on the object-store image grew by $(mb "$m_obj") MB (limit $(mb "$limit"))"
+fi
 
 # Branch mode: the container's writes go to a branch; export makes an image.
 REGION=/dev/shm/daxfs-test-$$/region

@@ -20,7 +20,7 @@ make_test_images() {
   local ctx=$1 name=$2 base=$1/base
   mkdir -p "$base"/{bin,etc,tmp,opt/old/deep,usr/share/data}
   cp "$(command -v busybox)" "$base/bin/busybox"
-  for a in sh ls cat rm mkdir ln echo chmod touch sleep head wc; do ln -s busybox "$base/bin/$a"; done
+  for a in sh ls cat rm mkdir ln echo chmod touch sleep head wc find md5sum; do ln -s busybox "$base/bin/$a"; done
   # setfattr with its libraries, for a RUN step that sets an xattr.
   cp -L "$(command -v setfattr)" "$base/bin/"
   for lib in $(ldd "$(command -v setfattr)" | grep -o '/[^ ]*'); do
@@ -31,6 +31,8 @@ make_test_images() {
   setfattr -n user.origin -v base "$base/etc/base-a"
   echo old > "$base/opt/old/deep/file"; echo keep > "$base/opt/old/keep"
   head -c 300000 /dev/urandom > "$base/usr/share/data/blob"
+  # BIG_MB: a larger file, for memory measurements.
+  [ -z "${BIG_MB:-}" ] || head -c "${BIG_MB}M" /dev/urandom > "$base/usr/share/data/big"
   echo cross > "$base/usr/share/data/cross"
   mknod "$base/etc/null" c 1 3; mkfifo "$base/etc/fifo"
   BASE_IMAGE=$TAG_PREFIX-base:1
