@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <optional>
 
 #include "builder/source.h"
 #include "container/image_source.h"
@@ -122,7 +123,7 @@ class LayersSource final : public Source {
     root.mode = S_IFDIR | 0755;
     ApplyMetadataOptions(&root, options);
     inodes_.push_back(std::move(root));
-    nodes_.push_back(MNode{"", 0, 0, {}, 0, 0});
+    nodes_.push_back(MNode{"", 0, 0, {}, 0, false, 0});
     for (size_t l = 0; l < image_.layers.size(); ++l) {
       if (only_layer_ >= 0 && l != static_cast<size_t>(only_layer_)) continue;
       DAXFS_ASSIGN_OR_RETURN(auto reader, LayerReader::Open(image_, l));
@@ -190,8 +191,9 @@ class LayersSource final : public Source {
 
  private:
   // A name in the merged tree. `touched`: the last layer that wrote this
-  // entry or walked through it (an opaque directory keeps what its own
-  // layer has under it).
+  // entry or placed something under it (an opaque directory keeps what its
+  // own layer has under it); `written`: the last layer that wrote the entry
+  // itself (a whiteout removes only what lower layers wrote).
   struct MNode {
     std::string name;
     uint32_t parent = 0;
@@ -199,6 +201,7 @@ class LayersSource final : public Source {
     std::map<std::string, uint32_t> children;
     uint32_t touched = 0;
     bool removed = false;
+    uint32_t written = 0;
   };
 
   bool IsDir(uint32_t n) const { return S_ISDIR(inodes_[nodes_[n].inode].mode); }
@@ -209,7 +212,9 @@ class LayersSource final : public Source {
     return p.empty() ? "/" : p;
   }
 
-  // The directory at `comps[0..count)`, made (0755, like tar) where missing.
+  // The directory at `comps[0..count)` for an entry to be placed in, made
+  // (0755, like tar) where missing; every directory on the way counts as
+  // holding this layer's content (an opaque marker keeps it).
   Result<uint32_t> Dir(const LayerReader& r, const std::vector<std::string>& comps, size_t count, uint32_t layer,
                        const std::string& entry) {
     uint32_t cur = 0;
@@ -221,7 +226,7 @@ class LayersSource final : public Source {
         rec.mode = S_IFDIR | 0755;
         ApplyMetadataOptions(&rec, *options_);
         inodes_.push_back(std::move(rec));
-        nodes_.push_back(MNode{comps[i], cur, static_cast<uint32_t>(inodes_.size() - 1), {}, layer, false});
+        nodes_.push_back(MNode{comps[i], cur, static_cast<uint32_t>(inodes_.size() - 1), {}, layer, false, layer});
         const auto n = static_cast<uint32_t>(nodes_.size() - 1);
         nodes_[cur].children.emplace(comps[i], n);
         cur = n;
@@ -237,28 +242,54 @@ class LayersSource final : public Source {
     return cur;
   }
 
+  // The existing directory at `comps[0..count)` for a whiteout or opaque
+  // marker (nothing to remove where it does not exist: nullopt); through a
+  // symlink is refused as for any entry.
+  Result<std::optional<uint32_t>> FindDir(const LayerReader& r, const std::vector<std::string>& comps, size_t count,
+                                          const std::string& entry) {
+    uint32_t cur = 0;
+    for (size_t i = 0; i < count; ++i) {
+      auto it = nodes_[cur].children.find(comps[i]);
+      if (it == nodes_[cur].children.end()) return std::optional<uint32_t>();
+      cur = it->second;
+      if (!IsDir(cur))
+        return Status::InvalidArgument(r.where() + ": '" + entry + "' goes through " + PathOf(cur) + ", which is " +
+                                       (S_ISLNK(inodes_[nodes_[cur].inode].mode) ? "a symlink" : "not a directory") +
+                                       ": refusing a layer that writes outside its own tree");
+    }
+    return std::optional<uint32_t>(cur);
+  }
+
   void Remove(uint32_t n) {
     nodes_[nodes_[n].parent].children.erase(nodes_[n].name);
     nodes_[n].removed = true;
   }
 
   // Opaque: what lower layers put under `dir` goes; this layer's stays.
-  void Purge(uint32_t dir, uint32_t layer) {
-    for (auto it = nodes_[dir].children.begin(); it != nodes_[dir].children.end();) {
-      const uint32_t c = it->second;
-      if (nodes_[c].touched == layer) {
-        if (IsDir(c)) Purge(c, layer);
-        ++it;
-      } else {
-        nodes_[c].removed = true;
-        it = nodes_[dir].children.erase(it);
+  // (A loop, not recursion: a layer may nest directories arbitrarily deep.)
+  void Purge(uint32_t top, uint32_t layer) {
+    std::vector<uint32_t> todo{top};
+    while (!todo.empty()) {
+      const uint32_t dir = todo.back();
+      todo.pop_back();
+      for (auto it = nodes_[dir].children.begin(); it != nodes_[dir].children.end();) {
+        const uint32_t c = it->second;
+        if (nodes_[c].touched == layer) {
+          if (IsDir(c)) todo.push_back(c);
+          ++it;
+        } else {
+          nodes_[c].removed = true;
+          it = nodes_[dir].children.erase(it);
+        }
       }
     }
   }
 
   Status Apply(LayerReader& r, archive_entry* e, uint32_t layer) {
     const char* raw = archive_entry_pathname(e);
-    const std::string entry = raw ? raw : "";
+    if (raw == nullptr || *raw == '\0')
+      return Status::InvalidArgument(r.where() + ": entry " + std::to_string(r.index()) + " has no name");
+    const std::string entry = raw;
     std::vector<std::string> comps;
     if (!SplitPath(entry, &comps))
       return Status::InvalidArgument(r.where() + ": entry '" + entry + "' leaves the root ('..'): refusing the layer");
@@ -267,9 +298,12 @@ class LayersSource final : public Source {
     const std::string base = comps.empty() ? "" : comps.back();
 
     if (base == kOpaque) {
-      DAXFS_ASSIGN_OR_RETURN(uint32_t dir, Dir(r, comps, comps.size() - 1, layer, entry));
-      if (only_layer_ >= 0) return MarkOpaque(dir);
-      Purge(dir, layer);
+      if (only_layer_ >= 0) {
+        DAXFS_ASSIGN_OR_RETURN(uint32_t dir, Dir(r, comps, comps.size() - 1, layer, entry));
+        return MarkOpaque(dir);
+      }
+      DAXFS_ASSIGN_OR_RETURN(auto dir, FindDir(r, comps, comps.size() - 1, entry));
+      if (dir) Purge(*dir, layer);
       return Status::OK();
     }
     if (base.starts_with(kWhiteout) && only_layer_ >= 0) {
@@ -285,15 +319,16 @@ class LayersSource final : public Source {
       return Place(dir, comps.back(), static_cast<uint32_t>(inodes_.size() - 1), layer);
     }
     if (base.starts_with(kWhiteout)) {
-      DAXFS_ASSIGN_OR_RETURN(uint32_t dir, Dir(r, comps, comps.size() - 1, layer, entry));
-      const std::string name = base.substr(kWhiteout.size());
-      auto it = nodes_[dir].children.find(name);
-      if (it != nodes_[dir].children.end() && nodes_[it->second].touched < layer) Remove(it->second);
+      DAXFS_ASSIGN_OR_RETURN(auto dir, FindDir(r, comps, comps.size() - 1, entry));
+      if (!dir) return Status::OK();
+      auto it = nodes_[*dir].children.find(base.substr(kWhiteout.size()));
+      if (it != nodes_[*dir].children.end() && nodes_[it->second].written < layer) Remove(it->second);
       return Status::OK();
     }
 
     uint32_t inode;
     if (const char* link = archive_entry_hardlink(e)) {
+      if (comps.empty()) return Status::InvalidArgument(r.where() + ": '" + entry + "': the root as a hard link");
       std::vector<std::string> target;
       if (!SplitPath(link, &target) || target.empty())
         return Status::InvalidArgument(r.where() + ": " + entry + ": hard link to '" + link + "' outside the root");
@@ -353,13 +388,13 @@ class LayersSource final : public Source {
       // entry stays with it.
       const uint32_t old_inode = old.inode;
       old.inode = inode;
-      old.touched = layer;
+      old.touched = old.written = layer;
       if (dir_over_dir && only_layer_ >= 0)
         for (const auto& [name, value] : inodes_[old_inode].xattrs)
           if (name == "trusted.overlay.opaque") return MarkOpaque(it->second);
       return Status::OK();
     }
-    nodes_.push_back(MNode{base, dir, inode, {}, layer, false});
+    nodes_.push_back(MNode{base, dir, inode, {}, layer, false, layer});
     nodes_[dir].children.emplace(base, static_cast<uint32_t>(nodes_.size() - 1));
     return Status::OK();
   }

@@ -9,14 +9,15 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <vector>
 
 namespace daxfs::container {
 
 namespace {
 
-// "./a//b" -> "a/b"; "" for a name that leaves the top ("..").
+// "./a//b" -> "a/b", "a/../b" -> "b"; "" for a name that leaves the top.
 std::string CleanName(std::string_view in) {
-  std::string out;
+  std::vector<std::string_view> comps;
   size_t pos = 0;
   while (pos <= in.size()) {
     size_t slash = in.find('/', pos);
@@ -24,9 +25,17 @@ std::string CleanName(std::string_view in) {
     const std::string_view comp = in.substr(pos, slash - pos);
     pos = slash + 1;
     if (comp.empty() || comp == ".") continue;
-    if (comp == "..") return "";
+    if (comp == "..") {
+      if (comps.empty()) return "";
+      comps.pop_back();
+      continue;
+    }
+    comps.push_back(comp);
+  }
+  std::string out;
+  for (const auto& c : comps) {
     if (!out.empty()) out += '/';
-    out.append(comp);
+    out.append(c);
   }
   return out;
 }

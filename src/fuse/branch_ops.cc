@@ -81,6 +81,9 @@ struct View {
   // lease: other processes write and commit into it at any time).
   bool Exclusive() const { return writer != nullptr && name != "main"; }
   bool closed = false;  // the branch ended and its Branch objects were closed
+  // The branch ended (its names were taken for the last time): names
+  // replied from now on are not cached (Remember refuses them).
+  bool ended = false;
   // (directory, name) of every entry the kernel may cache with a positive
   // timeout (kLeasedTimeout), to invalidate when a commit changes the view.
   std::set<std::pair<fuse_ino_t, std::string>> cached_names;
@@ -253,15 +256,21 @@ struct Context {
     auto it = view_ids.find(view_name);
     return it != view_ids.end() && views[it->second]->Exclusive();
   }
-  void Remember(uint32_t id, fuse_ino_t dir, std::string_view name) {
+  // Records a name the kernel will cache; false (reply it uncached) for a
+  // view whose branch ended: nothing would drop the name later.
+  bool Remember(uint32_t id, fuse_ino_t dir, std::string_view name) {
     std::lock_guard lock(mu);
+    if (views[id]->ended || views[id]->closed) return false;
     views[id]->cached_names.emplace(dir, name);
+    return true;
   }
-  // The cached names of `view_name`, forgotten (they are being invalidated).
-  Names TakeNames(const std::string& view_name) {
+  // The cached names of `view_name`, forgotten (they are being invalidated);
+  // `ended`: for the last time, the branch ended.
+  Names TakeNames(const std::string& view_name, bool ended = false) {
     std::lock_guard lock(mu);
     auto it = view_ids.find(view_name);
     if (it == view_ids.end()) return {};
+    if (ended) views[it->second]->ended = true;
     auto& set = views[it->second]->cached_names;
     Names out(set.begin(), set.end());
     set.clear();
@@ -419,7 +428,7 @@ void ReplyEntry(fuse_req_t req, uint32_t view, Ino ino, fuse_ino_t dir, std::str
   e.generation = 1;
   e.attr_timeout = e.entry_timeout = cacheable ? c.Timeout(view) : kTimeout;
   if (Status st = StatNode(c, e.ino, {view, ino}, &e.attr); !st.ok()) return ReplyError(req, st);
-  if (e.entry_timeout > 0) c.Remember(view, dir, name);
+  if (e.entry_timeout > 0 && !c.Remember(view, dir, name)) e.entry_timeout = e.attr_timeout = 0;
   fuse_reply_entry(req, &e);
 }
 
@@ -429,8 +438,7 @@ void ReplyAbsent(fuse_req_t req, uint32_t view, fuse_ino_t dir, std::string_view
   Context& c = Ctx(req);
   fuse_entry_param e{};
   e.entry_timeout = c.Timeout(view);
-  if (e.entry_timeout == 0) return (void)fuse_reply_err(req, ENOENT);
-  c.Remember(view, dir, name);
+  if (e.entry_timeout == 0 || !c.Remember(view, dir, name)) return (void)fuse_reply_err(req, ENOENT);
   fuse_reply_entry(req, &e);
 }
 
@@ -710,7 +718,7 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
     return ReplyError(req, st);
   }
   if (tmpfile) e.entry_timeout = 0;
-  if (e.entry_timeout > 0) c.Remember(d->dir.view, parent, name);
+  if (e.entry_timeout > 0 && !c.Remember(d->dir.view, parent, name)) e.entry_timeout = e.attr_timeout = 0;
   fi->keep_cache = 0;
   fi->noflush = 1;
   if (fuse_reply_create(req, &e, fi) != 0) ReleaseHandle(c, made);
@@ -835,7 +843,7 @@ void EndBranchThenReply(Context& c, fuse_req_t req, uint32_t view, bool commit, 
       parent_leased ? c.NodesOf(parent) : commit ? std::vector<fuse_ino_t>{FUSE_ROOT_ID} : std::vector<fuse_ino_t>{};
   // The ended branch's /@NAME/ entries are gone when we reply; its other
   // names only lead to ESTALE now and go with the pages, later.
-  Names names = c.TakeNames(name);
+  Names names = c.TakeNames(name, true);
   // Cached pages and attributes of the ended branch (its mappings fault
   // from now on) and of the parent it changed: after the reply, on the
   // second notifier (invalidating pages may wait for writeback, which
@@ -870,9 +878,10 @@ void EndBranchThenReply(Context& c, fuse_req_t req, uint32_t view, bool commit, 
     auto ran = done->get_future();
     c.notifier.Post(std::move(notify), [done] { done->set_value(); });
     take.unlock();
-    // (Bounded: a notifier given up at unmount runs nothing more.)
-    while (ran.wait_for(std::chrono::seconds(1)) != std::future_status::ready)
-      if (c.se.load() == nullptr) break;
+    // Bounded: a notifier stuck (or given up at unmount) must not keep
+    // this thread, which the ring's shutdown joins, forever.
+    if (ran.wait_for(std::chrono::seconds(10)) != std::future_status::ready)
+      LogProblem("end of branch " + name + ": its kernel invalidations did not finish in 10 s; replying anyway");
     return reply();
   }
   c.notifier.Post(std::move(notify), std::move(reply));
@@ -966,7 +975,7 @@ class Watcher {
       if (!changed) continue;
       {
         std::lock_guard take(c_.take_mu);
-        c_.PostInvalidations(c_.TakeNames(name));
+        c_.PostInvalidations(c_.TakeNames(name, is == now.end() || is->second.state != "active"));
       }
       for (fuse_ino_t i : c_.NodesOf(name)) {
         fuse_lowlevel_notify_inval_inode(se, i, 0, 0);
