@@ -122,6 +122,39 @@ make_oci_layout "$WORK/escape-oci" "$WORK/escape.tar"
 refuse "layer leaving the root" "leaves the root" "oci:$WORK/escape-oci"
 make_oci_layout "$WORK/link-oci" "$WORK/link1.tar" "$WORK/link2.tar"
 refuse "layer writing through a symlink" "goes through /etc, which is a symlink" "oci:$WORK/link-oci"
+# A multi-platform index: this machine's platform by default, --platform
+# for another, a platform the index lacks refused.
+python3 - "$WORK/multi-oci" <<'PY'
+import hashlib, io, json, os, platform, sys, tarfile
+out = sys.argv[1]
+os.makedirs(f"{out}/blobs/sha256")
+def blob(data, media):
+    d = hashlib.sha256(data).hexdigest()
+    open(f"{out}/blobs/sha256/{d}", "wb").write(data)
+    return {"mediaType": media, "digest": "sha256:" + d, "size": len(data)}
+host = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+manifests = []
+for arch in sorted({host, "arm64", "riscv64"}):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        i = tarfile.TarInfo("arch"); data = (arch + "\n").encode(); i.size = len(data); t.addfile(i, io.BytesIO(data))
+    layer = blob(buf.getvalue(), "application/vnd.oci.image.layer.v1.tar")
+    config = blob(json.dumps({"architecture": arch, "os": "linux", "config": {},
+                              "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]}}).encode(),
+                  "application/vnd.oci.image.config.v1+json")
+    m = blob(json.dumps({"schemaVersion": 2, "config": config, "layers": [layer]}).encode(),
+             "application/vnd.oci.image.manifest.v1+json")
+    m["platform"] = {"os": "linux", "architecture": arch}
+    manifests.append(m)
+json.dump({"schemaVersion": 2, "manifests": manifests}, open(f"{out}/index.json", "w"))
+open(f"{out}/oci-layout", "w").write('{"imageLayoutVersion": "1.0.0"}')
+PY
+"$MKDAXFS" -q "$WORK/multi-host.img" "oci:$WORK/multi-oci" || fail "multi-platform index, this machine's platform"
+"$MKDAXFS" -q --platform linux/riscv64 "$WORK/multi-riscv.img" "oci:$WORK/multi-oci" || fail "--platform linux/riscv64"
+[ "$("$DAXFS" cat "$WORK/multi-riscv.img" /arch)" = riscv64 ] || fail "--platform took another manifest"
+[ "$("$DAXFS" cat "$WORK/multi-host.img" /arch)" = "$(dpkg --print-architecture)" ] || fail "the default is not this machine's platform"
+refuse "absent platform in an index" "no manifest for platform linux/s390x" --platform linux/s390x "oci:$WORK/multi-oci"
+
 # A hard link in one layer to a file of a lower layer (the helper's
 # layouts are accepted when well formed)
 # (layer 1 zstd-compressed, layer 2 gzip: what registries serve)
