@@ -1,5 +1,6 @@
 // `daxfs branch ...`: branchable regions from the command line.
 #include "branch_cmd.h"
+#include "json_output.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -21,7 +22,7 @@ namespace {
 
 struct Args {
   std::string image, region, name, parent = "main", path, path2, output, delta = "", siblings = "merge";
-  bool upstream_readable = false, recursive = false, quiet = false, no_erofs = false;
+  bool upstream_readable = false, recursive = false, quiet = false, no_erofs = false, json = false;
   double lease_timeout = 0;  // seconds; 0 = the default
 };
 Args g;
@@ -107,6 +108,10 @@ int CmdList() {
   if (!s.ok()) return Fail(s.status());
   auto l = (*s)->List();
   if (!l.ok()) return Fail(l.status());
+  if (g.json) {
+    PrintJson(BranchListJson(*l, (*s)->Usage()));
+    return 0;
+  }
   std::printf("%-24s %-10s %-16s %10s %8s %8s %s\n", "BRANCH", "STATE", "PARENT", "LOG", "WRITER", "CHILDREN",
               "SIBLINGS");
   for (const auto& b : *l)
@@ -406,6 +411,7 @@ BranchCommand AddBranchCommand(CLI::App& app) {
   cmds.emplace_back(upgrade, CmdUpgrade);
   auto* list = br->add_subcommand("list", "List branches, their state, parent, log size and writer");
   region(list);
+  list->add_flag("--json", g.json, "One JSON object (schema daxfs.branch-list/1, docs/JSON.md)");
   cmds.emplace_back(list, CmdList);
   auto* create = br->add_subcommand("create", "Create a branch (of main, or --parent)");
   region(create);

@@ -22,6 +22,7 @@
 #include "common/quote.h"
 #include "common/serve.h"
 #include "branch_cmd.h"
+#include "json_output.h"
 #include "daxfs/branch.h"
 #include "daxfs/extract.h"
 #include "daxfs/image.h"
@@ -93,8 +94,14 @@ std::string QuotedList(const std::vector<std::string>& v) {
   return out + "]";
 }
 
+bool g_json = false;  // --json: one JSON object instead of text
+
 int CmdInfo(const Image& img, bool config_json) {
   const auto& i = img.info();
+  if (g_json && !config_json) {
+    daxfs::tools::PrintJson(daxfs::tools::InfoJson(img));
+    return 0;
+  }
   if (config_json) {
     if (i.container_config.empty()) {
       std::fprintf(stderr, "daxfs: %s: not built from a container image (no config recorded)\n",
@@ -183,6 +190,16 @@ int CmdLs(const Image& img, const std::string& path, bool recursive) {
 int CmdStat(const Image& img, const std::string& path) {
   auto ino = img.resolve(path);
   if (!ino.ok()) return Fail(ino.status());
+  if (g_json) {
+    std::string error;
+    auto j = daxfs::tools::StatJson(img, *ino, path, &error);
+    if (j.is_null()) {
+      std::fprintf(stderr, "daxfs: %s\n", EscapeControls(error).c_str());
+      return 1;
+    }
+    daxfs::tools::PrintJson(j);
+    return 0;
+  }
   auto a = img.stat(*ino);
   if (!a.ok()) return Fail(a.status());
   PrintLong(img, *a, path);
@@ -274,11 +291,16 @@ int CmdCheck(const std::shared_ptr<const Image>& image, bool no_data, bool quiet
   o.verify_data = !no_data;
   // Findings about zeros read after a bus error are noise: report only the loss.
   auto intact = [&img] { return img.region().status().ok(); };
-  o.report = [intact](const std::string& m) {
-    if (intact()) std::printf("error: %s\n", EscapeControls(m).c_str());
+  std::vector<std::string> problems, warnings;  // --json
+  o.report = [&, intact](const std::string& m) {
+    if (!intact()) return;
+    if (g_json) problems.push_back(m);
+    else std::printf("error: %s\n", EscapeControls(m).c_str());
   };
-  o.warn = [quiet, intact](const std::string& m) {
-    if (!quiet && intact()) std::printf("warning: %s\n", EscapeControls(m).c_str());
+  o.warn = [&, quiet, intact](const std::string& m) {
+    if (!intact()) return;
+    if (g_json) warnings.push_back(m);
+    else if (!quiet) std::printf("warning: %s\n", EscapeControls(m).c_str());
   };
   auto r = daxfs::CheckImage(img, o);
   // The EROFS view (mkdaxfs --erofs) must describe the same tree.
@@ -286,6 +308,10 @@ int CmdCheck(const std::shared_ptr<const Image>& image, bool no_data, bool quiet
   if (!img.region().status().ok()) {
     Fail(img.region().status());
     return 8;  // the checks above ran on zeros: no verdict on the image
+  }
+  if (g_json) {
+    daxfs::tools::PrintJson(daxfs::tools::CheckJson(img.region().name(), r.inodes_reached, r.entries, problems, warnings));
+    return r.problems ? 4 : 0;
   }
   if (!quiet || r.problems)
     std::printf("%s: %" PRIu64 " inodes, %" PRIu64 " entries checked: %" PRIu64 " problem(s), %" PRIu64 " warning(s)\n",
@@ -385,6 +411,7 @@ int main(int argc, char** argv) {
   auto* info = app.add_subcommand("info", "Show the superblock and image summary");
   add_image(info);
   info->add_flag("--verify", verify, "Also verify the metadata checksum");
+  info->add_flag("--json", g_json, "One JSON object (schema daxfs.info/1, docs/JSON.md)");
   bool config_json = false;
   info->add_flag("--config", config_json,
                  "Print the container image config recorded by mkdaxfs (OCI image config JSON) and nothing else");
@@ -404,6 +431,7 @@ int main(int argc, char** argv) {
   auto* st = app.add_subcommand("stat", "Show one inode: metadata, data location, xattrs");
   add_image(st);
   st->add_option("PATH", path, "Path inside the image")->required();
+  st->add_flag("--json", g_json, "One JSON object (schema daxfs.stat/1, docs/JSON.md)");
   add_quoting(st);
   auto* cat = app.add_subcommand("cat", "Write a file's contents to stdout");
   add_image(cat);
@@ -413,6 +441,7 @@ int main(int argc, char** argv) {
   check->alias("fsck");
   check->add_flag("--no-data", no_data, "Skip the file data checksum");
   check->add_flag("-q,--quiet", quiet, "Print only problems");
+  check->add_flag("--json", g_json, "One JSON object with every problem and warning (schema daxfs.check/1, docs/JSON.md)");
   auto* extract = app.add_subcommand("extract", "Write the tree out to a directory with all metadata");
   add_image(extract);
   extract->add_option("DIR", dest, "Destination directory (created if missing)")->required();
