@@ -97,9 +97,9 @@ int main(int argc, char** argv) {
                "Give every file its own 4 KiB blocks (every file mappable in place)");
   app.add_flag("--no-dedup", no_dedup, "Store identical file contents once per file");
   auto* erofs_flag = app.add_flag("--erofs", erofs,
-               "Require the EROFS view (written by default whenever possible: the kernel's EROFS "
-               "driver mounts the same image with mount -t erofs, sharing every file's bytes with "
-               "daxfs); fail if the tree cannot have one");
+               "Write the EROFS view whatever it costs (by default it is written where it adds at most "
+               "5% to the image: the kernel's EROFS driver then mounts the same image with mount -t erofs, "
+               "sharing every file's bytes with daxfs); fail if the tree cannot have one");
   app.add_flag("--no-erofs", no_erofs, "Do not write the EROFS view")->excludes(erofs_flag);
   app.add_option("--objects", object_dir,
                  "Object-store form: write each file's contents to OBJDIR/ab/cdef... (named by "
