@@ -8,6 +8,7 @@
 # out-of-tree C++ program built both with find_package(daxfs) and with
 # pkg-config that reads a file zero-copy.
 # Usage (root, network to Debian's archive): scripts/package-test.sh [WORKDIR]
+# (REUSE_DEBS=1: test the packages already in WORKDIR instead of building.)
 # About 10 minutes; not part of scripts/test.sh (CI's 30-minute budget).
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,13 +28,16 @@ cleanup() {
 }
 trap cleanup EXIT
 cleanup
-rm -rf "$T/src" "$T"/*.deb "$T"/*.changes "$T"/*.buildinfo
 mkdir -p "$T"
-
-echo "== dpkg-buildpackage (a clean copy of the tree) =="
-git -C "$SRC" archive --format=tar --prefix=src/ HEAD | tar -x -C "$T"
-(cd "$T/src" && dpkg-buildpackage -b -us -uc -j"$(nproc)" > "$T/build.log" 2>&1) ||
-  { tail -30 "$T/build.log"; echo "FAIL: dpkg-buildpackage" >&2; exit 1; }
+if [ "${REUSE_DEBS:-0}" = 1 ] && ls "$T"/daxfs_*.deb >/dev/null 2>&1; then
+  echo "== reusing the packages in $T =="
+else
+  rm -rf "$T/src" "$T"/*.deb "$T"/*.changes "$T"/*.buildinfo
+  echo "== dpkg-buildpackage (a clean copy of the tree) =="
+  git -C "$SRC" archive --format=tar --prefix=src/ HEAD | tar -x -C "$T"
+  (cd "$T/src" && dpkg-buildpackage -b -us -uc -j"$(nproc)" > "$T/build.log" 2>&1) ||
+    { tail -30 "$T/build.log"; echo "FAIL: dpkg-buildpackage" >&2; exit 1; }
+fi
 ls "$T"/*.deb
 
 echo "== lintian =="
@@ -54,9 +58,9 @@ rm -rf "$R/debs" && mkdir -p "$R/debs" && cp "$T"/*.deb "$R/debs/" && rm -f "$R"
 cp -r "$SRC/tests/install/consumer" "$R/consumer"
 in_root() { chroot "$R" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "$@"; }
 in_root apt-get update -qq
+debs=(); for f in "$R"/debs/*.deb; do debs+=("/debs/$(basename "$f")"); done
 in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-  /debs/daxfs_*.deb /debs/libdaxfs0_*.deb /debs/libdaxfs-dev_*.deb /debs/python3-daxfs_*.deb \
-  man-db g++ cmake ninja-build pkg-config > "$T/apt.log" 2>&1 || { tail -20 "$T/apt.log"; exit 1; }
+  "${debs[@]}" man-db g++ cmake ninja-build pkg-config > "$T/apt.log" 2>&1 || { tail -20 "$T/apt.log"; exit 1; }
 
 echo "== the installed tools, library and module =="
 in_root bash -euxo pipefail -c '
