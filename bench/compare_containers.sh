@@ -39,7 +39,7 @@ mkdir -p "$W/base/usr/lib" && cp -a /usr/lib/python3 "$W/base/usr/lib/"
 tar -C "$W/base" -c . | podman import -q - "$TAG-base:1" >/dev/null
 for i in 1 2; do
   printf 'FROM %s\nRUN echo app%s > /app && rm -rf /usr/lib/python3/dist-packages/numpy/tests\n' "$TAG-base:1" "$i" > "$W/ctx$i/Containerfile"
-  podman --runtime runc build -q --ulimit nofile=1024:1024 -t "$TAG-app$i:1" "$W/ctx$i" >/dev/null
+  podman --runtime runc build -q --network none --ulimit nofile=1024:1024 -t "$TAG-app$i:1" "$W/ctx$i" >/dev/null
 done
 podman save -q --format oci-archive -o "$W/app1.tar" "$TAG-app1:1"
 podman save -q --format oci-archive -o "$W/app2.tar" "$TAG-app2:1"

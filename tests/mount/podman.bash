@@ -47,7 +47,7 @@ RUN rm -rf /opt/old && mkdir /opt/old && echo fresh > /opt/old/new && echo more 
 RUN setfattr -n user.layer -v three /opt/app/version && chmod 4755 /opt/app/version
 CMD ["/bin/sh", "-c", "cat /opt/app/version"]
 EOF
-  "${PODMAN_CMD[@]}" build -q --ulimit nofile=1024:1024 -t "$APP_IMAGE" "$ctx" >/dev/null
+  "${PODMAN_CMD[@]}" build -q --network none --ulimit nofile=1024:1024 -t "$APP_IMAGE" "$ctx" >/dev/null
 }
 
 # One line per entry: what must match between two container root trees.
