@@ -3,7 +3,7 @@
 
   md_tables.py FILE.md OUTDIR [--section TITLE]...
 
-Every table in FILE (or in the sections whose "## TITLE" starts with one of
+Every table in FILE (or in the "## " sections whose title starts with one of
 the given titles) becomes OUTDIR/<section-slug>-<n>.csv; the line of text
 just above a table (if any) is kept as a "# " comment on the CSV's first line
 (the plots use it as their subtitle).
@@ -19,11 +19,16 @@ def slug(text):
 
 
 def tables(lines):
-    """(section, caption, rows) for every table."""
+    """(section, caption, rows) for every table. The section is the "## "
+    heading (its name is stable; "### " lines often carry run details);
+    the caption is the text just above the table, if any."""
     section, caption, rows = "", "", []
     for line in lines + [""]:
-        if line.startswith("#"):
-            section = line.lstrip("#").strip()
+        if line.startswith("## "):
+            section = line[3:].strip()
+            caption = ""
+        elif line.startswith("###"):
+            caption = line.lstrip("#").strip()
         if line.startswith("|"):
             cells = [c.strip() for c in line.strip().strip("|").split("|")]
             if not all(re.fullmatch(r":?-+:?", c) for c in cells):
@@ -32,6 +37,7 @@ def tables(lines):
         if rows:
             yield section, caption, rows
             rows = []
+            caption = ""
         if line.strip() and not line.startswith("#"):
             caption = line.strip()
 

@@ -22,6 +22,7 @@ echo '```'
 rm -rf results/csv
 /usr/bin/python3 md_tables.py results/run.md results/csv > /dev/null
 if /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
+  rm -f ../docs/charts/*.png
   /usr/bin/python3 plot.py ../docs/charts results/csv/*.csv > /dev/null
 else
   echo "(no python3-matplotlib: charts not redrawn)" >&2

@@ -59,7 +59,7 @@ cp -r "$SRC/tests/install/consumer" "$R/consumer"
 in_root() { chroot "$R" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "$@"; }
 in_root apt-get update -qq
 debs=(); for f in "$R"/debs/*.deb; do debs+=("/debs/$(basename "$f")"); done
-in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends --reinstall \
   "${debs[@]}" man-db g++ cmake ninja-build pkg-config > "$T/apt.log" 2>&1 || { tail -20 "$T/apt.log"; exit 1; }
 
 echo "== the installed tools, library and module =="
@@ -72,7 +72,7 @@ in_root bash -euxo pipefail -c '
   diff -r /srv/demo /mnt/app
   umount /mnt/app
   # mount(8) with an fstab line.
-  echo "/dev/shm/demo.img /mnt/fstab fuse.daxfs ro,allow_other 0 0" >> /etc/fstab
+  grep -q " /mnt/fstab " /etc/fstab || echo "/dev/shm/demo.img /mnt/fstab fuse.daxfs ro,allow_other 0 0" >> /etc/fstab
   mount /mnt/fstab
   grep -q " /mnt/fstab fuse.daxfs " /proc/mounts
   cmp /srv/demo/daxfs/copyright /mnt/fstab/daxfs/copyright

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The installed C++ library: `cmake --install --component dev` gives
-# libdaxfs.so.0 (SONAME), libdaxfs.a, the public headers (each compiles on
+# libdaxfs.so.0.1 (SONAME: the minor version while 0.x), libdaxfs.a, the public headers (each compiles on
 # its own), daxfs.pc and the CMake package; an out-of-tree program built
 # with find_package(daxfs) and one built with pkg-config both read a file of
 # a real image zero-copy.
@@ -9,12 +9,12 @@ source "$(dirname "$0")/lib.bash" "$1"
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 [ -e "$BUILD/libdaxfs.so" ] || { echo "SKIP: no libdaxfs.so in $BUILD"; exit 77; }
 # A sanitized library needs its runtime first in every program that loads it.
-if ldd "$BUILD/libdaxfs.so" | grep -q 'libasan\|libubsan'; then echo "SKIP: sanitized build"; exit 77; fi
+if grep -q '^DAXFS_SANITIZE:STRING=.\+' "$BUILD/CMakeCache.txt"; then echo "SKIP: sanitized build"; exit 77; fi
 command -v pkg-config >/dev/null || { echo "SKIP: no pkg-config"; exit 77; }
 P=$W/prefix
 cmake --install "$BUILD" --prefix "$P" --component dev > "$IO/out" || fail "cmake --install: $(cat "$IO/out")"
-lib=$(ls -d "$P"/lib*/ | head -1); lib=${lib%/}
-[ "$(readelf -d "$lib/libdaxfs.so" | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')" = libdaxfs.so.0 ] || fail "SONAME"
+libdir=$(sed -n 's/^CMAKE_INSTALL_LIBDIR:[A-Z]*=//p' "$BUILD/CMakeCache.txt"); lib=$P/${libdir:-lib}
+[ "$(readelf -d "$lib/libdaxfs.so" | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')" = libdaxfs.so.0.1 ] || fail "SONAME"
 [ -f "$lib/libdaxfs.a" ] || fail "no static library"
 for h in "$P"/include/daxfs/*.h; do
   echo "#include <daxfs/$(basename "$h")>" | g++ -std=c++20 -fsyntax-only -Wall -Wextra -Werror -I"$P/include" -x c++ - ||

@@ -8,8 +8,15 @@ MAN=$(cd "$(dirname "$0")/../../docs/man" && pwd)
 missing=()
 # options_of CMD...: the long options in CMD --help ("--name").
 # (the option lines of the Options: section, not words in the description)
-options_of() { "$@" --help 2>&1 | sed -n '/^Options:/,$p' | grep -oE '^ +(-[a-zA-Z],)?--[a-z][a-z0-9-]*' |
-               grep -oE -- '--[a-z][a-z0-9-]*' | sort -u; }
+# A command whose --help yields no option at all (not even --help) means the
+# help's format changed: fail rather than check nothing.
+options_of() {
+  local out
+  out=$("$@" --help 2>&1 | sed -n '/^[Oo][Pp][Tt][Ii][Oo][Nn][Ss]:/,$p' | grep -oE '^ +(-[a-zA-Z],)?--[a-z][a-z0-9-]*' |
+        grep -oE -- '--[a-z][a-z0-9-]*' | sort -u) || true
+  [ -n "$out" ] || fail "no options found in '$* --help' (has its format changed?)"
+  echo "$out"
+}
 need() {  # PAGE WORD...: each WORD must appear in PAGE
   local page=$MAN/$1; shift
   for w in "$@"; do grep -qF -- "$w" "$page" || missing+=("$(basename "$page"): $w"); done
@@ -29,7 +36,7 @@ for c in init upgrade list create commit abort export gc check ls cat write mkdi
   need daxfs.1.scd $(options_of "$BUILD/daxfs" branch "$c")
 done
 # shellcheck disable=SC2046
-need fsck.daxfs.8.scd $(options_of "$BUILD/daxfs" check)
+need fsck.daxfs.8.scd $(options_of "$BUILD/fsck.daxfs")
 if [ -x "$BUILD/daxfs-mount" ]; then
   # shellcheck disable=SC2046
   need daxfs-mount.8.scd $(options_of "$BUILD/daxfs-mount")

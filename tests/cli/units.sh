@@ -22,13 +22,14 @@ cp "$UNITS/srv-app.mount" "$W/units/srv-app.mount"
 for u in "$W"/units/*; do
   systemd-analyze verify --man=no "$u" > "$IO/out" 2>&1 || fail "systemd-analyze verify $(basename "$u"): $(cat "$IO/out")"
   # (verify also reports problems of other units on this machine: only ours count)
-  ! grep -F "$(basename "$u")" "$IO/out" | grep -qiv "^$" || fail "$(basename "$u"): $(grep -F "$(basename "$u")" "$IO/out")"
+  ! grep -qF "$(basename "$u")" "$IO/out" || fail "$(basename "$u"): $(grep -F "$(basename "$u")" "$IO/out")"
 done
 # ExecStart= lines of a unit, %i expanded, in order.
 execs() { sed -n 's/^ExecStart=//p' "$1" | sed "s/%i/test/g; s/\$SERVE_OPTS//"; }
 # The serve unit: its command serves the image on its socket.
 cmd=$(execs "$W/units/daxfs-serve@test.service")
 eval "exec $cmd" > /dev/null 2>&1 < /dev/null & pid=$!
+trap 'kill "$pid" 2>/dev/null; for d in "${cleanup_dirs[@]}"; do mountpoint -q "$d" 2>/dev/null && umount "$d"; done; rm -rf "$W" "$IO"' EXIT
 for _ in $(seq 100); do [ -S "$W/run/test.sock" ] && break; sleep 0.05; done
 [ -S "$W/run/test.sock" ] || fail "daxfs-serve@: no socket ($cmd)"
 [ "$("$BUILD/daxfs" cat "memfd:$W/run/test.sock" /d/f)" = hello ] || fail "daxfs-serve@: the served image does not read"
