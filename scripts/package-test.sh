@@ -59,7 +59,10 @@ cp -r "$SRC/tests/install/consumer" "$R/consumer"
 in_root() { chroot "$R" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "$@"; }
 in_root apt-get update -qq
 debs=(); for f in "$R"/debs/*.deb; do debs+=("/debs/$(basename "$f")"); done
-in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends --reinstall \
+# A reused root: what an earlier run installed goes first (package names change).
+old=$(in_root dpkg-query -W -f '${Package}\n' 2>/dev/null | grep -E '^(daxfs|libdaxfs.*|python3-daxfs)$' || true)
+[ -z "$old" ] || in_root dpkg --purge $old > /dev/null
+in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
   "${debs[@]}" man-db g++ cmake ninja-build pkg-config > "$T/apt.log" 2>&1 || { tail -20 "$T/apt.log"; exit 1; }
 
 echo "== the installed tools, library and module =="
