@@ -85,6 +85,7 @@ in_root bash -euxo pipefail -c '
   man -w mount.fuse.daxfs
   /usr/bin/python3 -c "import daxfs; print(\"python3-daxfs\", daxfs.__file__)"
   # An out-of-tree C++ program, both ways.
+  rm -rf /tmp/cb /tmp/pc
   cmake -S /consumer -B /tmp/cb -G Ninja >/dev/null && cmake --build /tmp/cb >/dev/null
   [ "$(/tmp/cb/daxfs_consumer /dev/shm/demo.img /daxfs/copyright)" = "$(cat /srv/demo/daxfs/copyright)" ]
   g++ -std=c++20 -o /tmp/pc /consumer/main.cc $(pkg-config --cflags --libs daxfs)
