@@ -29,7 +29,7 @@ execs() { sed -n 's/^ExecStart=//p' "$1" | sed "s/%i/test/g; s/\$SERVE_OPTS//"; 
 # The serve unit: its command serves the image on its socket.
 cmd=$(execs "$W/units/daxfs-serve@test.service")
 eval "exec $cmd" > /dev/null 2>&1 < /dev/null & pid=$!
-trap 'kill "$pid" 2>/dev/null; for d in "${cleanup_dirs[@]}"; do mountpoint -q "$d" 2>/dev/null && umount "$d"; done; rm -rf "$W" "$IO"' EXIT
+trap 'kill "$pid" 2>/dev/null || true; for d in "${cleanup_dirs[@]}"; do mountpoint -q "$d" 2>/dev/null && umount "$d"; done; rm -rf "$W" "$IO"' EXIT
 for _ in $(seq 100); do [ -S "$W/run/test.sock" ] && break; sleep 0.05; done
 [ -S "$W/run/test.sock" ] || fail "daxfs-serve@: no socket ($cmd)"
 [ "$("$BUILD/daxfs" cat "memfd:$W/run/test.sock" /d/f)" = hello ] || fail "daxfs-serve@: the served image does not read"
