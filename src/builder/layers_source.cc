@@ -18,6 +18,7 @@
 #include <map>
 #include <optional>
 
+#include "builder/archive_entry.h"
 #include "builder/source.h"
 #include "container/image_source.h"
 #include "daxfs/format.h"
@@ -347,7 +348,7 @@ class LayersSource final : public Source {
                                     "(build one image of the whole container image instead)");
       inode = nodes_[cur].inode;
     } else {
-      DAXFS_ASSIGN_OR_RETURN(InodeRec rec, MakeInode(r, e, entry));
+      DAXFS_ASSIGN_OR_RETURN(InodeRec rec, InodeFromArchiveEntry(e, *options_, r.where() + ": " + entry, r.index()));
       rec.source_index = uint64_t{layer} << kLayerShift | r.index();
       if (comps.empty()) {  // "./": the root's own metadata
         if (!S_ISDIR(rec.mode)) return Status::InvalidArgument(r.where() + ": root entry is not a directory");
@@ -397,48 +398,6 @@ class LayersSource final : public Source {
     nodes_.push_back(MNode{base, dir, inode, {}, layer, false, layer});
     nodes_[dir].children.emplace(base, static_cast<uint32_t>(nodes_.size() - 1));
     return Status::OK();
-  }
-
-  Result<InodeRec> MakeInode(LayerReader& r, archive_entry* e, const std::string& entry) {
-    InodeRec rec;
-    rec.mode = archive_entry_mode(e);
-    if ((rec.mode & S_IFMT) == 0) rec.mode |= S_IFREG;
-    if (!ValidFileType(rec.mode))
-      return Status::InvalidArgument(r.where() + ": " + entry + ": no valid file type");
-    rec.uid = static_cast<uint32_t>(archive_entry_uid(e));
-    rec.gid = static_cast<uint32_t>(archive_entry_gid(e));
-    rec.mtime_sec = archive_entry_mtime(e);
-    rec.mtime_nsec = static_cast<uint32_t>(archive_entry_mtime_nsec(e));
-    if (rec.mtime_sec < 0 && rec.mtime_nsec > 0) {  // pax sign-magnitude, see tar_source.cc
-      rec.mtime_sec -= 1;
-      rec.mtime_nsec = 1000000000u - rec.mtime_nsec;
-    }
-    switch (rec.mode & S_IFMT) {
-      case S_IFREG: rec.size = static_cast<uint64_t>(archive_entry_size(e)); break;
-      case S_IFLNK: {
-        const char* t = archive_entry_symlink(e);
-        rec.target = t ? t : "";
-        if (rec.target.empty() || rec.target.size() > format::kSymlinkMax)
-          return Status::InvalidArgument(r.where() + ": " + entry + ": symlink target length not in [1, 4095]");
-        break;
-      }
-      case S_IFCHR: case S_IFBLK:
-        rec.rdev = format::EncodeDev(static_cast<uint32_t>(archive_entry_rdevmajor(e)),
-                                     static_cast<uint32_t>(archive_entry_rdevminor(e)));
-        break;
-      default: break;
-    }
-    if (options_->xattrs && !options_->upstream_only) {
-      const char* name;
-      const void* value;
-      size_t len;
-      archive_entry_xattr_reset(e);
-      while (archive_entry_xattr_next(e, &name, &value, &len) == ARCHIVE_OK)
-        rec.xattrs.emplace_back(name, std::string(static_cast<const char*>(value), len));
-      std::sort(rec.xattrs.begin(), rec.xattrs.end());
-    }
-    ApplyMetadataOptions(&rec, *options_);
-    return rec;
   }
 
   // The merged tree, as the builder's Tree (removed names dropped; inodes
