@@ -23,8 +23,9 @@ BIG_MB=48 make_test_images "$WORK/ctx" run || skip "podman cannot build images o
 podman save -q --format oci-archive -o "$WORK/app.tar" "$APP_IMAGE"
 mkdir -p /dev/shm/daxfs-test-$$
 IMG=/dev/shm/daxfs-test-$$/app.img
-# The shared mount daxfs-podman-run leaves for later containers: ours goes.
-unmount_shared() { awk -v img="$IMG" '$1 == img { print $2 }' /proc/mounts | xargs -r umount; }
+# The shared mounts daxfs-podman-run leaves for later containers: ours go,
+# also when the test fails or is killed.
+unmount_shared() { awk -v d="/dev/shm/daxfs-test-$$/" 'index($1, d) == 1 { print $2 }' /proc/mounts | xargs -r umount; }
 trap 'unmount_shared; rm -rf /dev/shm/daxfs-test-$$; podman_cleanup; cleanup' EXIT
 "$MKDAXFS" -q "$IMG" "oci-archive:$WORK/app.tar"
 before=$(md5sum < "$IMG")
@@ -53,6 +54,9 @@ for i in $(seq 1 8); do
 done
 [ "$(awk -v img="$IMG" '$1 == img' /proc/mounts | wc -l)" = 1 ] || fail "the image is not mounted exactly once"
 [ "$(md5sum < "$IMG")" = "$before" ] || fail "the image changed"
+# --prune unmounts what no container uses any more.
+"$RUN" --prune 2>"$WORK/prune.log" || fail "--prune failed: $(cat "$WORK/prune.log")"
+[ "$(awk -v img="$IMG" '$1 == img' /proc/mounts | wc -l)" = 0 ] || fail "--prune left the idle image mounted"
 
 # Memory: N containers that read every file of the image, charged to the
 # containers' own memory cgroups (page cache included; what other tests
