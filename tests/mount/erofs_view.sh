@@ -50,9 +50,9 @@ check_image() {  # IMAGE SOURCE NAME
   for view in "$m" "$d"; do
     describe_tree "$view" > "$WORK/got"
     diff "$WORK/want" "$WORK/got" > "$WORK/diff" || { head -n 20 "$WORK/diff" >&2; fail "$name: $view differs from the source"; }
-    (cd "$src" && find . -type f -print0) | while IFS= read -r -d '' f; do
-      cmp -s "$src/$f" "$view/$f" || echo "$f"
-    done > "$WORK/diff"
+    # Contents, in one process (a cmp per file took most of this test's time).
+    diff -r --no-dereference "$src" "$view" 2>&1 |
+      grep -v '^File .* is a \(fifo\|character special file\|block special file\|socket\)' > "$WORK/diff" || true
     [ ! -s "$WORK/diff" ] || { head -n 20 "$WORK/diff" >&2; fail "$name: contents of $view differ"; }
   done
   # Hard links: same inode under both names in both views.
