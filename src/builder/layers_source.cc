@@ -23,6 +23,7 @@
 #include "container/image_source.h"
 #include "daxfs/format.h"
 #include "format/file_type.h"
+#include "util/path_components.h"
 
 namespace daxfs::build {
 namespace {
@@ -90,19 +91,11 @@ class LayerReader {
   uint64_t index_ = 0;
 };
 
-// "./usr//lib/" -> components; false for a path that leaves the root.
+// "./usr//lib/" -> components; false for a path with "..".
 bool SplitPath(std::string_view in, std::vector<std::string>* out) {
-  out->clear();
-  size_t pos = 0;
-  while (pos <= in.size()) {
-    size_t slash = in.find('/', pos);
-    if (slash == std::string_view::npos) slash = in.size();
-    const std::string_view comp = in.substr(pos, slash - pos);
-    pos = slash + 1;
-    if (comp.empty() || comp == ".") continue;
-    if (comp == "..") return false;
-    out->emplace_back(comp);
-  }
+  const auto comps = SplitPathComponents(in, DotDot::kRefuse);
+  if (!comps) return false;
+  out->assign(comps->begin(), comps->end());
   return true;
 }
 

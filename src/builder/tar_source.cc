@@ -16,6 +16,7 @@
 #include "builder/source.h"
 #include "daxfs/format.h"
 #include "format/file_type.h"
+#include "util/path_components.h"
 
 namespace daxfs::build {
 namespace {
@@ -60,20 +61,11 @@ Status CheckArchiveFile(const std::string& path) {
   return Status::OK();
 }
 
-// "./usr//lib/" -> "usr/lib"; returns false for paths escaping the root.
+// "./usr//lib/" -> "usr/lib"; false for a path with "..".
 bool NormalizePath(std::string_view in, std::string* out) {
-  out->clear();
-  size_t pos = 0;
-  while (pos <= in.size()) {
-    size_t slash = in.find('/', pos);
-    if (slash == std::string_view::npos) slash = in.size();
-    std::string_view comp = in.substr(pos, slash - pos);
-    pos = slash + 1;
-    if (comp.empty() || comp == ".") continue;
-    if (comp == "..") return false;
-    if (!out->empty()) *out += '/';
-    out->append(comp);
-  }
+  const auto comps = SplitPathComponents(in, DotDot::kRefuse);
+  if (!comps) return false;
+  *out = JoinPathComponents(*comps);
   return true;
 }
 

@@ -11,33 +11,16 @@
 #include <map>
 #include <vector>
 
+#include "util/path_components.h"
+
 namespace daxfs::container {
 
 namespace {
 
 // "./a//b" -> "a/b", "a/../b" -> "b"; "" for a name that leaves the top.
 std::string CleanName(std::string_view in) {
-  std::vector<std::string_view> comps;
-  size_t pos = 0;
-  while (pos <= in.size()) {
-    size_t slash = in.find('/', pos);
-    if (slash == std::string_view::npos) slash = in.size();
-    const std::string_view comp = in.substr(pos, slash - pos);
-    pos = slash + 1;
-    if (comp.empty() || comp == ".") continue;
-    if (comp == "..") {
-      if (comps.empty()) return "";
-      comps.pop_back();
-      continue;
-    }
-    comps.push_back(comp);
-  }
-  std::string out;
-  for (const auto& c : comps) {
-    if (!out.empty()) out += '/';
-    out.append(c);
-  }
-  return out;
+  const auto comps = SplitPathComponents(in, DotDot::kResolve);
+  return comps ? JoinPathComponents(*comps) : std::string();
 }
 
 class FdStream final : public BlobStream {
