@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: dependencies, a -Werror build, all unit and FUSE mount
-# tests, the same again under AddressSanitizer + UBSan, and a bounded fuzz run.
+# tests, the same again under AddressSanitizer + UBSan, a bounded fuzz run,
+# and the Debian packages tried in a clean root (scripts/package-test.sh).
 # Usage: scripts/test.sh [FUZZ_SECONDS]   (run as root for the mount tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,4 +18,7 @@ ninja -C build-asan
 
 echo "== fuzzing the image parser for ${FUZZ_SECONDS}s =="
 scripts/fuzz.sh "$FUZZ_SECONDS"   # fails if libFuzzer finds a crash
+
+echo "== Debian packages: built, lintian, installed and used in a clean debootstrap root =="
+scripts/package-test.sh
 echo "ALL TESTS PASSED"
