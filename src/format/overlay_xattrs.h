@@ -2,7 +2,8 @@
 // of a data-only lower stack (kernel 6.5+, the composefs arrangement): a
 // file with an object is a "metacopy" whose absolute redirect names the
 // object in the data-only layer. Used by the EROFS view (mkdaxfs), its
-// check, and daxfs-mount -o overlay_lower, so that all three agree.
+// check, and daxfs-mount -o overlay_lower, so that all three agree (the
+// tree's own trusted.overlay.* escaped by all three too).
 #pragma once
 
 #include <string>
@@ -24,6 +25,15 @@ inline std::string EscapeOverlayXattr(std::string_view name) {
   out += "overlay.";
   out += name.substr(kOverlayPrefix.size());
   return out;
+}
+
+// The tree's name of an escaped name ("trusted.overlay.overlay.opaque" ->
+// "trusted.overlay.opaque"); empty for a name that is not escaped.
+inline std::string UnescapeOverlayXattr(std::string_view name) {
+  if (!name.starts_with(kOverlayPrefix)) return {};
+  const std::string_view rest = name.substr(kOverlayPrefix.size());
+  if (!rest.starts_with("overlay.")) return {};
+  return std::string(kOverlayPrefix) + std::string(rest.substr(sizeof("overlay.") - 1));
 }
 
 // The redirect of a file whose object is at `object_rel_path` in the

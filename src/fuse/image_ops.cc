@@ -416,7 +416,14 @@ void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   }
   if (c.no_xattrs) return (void)fuse_reply_err(req, ENOSYS);
   if (XattrUnsupported(c, name)) return (void)fuse_reply_err(req, EOPNOTSUPP);
-  auto v = c.image->getxattr(ToImage(c, ino), name);
+  // As an OverlayFS layer the tree's own trusted.overlay.* are escaped, so
+  // that OverlayFS shows them instead of acting on them (as the EROFS view).
+  std::string tree_name = name;
+  if (c.overlay_lower && tree_name.starts_with(format::kOverlayPrefix)) {
+    tree_name = format::UnescapeOverlayXattr(name);
+    if (tree_name.empty()) return (void)fuse_reply_err(req, ENODATA);
+  }
+  auto v = c.image->getxattr(ToImage(c, ino), tree_name);
   if (!v.ok()) return ReplyError(req, v.status());
   if (size == 0) return (void)fuse_reply_xattr(req, v->size());
   if (size < v->size()) return (void)fuse_reply_err(req, ERANGE);
@@ -432,7 +439,7 @@ void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   }
   std::string names;
   Status st = c.image->list_xattrs(ToImage(c, ino), [&](std::string_view n, std::span<const std::byte>) {
-    names.append(n);
+    names.append(c.overlay_lower ? format::EscapeOverlayXattr(n) : std::string(n));
     names.push_back('\0');
   });
   if (!st.ok()) return ReplyError(req, st);
