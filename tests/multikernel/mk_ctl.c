@@ -9,6 +9,9 @@
 //                              atomically, or waited for until >= N (at
 //                              most S seconds): a barrier between kernels
 //                              and the host that needs no network
+//   mk_ctl phys FILE OFF       the physical address of the page at OFF of
+//                              FILE mapped shared and read (pagemap): with
+//                              DAX it lies in the device, not in RAM
 // Prints "OK" or the errno's name (ESTALE, EBUSY, ...) for the ioctls and
 // exits 0 either way (the test judges); exits 1 when it cannot run at all.
 #define _GNU_SOURCE
@@ -55,7 +58,27 @@ static volatile uint64_t* word(const char* file, const char* off_arg) {
   return (volatile uint64_t*)(m + (off - base));
 }
 
+static int phys(const char* file, const char* off_arg) {
+  long page = sysconf(_SC_PAGESIZE);
+  uint64_t off = strtoull(off_arg, NULL, 0) / page * page;
+  int fd = open(file, O_RDONLY);
+  if (fd < 0) { perror(file); return 1; }
+  volatile char* m = mmap(NULL, page, PROT_READ, MAP_SHARED, fd, (off_t)off);
+  if (m == MAP_FAILED) { perror("mmap"); return 1; }
+  (void)m[0];  // fault it in
+  int pm = open("/proc/self/pagemap", O_RDONLY);
+  uint64_t e = 0;
+  if (pm < 0 || pread(pm, &e, sizeof e, (off_t)((uintptr_t)m / page * sizeof e)) != sizeof e) {
+    perror("/proc/self/pagemap");
+    return 1;
+  }
+  if (!(e >> 63)) { printf("absent\n"); return 0; }
+  printf("0x%llx\n", (unsigned long long)((e & ((1ull << 55) - 1)) * page));
+  return 0;
+}
+
 int main(int argc, char** argv) {
+  if (argc >= 4 && !strcmp(argv[1], "phys")) return phys(argv[2], argv[3]);
   if (argc >= 3 && (!strcmp(argv[1], "create") || !strcmp(argv[1], "commit") || !strcmp(argv[1], "abort")))
     return ctl(argv[1], argv[2]);
   if (argc >= 4 && !strcmp(argv[1], "get")) {
@@ -79,6 +102,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   fprintf(stderr,
-          "usage: mk_ctl create|commit|abort DIR | get FILE OFF | add FILE OFF N | wait FILE OFF N SECONDS\n");
+          "usage: mk_ctl create|commit|abort DIR | get FILE OFF | add FILE OFF N | wait FILE OFF N SECONDS"
+          " | phys FILE OFF\n");
   return 1;
 }

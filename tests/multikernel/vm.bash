@@ -16,6 +16,10 @@
 #   mk_console NAME                    a guest's console so far
 #   mk_ram_kib NAME                    guest RAM the guest has touched (KiB;
 #                                      with MK_RAM_FILES=1 set before mk_boot)
+#   MK_PMEM=FILE mk_boot ...           FILE (a multiple of 2 MiB) is also the
+#                                      guest's virtio-pmem device /dev/pmem0,
+#                                      DAX-capable (MK_WANT_PMEM=1 before
+#                                      mk_initramfs: MK_PMEM_MODULES in it)
 # Environment: DAXFS_MK_CACHE (kernel cache, default /var/cache/daxfs-mk),
 #   DAXFS_MK_KERNEL_PKG (Debian kernel package, default: the one
 #   linux-image-cloud-amd64 depends on), DAXFS_MK_ACCEL (default tcg: KVM
@@ -84,9 +88,14 @@ mk_guardian() {
 mk_guardian $$ &
 disown
 
+# The guest kernel's modules for a virtio-pmem disk and kernel EROFS on it,
+# in load order (in $MK_CACHE/modules, in the initramfs's /lib/modules).
+MK_PMEM_MODULES="virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci libnvdimm nd_btt
+  nd_pmem nd_virtio virtio_pmem libcrc32c erofs"
+
 # mk_prepare: checks qemu, busybox-static and cpio, and puts a kernel
-# (vmlinuz) and its fuse.ko into $MK_CACHE, fetched with apt-get download
-# the first time.  Sets MK_KERNEL and MK_FUSE_KO.  Skips (exit 77) with the
+# (vmlinuz), its fuse.ko and MK_PMEM_MODULES into $MK_CACHE, fetched with
+# apt-get download the first time.  Sets MK_KERNEL and MK_FUSE_KO.  Skips (exit 77) with the
 # reason when any of it cannot be had.
 mk_prepare() {
   command -v qemu-system-x86_64 >/dev/null ||
@@ -104,7 +113,7 @@ mk_prepare() {
   local lock
   exec {lock}>"$MK_CACHE/.lock"
   flock "$lock"
-  if [ ! -s "$MK_KERNEL" ] || [ ! -s "$MK_FUSE_KO" ]; then
+  if [ ! -s "$MK_KERNEL" ] || [ ! -s "$MK_FUSE_KO" ] || [ ! -d "$MK_CACHE/modules" ]; then
     mk_fetch_kernel || { flock -u "$lock"; skip "no guest kernel: $MK_FETCH_ERROR"; }
   fi
   [ -e "$MK_CACHE/vmlinux" ] || mk_unpack_vmlinux
@@ -162,16 +171,29 @@ mk_fetch_kernel() {
     MK_FETCH_ERROR="$pkg has no boot/vmlinuz-* or fuse.ko"
     rm -rf "$tmp"; return 1
   fi
-  case $ko in
-    *.xz)  xz -dc "$ko" > "$tmp/fuse.ko" ;;
-    *.zst) zstd -qdc "$ko" > "$tmp/fuse.ko" ;;
-    *)     cp "$ko" "$tmp/fuse.ko" ;;
-  esac
+  mk_unpack_module "$ko" "$tmp/fuse.ko"
+  # The pmem and EROFS modules (a kernel that builds one in has no file).
+  mkdir -p "$tmp/modules"
+  for m in $MK_PMEM_MODULES; do
+    ko=$(find "$tmp/x/lib/modules" -name "$m.ko*" | head -n 1)
+    [ -z "$ko" ] || mk_unpack_module "$ko" "$tmp/modules/$m.ko"
+  done
+  rm -rf "$MK_CACHE/modules"
+  mv "$tmp/modules" "$MK_CACHE/modules"
   mv "$tmp/fuse.ko" "$MK_FUSE_KO"
   mv "$vmlinuz" "$MK_KERNEL"
   rm -f "$MK_CACHE/vmlinux"
   echo "$pkg" > "$MK_CACHE/package"
   rm -rf "$tmp"
+}
+
+# mk_unpack_module KO OUT: a module file, decompressed.
+mk_unpack_module() {
+  case $1 in
+    *.xz)  xz -dc "$1" > "$2" ;;
+    *.zst) zstd -qdc "$1" > "$2" ;;
+    *)     cp "$1" "$2" ;;
+  esac
 }
 
 # mk_initramfs OUT [SRC[:DEST]...]: a cpio (uncompressed: faster to boot
@@ -191,6 +213,9 @@ mk_initramfs() {
   cp "$MK_DIR/guest_init.sh" "$root/init"
   cp "$MK_DIR"/guest/*.sh "$root/tests/"
   cp "$MK_FUSE_KO" "$root/lib/modules/fuse.ko"
+  if [ "${MK_WANT_PMEM:-0}" = 1 ] && [ -d "$MK_CACHE/modules" ]; then
+    cp "$MK_CACHE"/modules/*.ko "$root/lib/modules/" 2>/dev/null || true
+  fi
   # Without their debug information (90% of a build's size, and every MB
   # costs the guest boot time).
   for tool in ${MK_TOOLS:-daxfs daxfs-mount}; do
@@ -295,10 +320,18 @@ mk_boot() {
     ram=(-object "memory-backend-file,id=ram,size=${DAXFS_MK_MEM:-512}M,mem-path=$MK_SHM/$name.ram,share=on"
          -machine memory-backend=ram)
   fi
+  # A virtio-pmem device over MK_PMEM (hot-pluggable memory: slots, maxmem).
+  local mem=${DAXFS_MK_MEM:-512} pmem=()
+  if [ -n "${MK_PMEM:-}" ]; then
+    local pmem_mib=$(( ($(stat -c %s "$MK_PMEM") + (1 << 20) - 1) >> 20 ))
+    mem="${mem}M,slots=2,maxmem=$((${DAXFS_MK_MEM:-512} + pmem_mib + 1024))M"
+    pmem=(-object "memory-backend-file,id=pmem,mem-path=$MK_PMEM,size=${pmem_mib}M,share=on"
+          -device virtio-pmem-pci,memdev=pmem,id=pmem0)
+  fi
   # shellcheck disable=SC2086  # DAXFS_MK_QEMU_ARGS is split on purpose
-  qemu-system-x86_64 "${ram[@]}" \
+  qemu-system-x86_64 "${ram[@]}" "${pmem[@]}" \
     -accel "${DAXFS_MK_ACCEL:-tcg,thread=multi}" -cpu max \
-    -smp "${DAXFS_MK_SMP:-2}" -m "${DAXFS_MK_MEM:-512}" \
+    -smp "${DAXFS_MK_SMP:-2}" -m "$mem" \
     -nodefaults -no-reboot -display none \
     -kernel "$MK_KERNEL" -initrd "$MK_INITRD" \
     -append "console=ttyS0 panic=-1 edd=off quiet $params ${DAXFS_MK_APPEND:-}" \
