@@ -67,18 +67,23 @@ guardian_dump() {
   echo "=== guardian: killing the test ===" >&2
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 }
-# Aborts the FUSE connection of every mount whose path starts with $1
+# Aborts the FUSE connection of every mount whose path, or whose source (an
+# image of the test's), starts with one of the prefixes given
 # (/sys/fs/fuse/connections/DEV/abort; DEV from /proc/self/mountinfo,
 # which, unlike stat, does not ask the daemon).
 abort_fuse_under() {
-  local dev mp fstype
-  while read -r dev mp fstype; do
+  local dev mp fstype source prefix ours
+  while read -r dev mp fstype source; do
     case "$fstype" in fuse|fuse.*) ;; *) continue ;; esac
-    [ "${mp#"$1"}" != "$mp" ] || continue
+    ours=0
+    for prefix in "$@"; do
+      [ "${mp#"$prefix"}" != "$mp" ] || [ "${source#"$prefix"}" != "$source" ] && ours=1
+    done
+    [ "$ours" = 1 ] || continue
     local minor=${dev#*:} major=${dev%%:*}
     local id=$(( (major << 20) | minor ))
     [ -e "/sys/fs/fuse/connections/$id/abort" ] && echo 1 > "/sys/fs/fuse/connections/$id/abort" 2>/dev/null || true
-  done < <(awk '{for (i = 7; $i != "-"; i++); print $3, $5, $(i + 1)}' /proc/self/mountinfo)
+  done < <(awk '{for (i = 7; $i != "-"; i++); print $3, $5, $(i + 1), $(i + 2)}' /proc/self/mountinfo)
 }
 guardian() {
   local test_pid=$1 deadline=$((SECONDS + ${DAXFS_TEST_TIMEOUT:-570})) dumped=0
@@ -95,15 +100,20 @@ guardian() {
   # aborted first, so that every caller and daemon thread waiting on it
   # (even in uninterruptible sleep) is released and the unmount and the
   # kill below cannot wait too.
-  abort_fuse_under "$WORK/"
+  # Mounts elsewhere of the test's images count too (daxfs-podman-run
+  # mounts under /run; tests keep images in /dev/shm/daxfs-test-PID).
+  local shm=/dev/shm/daxfs-test-$test_pid/
+  abort_fuse_under "$WORK/" "$shm"
   local m
   while read -r m; do
     [ -n "$m" ] || continue
     # (no mountpoint -q: a mount whose daemon died fails its stat)
     umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
-  done < <(tac "$DAXFS_MOUNT_LIST" 2>/dev/null; awk -v w="$WORK/" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r)
+  done < <(tac "$DAXFS_MOUNT_LIST" 2>/dev/null
+           awk -v w="$WORK/" -v s="$shm" 'index($2, w) == 1 || index($1, w) == 1 || index($1, s) == 1 {print $2}' \
+             /proc/mounts | sort -r)
   pkill -9 -f "daxfs-mount .*$WORK" 2>/dev/null || true
-  rm -rf "$WORK"
+  rm -rf "$WORK" "${shm%/}"
 }
 guardian $$ &
 disown
