@@ -23,7 +23,8 @@ namespace daxfs::testing {
 // honestly write (and hash) them, which is slow, not a bug.
 inline constexpr int64_t kMaxArchiveFileBytes = 64 << 20;
 
-inline bool DeclaresHugeFiles(const uint8_t* data, size_t size) {
+// The file bytes an archive declares (counting stops past the limit).
+inline int64_t DeclaredFileBytes(const uint8_t* data, size_t size) {
   archive* a = archive_read_new();
   archive_read_support_filter_all(a);
   archive_read_support_format_all(a);
@@ -34,7 +35,11 @@ inline bool DeclaresHugeFiles(const uint8_t* data, size_t size) {
       total += archive_entry_size_is_set(e) ? std::max<int64_t>(archive_entry_size(e), 0) : 0;
   }
   archive_read_free(a);
-  return total > kMaxArchiveFileBytes;
+  return total;
+}
+
+inline bool DeclaresHugeFiles(const uint8_t* data, size_t size) {
+  return DeclaredFileBytes(data, size) > kMaxArchiveFileBytes;
 }
 
 // Returns an empty string, or what went wrong with an accepted archive.

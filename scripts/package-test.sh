@@ -21,10 +21,16 @@ MIRROR=${MIRROR:-http://deb.debian.org/debian}
 need=(debhelper dh-python lintian debootstrap dpkg-dev)
 missing=(); for p in "${need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 [ ${#missing[@]} = 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# In a mount namespace of its own: the root's mounts (/dev, /proc, apt's
+# cache) vanish with this process however it ends, so a killed run leaves
+# no host directory bind-mounted inside the tree for an rm -rf to reach.
+if [ -z "${DAXFS_PACKAGE_TEST_NS:-}" ]; then
+  exec env DAXFS_PACKAGE_TEST_NS=1 unshare --mount --propagation private "$0" "$@"
+fi
 
 R=$T/root
 cleanup() {
-  [ -z "${boot_pid:-}" ] || kill "$boot_pid" 2>/dev/null || true
+  [ -z "${boot_pid:-}" ] || kill -- "-$boot_pid" 2>/dev/null || true
   for m in "$R/mnt/app" "$R/mnt/fstab" "$R/var/cache/apt/archives" "$R/proc" "$R/sys" "$R/dev/pts" "$R/dev"; do
     mountpoint -q "$m" 2>/dev/null && umount -l "$m"
   done
@@ -36,8 +42,12 @@ cleanup
 # uses the CPUs), with the packages apt already fetched for this machine.
 boot_pid=
 if [ ! -x "$R/usr/bin/apt-get" ]; then
+  if grep -qF " $R/" /proc/self/mountinfo; then
+    echo "FAIL: something is still mounted under $R (an older run?): unmount it first" >&2; exit 1
+  fi
   rm -rf --one-file-system "$R"
-  debootstrap --variant=minbase --cache-dir=/var/cache/apt/archives bookworm "$R" "$MIRROR" \
+  # (its own process group, so that a failed build stops all of it)
+  setsid debootstrap --variant=minbase --cache-dir=/var/cache/apt/archives bookworm "$R" "$MIRROR" \
     > "$T/debootstrap.log" 2>&1 &
   boot_pid=$!
 fi
@@ -47,8 +57,14 @@ else
   rm -rf "$T/src" "$T"/*.deb "$T"/*.changes "$T"/*.buildinfo
   echo "== dpkg-buildpackage (a clean copy of the working tree) =="
   mkdir -p "$T/src"
-  tree=$(git -C "$SRC" stash create 2>/dev/null || true)  # tracked changes, not committed
-  git -C "$SRC" archive --format=tar "${tree:-HEAD}" | tar -x -C "$T/src"
+  # The committed tree with the uncommitted changes to tracked files; or,
+  # where git cannot read the tree, the tree as it is without build outputs.
+  if tree=$(git -C "$SRC" stash create 2>/dev/null) &&
+     git -C "$SRC" archive --format=tar -o "$T/src.tar" "${tree:-HEAD}" 2>/dev/null; then
+    tar -x -C "$T/src" -f "$T/src.tar" && rm -f "$T/src.tar"
+  else
+    tar -C "$SRC" --exclude='./build*' --exclude=./.git --exclude='./obj-*' -cf - . | tar -x -C "$T/src"
+  fi
   (cd "$T/src" && DEB_BUILD_OPTIONS="nocheck noddebs parallel=$(nproc)" dpkg-buildpackage -b -us -uc \
     > "$T/build.log" 2>&1) || { tail -30 "$T/build.log"; echo "FAIL: dpkg-buildpackage" >&2; exit 1; }
   rm -rf "$T/src"

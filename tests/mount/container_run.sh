@@ -25,8 +25,8 @@ mkdir -p /dev/shm/daxfs-test-$$
 IMG=/dev/shm/daxfs-test-$$/app.img
 # The shared mounts daxfs-podman-run leaves for later containers: ours go,
 # also when the test fails or is killed.
-unmount_shared() { awk -v d="/dev/shm/daxfs-test-$$/" 'index($1, d) == 1 { print $2 }' /proc/mounts | xargs -r umount; }
-trap 'unmount_shared; rm -rf /dev/shm/daxfs-test-$$; podman_cleanup; cleanup' EXIT
+unmount_shared() { awk -v d="/dev/shm/daxfs-test-$$/" 'index($1, d) == 1 { print $2 }' /proc/mounts | xargs -r umount || true; }
+trap 'podman_cleanup; unmount_shared; rm -rf /dev/shm/daxfs-test-$$; cleanup' EXIT
 "$MKDAXFS" -q "$IMG" "oci-archive:$WORK/app.tar"
 before=$(md5sum < "$IMG")
 # What every container must read: each file's checksum, from the image.
@@ -54,7 +54,15 @@ for i in $(seq 1 8); do
 done
 [ "$(awk -v img="$IMG" '$1 == img' /proc/mounts | wc -l)" = 1 ] || fail "the image is not mounted exactly once"
 [ "$(md5sum < "$IMG")" = "$before" ] || fail "the image changed"
-# --prune unmounts what no container uses any more.
+# --prune (system-wide: it also unmounts other idle image mounts, which the
+# next container of their image mounts again) keeps a mount a running
+# container uses, and unmounts it once none does.
+ctr=$("$RUN" "$IMG" "${opts[@]:1}" -d -- /bin/sh -c 'sleep 300')
+"$RUN" --prune 2>"$WORK/prune.log" || fail "--prune failed: $(cat "$WORK/prune.log")"
+[ "$(awk -v img="$IMG" '$1 == img' /proc/mounts | wc -l)" = 1 ] ||
+  fail "--prune unmounted the image of a running container: $(cat "$WORK/prune.log")"
+podman exec "$ctr" cat /opt/app/version > /dev/null || fail "the running container lost its tree"
+podman rm -f -t 0 "$ctr" > /dev/null
 "$RUN" --prune 2>"$WORK/prune.log" || fail "--prune failed: $(cat "$WORK/prune.log")"
 [ "$(awk -v img="$IMG" '$1 == img' /proc/mounts | wc -l)" = 0 ] || fail "--prune left the idle image mounted"
 

@@ -55,7 +55,13 @@ check_image() {  # IMAGE SOURCE NAME
       grep -v '^File .* is a \(fifo\|character special file\|block special file\|socket\)' > "$WORK/diff" || true
     [ ! -s "$WORK/diff" ] || { head -n 20 "$WORK/diff" >&2; fail "$name: contents of $view differ"; }
   done
-  # Hard links: same inode under both names in both views.
+  # Hard links: one inode under both names in both views.
+  if [ -e "$src/sub/hardlink" ]; then
+    for view in "$m" "$d"; do
+      [ "$(stat -c %i "$view/hello.txt")" = "$(stat -c %i "$view/sub/hardlink")" ] ||
+        fail "$name: $view shows the hard link as two inodes"
+    done
+  fi
   umount "$m" "$d"
 }
 

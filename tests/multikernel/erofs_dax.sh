@@ -14,8 +14,7 @@ source "$(dirname "$0")/vm.bash" "${1:-}"
 export LC_ALL=C
 MK_WANT_PMEM=1
 mk_prepare
-[ -s "$MK_CACHE/modules/erofs.ko" ] || skip "the guest kernel has no erofs module in $MK_CACHE/modules"
-qemu-system-x86_64 -device help 2>/dev/null | grep -q '"virtio-pmem-pci"' || skip "this qemu has no virtio-pmem-pci"
+grep -q '"virtio-pmem-pci"' <<<"$MK_QEMU_DEVICES" || skip "this qemu has no virtio-pmem-pci"
 mk_initramfs_with_ctl
 ctl() { "$MK_CTL_HOST" "$@"; }
 
@@ -46,8 +45,9 @@ done
 [ "$(ctl wait "$shm" $WORDS 3 300)" = OK ] || { for g in $guests; do mk_tail $g; done; fail "the guests did not all mount the image"; }
 for g in $guests; do
   case $(mk_result $g pmem) in
-    yes) ;;
-    *) mk_tail $g; skip "guest $g: no virtio-pmem disk: $(mk_result $g pmem)" ;;
+    yes) [ "$(mk_result $g mounted)" = yes ] || { mk_tail $g; fail "guest $g: mount -t erofs /dev/pmem0 failed"; } ;;
+    no*) mk_tail $g; skip "guest $g: $(mk_result $g pmem)" ;;
+    *) mk_tail $g; fail "guest $g: $(mk_result $g pmem)" ;;
   esac
 done
 sleep 1

@@ -100,8 +100,10 @@ MK_PMEM_MODULES="virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev 
 mk_prepare() {
   command -v qemu-system-x86_64 >/dev/null ||
     skip "qemu-system-x86_64 not found (apt-get install qemu-system-x86)"
-  qemu-system-x86_64 -device help 2>/dev/null | grep -q '"ivshmem-plain"' ||
-    skip "this qemu-system-x86_64 has no ivshmem-plain device"
+  # (the list first, then grep: grep -q's early exit would SIGPIPE qemu,
+  # which pipefail reports as a failure)
+  MK_QEMU_DEVICES=$(qemu-system-x86_64 -device help 2>/dev/null || true)
+  grep -q '"ivshmem-plain"' <<<"$MK_QEMU_DEVICES" || skip "this qemu-system-x86_64 has no ivshmem-plain device"
   command -v cpio >/dev/null || skip "cpio not found (apt-get install cpio)"
   MK_BUSYBOX=$(command -v busybox) || skip "busybox not found (apt-get install busybox-static)"
   [[ $(ldd "$MK_BUSYBOX" 2>&1 || true) == *"not a dynamic"* ]] ||
@@ -113,7 +115,9 @@ mk_prepare() {
   local lock
   exec {lock}>"$MK_CACHE/.lock"
   flock "$lock"
-  if [ ! -s "$MK_KERNEL" ] || [ ! -s "$MK_FUSE_KO" ] || [ ! -d "$MK_CACHE/modules" ]; then
+  # (a cache from before the modules were kept is refreshed when they are wanted)
+  if [ ! -s "$MK_KERNEL" ] || [ ! -s "$MK_FUSE_KO" ] ||
+     { [ "${MK_WANT_PMEM:-0}" = 1 ] && [ ! -d "$MK_CACHE/modules" ]; }; then
     mk_fetch_kernel || { flock -u "$lock"; skip "no guest kernel: $MK_FETCH_ERROR"; }
   fi
   [ -e "$MK_CACHE/vmlinux" ] || mk_unpack_vmlinux
