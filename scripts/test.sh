@@ -16,7 +16,7 @@ cmake -S . -B build-asan -G Ninja -DDAXFS_WERROR=ON -DDAXFS_SANITIZE=address,und
 ninja -C build-asan
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j2)
 
-echo "== fuzzing the image parser for ${FUZZ_SECONDS}s =="
+echo "== fuzzing for ${FUZZ_SECONDS}s =="
 scripts/fuzz.sh "$FUZZ_SECONDS"   # fails if libFuzzer finds a crash
 
 echo "== Debian packages: built, lintian, installed and used in a clean debootstrap root =="
