@@ -16,7 +16,25 @@ set -euo pipefail
 START=$SECONDS
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 T=$(mkdir -p "${1:-$SRC/build-deb}" && cd "${1:-$SRC/build-deb}" && pwd)
+# The Debian mirror and proxy this machine's apt uses (a CI machine may
+# reach the archive only through them); MIRROR overrides.
+apt_mirror() {
+  local f
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -f "$f" ] || continue
+    # deb822: the URIs of the first stanza whose suites include bookworm
+    awk 'BEGIN { RS = ""; FS = "\n" }
+         /(^|\n)Suites:[^\n]*bookworm( |\n|$)/ && /(^|\n)Types:[^\n]*deb( |\n|$)/ {
+           for (i = 1; i <= NF; i++) if ($i ~ /^URIs:/) { split($i, u, " "); print u[2]; exit } }' "$f"
+  done
+  cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+    awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i !~ /^\[/ && $i !~ /\]$/) { if ($(i + 1) == "bookworm") print $i; break } }'
+  return 0
+}
+MIRROR=${MIRROR:-$(apt_mirror 2>/dev/null | head -n 1 || true)}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
+eval "$(apt-config shell APT_PROXY Acquire::http::Proxy 2>/dev/null)"
+[ -z "${APT_PROXY:-}" ] || export http_proxy=$APT_PROXY
 [ "$(id -u)" = 0 ] || { echo "package-test.sh: run as root (debootstrap, chroot, mounts)" >&2; exit 1; }
 need=(debhelper dh-python lintian debootstrap dpkg-dev)
 missing=(); for p in "${need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -82,6 +100,7 @@ if [ -n "$boot_pid" ]; then
   boot_pid=
 fi
 cp /etc/resolv.conf "$R/etc/resolv.conf"
+[ -z "${APT_PROXY:-}" ] || echo "Acquire::http::Proxy \"$APT_PROXY\";" > "$R/etc/apt/apt.conf.d/01proxy"
 mount --bind /dev "$R/dev"; mount -t devpts devpts "$R/dev/pts" 2>/dev/null || true
 mount -t proc proc "$R/proc"; mount -t sysfs sysfs "$R/sys"
 mount --bind /var/cache/apt/archives "$R/var/cache/apt/archives"
