@@ -3,14 +3,18 @@
 // BAR emulated by a plain resource file.
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sched.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -151,6 +155,34 @@ TEST_F(RegionTest, SealedMemfdPassedToAnotherProcess) {
   EXPECT_EQ(WEXITSTATUS(status), 0);
   EXPECT_EQ(clients.load(), 1);
   EXPECT_NE(access(sock.c_str(), F_OK), 0) << "socket not removed";
+}
+
+// A served socket's path appears only once it listens: a client that sees
+// the path and connects at once is never refused (units and scripts wait for
+// the path), and no staging name is left beside it.
+TEST_F(RegionTest, ServedSocketAcceptsAsSoonAsItsPathExists) {
+  auto region = Region::SealedMemfd(ImageBytes(), "test", false);
+  ASSERT_TRUE(region.ok()) << region.status().ToString();
+  const std::string sock = dir_ / "race.sock";
+  for (int round = 0; round < 200; ++round) {
+    std::atomic<bool> stop{false};
+    std::thread server([&] { EXPECT_TRUE(ServeRegion(**region, sock, stop).ok()); });
+    struct stat st;
+    while (lstat(sock.c_str(), &st) != 0) sched_yield();
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, sock.c_str(), sock.size() + 1);
+    const int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(s, 0);
+    const int rc = connect(s, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+    const int err = errno;
+    close(s);
+    stop = true;
+    server.join();
+    ASSERT_EQ(rc, 0) << "round " << round << ": " << std::strerror(err);
+  }
+  for (const auto& e : std::filesystem::directory_iterator(dir_.path()))
+    EXPECT_EQ(e.path().filename().string().find(".daxfs-serve."), std::string::npos) << e.path();
 }
 
 TEST_F(RegionTest, ResourceFileEmulatesPciBar) {
