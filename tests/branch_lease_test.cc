@@ -11,6 +11,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "branch_test_util.h"
@@ -180,6 +183,31 @@ TEST(BranchLease, OlderRegionIsRefusedUntilUpgraded) {
   ASSERT_FALSE(bytes.empty()) << fixture;
   bytes.resize((bytes.size() + kBranchFuzzUnit - 1) / kBranchFuzzUnit * kBranchFuzzUnit, std::byte{0});
   WriteFile(path, std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  // Its first user entry names a live pid (ours) with another process's
+  // start time: a pid reused since (CI once met the fixture's pid alive),
+  // which must not block the upgrade; with our own start time it does.
+  {
+    const auto sb = format::Load<format::Superblock>(bytes.data());
+    uint64_t coff;
+    std::memcpy(&coff, sb.ext.reserved + format::kExtBranchControlOffset, 8);
+    ASSERT_LT(coff + format::branch::kAttachOffset + 16, bytes.size());
+    uint64_t entry[2] = {static_cast<uint64_t>(getpid()), 1};  // pid, start (ticks): not ours
+    auto write_entry = [&] {
+      std::memcpy(bytes.data() + coff + format::branch::kAttachOffset, entry, sizeof entry);
+      WriteFile(path, std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+    };
+    std::ifstream stat_file("/proc/self/stat");
+    std::string stat_line;
+    std::getline(stat_file, stat_line);
+    std::istringstream fields(stat_line.substr(stat_line.rfind(')') + 2));
+    std::string field;
+    for (int i = 3; i <= 22; ++i) fields >> field;
+    entry[1] = std::strtoull(field.c_str(), nullptr, 10);  // ours: in use
+    write_entry();
+    EXPECT_EQ(BranchStore::Upgrade(path).code(), Status::Code::kBusy);
+    entry[1] = entry[1] + 12345;  // another process that had our pid: gone
+    write_entry();
+  }
   auto refused = BranchStore::Open(path);
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.status().message().find("daxfs branch upgrade"), std::string::npos) << refused.status().ToString();

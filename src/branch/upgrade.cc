@@ -4,7 +4,11 @@
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
 
 #include "branch/shared.h"
 #include "daxfs/format.h"
@@ -37,6 +41,28 @@ struct AttachV3 {
 };
 static_assert(sizeof(AttachV3) == sizeof(bf::AttachEntry));
 
+// Field 22 of /proc/PID/stat (start time in clock ticks), 0 if unreadable:
+// version 3 recorded it with each user's pid.
+uint64_t ProcessStartTime(uint64_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string s;
+  if (!std::getline(f, s)) return 0;
+  const size_t close = s.rfind(')');  // comm may hold spaces and parentheses
+  if (close == std::string::npos || close + 2 >= s.size()) return 0;
+  std::istringstream rest(s.substr(close + 2));
+  std::string field;
+  for (int i = 3; i <= 22; ++i)
+    if (!(rest >> field)) return 0;
+  return std::strtoull(field.c_str(), nullptr, 10);
+}
+
+// A version 3 user still lives: its pid does, and is the same process (a
+// pid reused since, by any process of this machine, is not that user).
+bool V3UserLives(const AttachV3& a) {
+  if (a.pid == 0 || branch::ProcessGone(a.pid)) return false;
+  return a.start == 0 || ProcessStartTime(a.pid) == a.start;
+}
+
 }  // namespace
 
 Status BranchStore::Upgrade(const std::string& region_spec) {
@@ -62,7 +88,7 @@ Status BranchStore::Upgrade(const std::string& region_spec) {
   auto* old_attach = reinterpret_cast<AttachV3*>(mem + coff + bf::kAttachOffset);
   std::string users;
   for (uint32_t i = 0; i < bf::kAttachCount; ++i)
-    if (old_attach[i].pid != 0 && !branch::ProcessGone(old_attach[i].pid))
+    if (V3UserLives(old_attach[i]))
       users += " " + std::to_string(old_attach[i].pid);
   if (!users.empty())
     return Status::Busy(name + ": in use by pid" + users + "; stop them (unmount) before upgrading");
