@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "daxfs/builder.h"
@@ -42,6 +43,25 @@ inline bool DeclaresHugeFiles(const uint8_t* data, size_t size) {
   return DeclaredFileBytes(data, size) > kMaxArchiveFileBytes;
 }
 
+// What is wrong with the image a build accepted and wrote to `out` (empty:
+// nothing): its own reader must open it and CheckImage find it clean.
+// `also` looks at the opened image further; `out` is removed.
+inline std::string CheckBuiltImage(const std::string& out,
+                                   const std::function<void(const Image&)>& also = nullptr) {
+  std::string why;
+  auto image = Image::Open(out);
+  if (!image.ok()) {
+    why = "built an image its reader refuses: " + image.status().ToString();
+  } else {
+    CheckOptions o;
+    o.report = [&why](const std::string& m) { why += m + "\n"; };
+    (void)CheckImage(**image, o);
+    if (also) also(**image);
+  }
+  unlink(out.c_str());
+  return why;
+}
+
 // Returns an empty string, or what went wrong with an accepted archive.
 // `scratch` is a directory for the image; `built` says whether one was made.
 inline std::string BuildArchiveAndCheck(const uint8_t* data, size_t size, const std::string& scratch,
@@ -56,15 +76,7 @@ inline std::string BuildArchiveAndCheck(const uint8_t* data, size_t size, const 
     auto result = BuildFromTar("/proc/self/fd/" + std::to_string(fd), out, BuildOptions{});
     if (result.ok()) {
       if (built) *built = true;
-      auto image = Image::Open(out);
-      if (!image.ok()) {
-        why = "built an image its reader refuses: " + image.status().ToString();
-      } else {
-        CheckOptions o;
-        o.report = [&why](const std::string& m) { why += m + "\n"; };
-        (void)CheckImage(**image, o);
-      }
-      unlink(out.c_str());
+      why = CheckBuiltImage(out);
     }
   }
   close(fd);

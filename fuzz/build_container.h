@@ -120,18 +120,9 @@ inline std::string BuildContainerAndCheck(const uint8_t* data, size_t size, cons
   auto result = BuildFromContainerImage("oci:" + layout, out, options);
   if (result.ok()) {
     if (built) *built = true;
-    auto image = Image::Open(out);
-    if (!image.ok()) {
-      why = "built an image its reader refuses: " + image.status().ToString();
-    } else {
-      CheckOptions o;
-      o.report = [&why](const std::string& m) { why += m + "\n"; };
-      (void)CheckImage(**image, o);
-      // The recorded config is whatever JSON the image had: parsing it may
-      // fail, never crash.
-      (void)ParseContainerConfig((*image)->info().container_config);
-    }
-    unlink(out.c_str());
+    // The recorded config is whatever JSON the image had: parsing it may
+    // fail, never crash.
+    why = CheckBuiltImage(out, [](const Image& image) { (void)ParseContainerConfig(image.info().container_config); });
   }
   std::filesystem::remove_all(layout, ec);
   return why;
