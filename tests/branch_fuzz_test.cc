@@ -2,7 +2,6 @@
 // fuzz/regressions_branch) through the same harness, and makes the seeds:
 //   build/tests/daxfs_branch_tests --gtest_also_run_disabled_tests
 //     --gtest_filter='BranchFuzz.DISABLED_WriteSeeds'
-#include <dirent.h>
 #include <fcntl.h>
 
 #include <cstring>
@@ -18,23 +17,17 @@ namespace bf = format::branch;
 TEST(BranchFuzz, ReplaySeedsAndFindings) {
   int replayed = 0, seeds = 0;
   for (const char* sub : {"/fuzz/corpus_branch", "/fuzz/regressions_branch"}) {
-    const std::string dir = std::string(DAXFS_SOURCE_DIR) + sub;
-    DIR* d = opendir(dir.c_str());
-    ASSERT_NE(d, nullptr) << dir;
-    while (dirent* de = readdir(d)) {
-      if (de->d_name[0] == '.') continue;
-      auto bytes = ReadBytes(dir + "/" + de->d_name);
+    for (const auto& [name, bytes] : ReadCorpus(std::string(DAXFS_SOURCE_DIR) + sub)) {
       const uint64_t problems =
           WalkBranchRegion(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
       // The seeds are intact regions: they must open and check clean (else
       // the fuzzer would start from inputs refused at the first check).
       if (std::strcmp(sub, "/fuzz/corpus_branch") == 0) {
-        EXPECT_EQ(problems, 0u) << de->d_name;
+        EXPECT_EQ(problems, 0u) << name;
         ++seeds;
       }
       ++replayed;
     }
-    closedir(d);
   }
   EXPECT_GE(seeds, 2);
   EXPECT_GE(replayed, seeds);
@@ -43,28 +36,22 @@ TEST(BranchFuzz, ReplaySeedsAndFindings) {
 // A seed of the harness's own format must open at all: the store is opened
 // and a branch is found (guards against a harness that refuses everything).
 TEST(BranchFuzz, SeedsOpenAsBranchRegions) {
-  const std::string dir = std::string(DAXFS_SOURCE_DIR) + "/fuzz/corpus_branch";
-  DIR* d = opendir(dir.c_str());
-  ASSERT_NE(d, nullptr) << dir;
   int opened = 0;
-  while (dirent* de = readdir(d)) {
-    if (de->d_name[0] == '.') continue;
-    auto bytes = ReadBytes(dir + "/" + de->d_name);
+  for (const auto& [name, bytes] : ReadCorpus(std::string(DAXFS_SOURCE_DIR) + "/fuzz/corpus_branch")) {
     const size_t padded = (bytes.size() + kBranchFuzzUnit - 1) / kBranchFuzzUnit * kBranchFuzzUnit;
     std::vector<std::byte> mem(padded + format::kBlockSize);
     auto* p = reinterpret_cast<std::byte*>(
         (reinterpret_cast<uintptr_t>(mem.data()) + format::kBlockSize - 1) & ~uintptr_t{format::kBlockSize - 1});
     std::memcpy(p, bytes.data(), bytes.size());
     auto s = BranchStore::Open(std::make_shared<FuzzMemoryRegion>(p, padded));
-    ASSERT_TRUE(s.ok()) << de->d_name << ": " << s.status().ToString();
+    ASSERT_TRUE(s.ok()) << name << ": " << s.status().ToString();
     auto list = (*s)->List();
     ASSERT_TRUE(list.ok());
     int active = 0;
     for (const auto& b : *list) active += b.state == "active";
-    EXPECT_GE(active, 1) << de->d_name;
+    EXPECT_GE(active, 1) << name;
     ++opened;
   }
-  closedir(d);
   EXPECT_GE(opened, 2);
 }
 

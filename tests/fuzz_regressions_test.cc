@@ -1,6 +1,4 @@
 // Replays the fuzz corpus and every crash input the fuzzer ever found.
-#include <dirent.h>
-
 #include <string>
 
 #include "../fuzz/build_archive.h"
@@ -15,20 +13,14 @@ namespace {
 TEST(FuzzRegressions, ReplayAll) {
   int replayed = 0;
   for (const char* sub : {"/fuzz/corpus", "/fuzz/regressions"}) {
-    const std::string dir = std::string(DAXFS_SOURCE_DIR) + sub;
-    DIR* d = opendir(dir.c_str());
-    ASSERT_NE(d, nullptr) << dir;
-    while (dirent* de = readdir(d)) {
-      if (de->d_name[0] == '.') continue;
-      auto bytes = ReadBytes(dir + "/" + de->d_name);
+    for (auto& [name, bytes] : ReadCorpus(std::string(DAXFS_SOURCE_DIR) + sub)) {
       OpenOptions options;
       options.object_dir = FuzzObjectDir();
       options.max_object_mappings = 2;
-      auto image = Image::Open(Region::FromMemory(bytes.data(), bytes.size(), de->d_name), options);
+      auto image = Image::Open(Region::FromMemory(bytes.data(), bytes.size(), name), options);
       if (image.ok()) (void)WalkImage(**image);
       ++replayed;
     }
-    closedir(d);
   }
   EXPECT_GE(replayed, 2);
 }
@@ -62,20 +54,14 @@ TEST(FuzzRegressions, ReplayArchives) {
   TempDir scratch;
   int replayed = 0, built = 0;
   for (const char* sub : {"/fuzz/corpus_archive", "/fuzz/regressions_archive"}) {
-    const std::string dir = std::string(DAXFS_SOURCE_DIR) + sub;
-    DIR* d = opendir(dir.c_str());
-    ASSERT_NE(d, nullptr) << dir;
-    while (dirent* de = readdir(d)) {
-      if (de->d_name[0] == '.') continue;
-      auto bytes = ReadBytes(dir + "/" + de->d_name);
+    for (const auto& [name, bytes] : ReadCorpus(std::string(DAXFS_SOURCE_DIR) + sub)) {
       bool ok = false;
       EXPECT_EQ(BuildArchiveAndCheck(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(),
                                      scratch.path(), &ok), "")
-          << de->d_name;
+          << name;
       ++replayed;
       built += ok;
     }
-    closedir(d);
   }
   EXPECT_GE(replayed, 5);
   EXPECT_GE(built, 5) << "the seeds should mostly be valid archives";
@@ -87,21 +73,15 @@ TEST(FuzzRegressions, ReplayArchives) {
 TEST(FuzzRegressions, ReplayContainerImages) {
   TempDir scratch;
   for (const char* sub : {"/fuzz/corpus_container", "/fuzz/regressions_container"}) {
-    const std::string dir = std::string(DAXFS_SOURCE_DIR) + sub;
-    DIR* d = opendir(dir.c_str());
-    ASSERT_NE(d, nullptr) << dir;
-    while (dirent* de = readdir(d)) {
-      if (de->d_name[0] == '.') continue;
-      auto bytes = ReadBytes(dir + "/" + de->d_name);
+    for (const auto& [name, bytes] : ReadCorpus(std::string(DAXFS_SOURCE_DIR) + sub)) {
       bool ok = false;
       EXPECT_EQ(BuildContainerAndCheck(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(),
                                        scratch.path(), &ok), "")
-          << de->d_name;
+          << name;
       if (std::string(sub).ends_with("corpus_container")) {
-        EXPECT_TRUE(ok) << de->d_name << ": a seed that does not build";
+        EXPECT_TRUE(ok) << name << ": a seed that does not build";
       }
     }
-    closedir(d);
   }
 }
 

@@ -11,6 +11,8 @@
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -57,6 +59,22 @@ std::vector<std::byte> ReadBytes(const std::string& path) {
   std::vector<std::byte> v(s.size());
   if (!s.empty()) std::memcpy(v.data(), s.data(), s.size());
   return v;
+}
+
+std::vector<CorpusFile> ReadCorpus(const std::string& dir) {
+  std::vector<CorpusFile> files;
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) {
+    ADD_FAILURE() << dir << ": " << std::strerror(errno);
+    return files;
+  }
+  while (dirent* de = readdir(d)) {
+    if (de->d_name[0] == '.') continue;
+    files.push_back({de->d_name, ReadBytes(dir + "/" + de->d_name)});
+  }
+  closedir(d);
+  std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  return files;
 }
 
 std::shared_ptr<const Image> OpenOrDie(const std::string& path) {

@@ -34,6 +34,14 @@ class TempDir {
 void WriteFile(const std::string& path, const std::string& contents, mode_t mode = 0644);
 std::string ReadFile(const std::string& path);
 std::vector<std::byte> ReadBytes(const std::string& path);
+// One input of a fuzz corpus or findings directory.
+struct CorpusFile {
+  std::string name;
+  std::vector<std::byte> bytes;
+};
+// The files of `dir` (dot files skipped), sorted by name so that a failure
+// names the same input every run; a missing directory is a test failure.
+std::vector<CorpusFile> ReadCorpus(const std::string& dir);
 void RemoveTree(const std::string& path);
 // Runs a shell command; returns its exit status.
 int RunShell(const std::string& cmd);
