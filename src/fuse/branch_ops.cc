@@ -56,6 +56,7 @@
 #include "fuse/daxfs_fuse.h"
 #include "fuse/notifier.h"
 #include "fuse/region_guard.h"
+#include "fuse/replies.h"
 #include "fuse/session.h"
 #include "fuse/transport.h"
 
@@ -370,14 +371,6 @@ struct Context {
 
 Context& Ctx(fuse_req_t req) { return *static_cast<Context*>(fuse_req_userdata(req)); }
 
-void ReplyError(fuse_req_t req, const Status& s) {
-  int err = s.errno_value();
-  if (s.IsCorruption()) {
-    if (!RegionLost()) LogProblem(s.message());
-    err = EIO;
-  }
-  fuse_reply_err(req, err ? err : EIO);
-}
 
 void FillStat(fuse_ino_t fino, const FsAttr& a, struct stat* st) {
   std::memset(st, 0, sizeof *st);
@@ -427,7 +420,7 @@ void ReplyEntry(fuse_req_t req, uint32_t view, Ino ino, fuse_ino_t dir, std::str
   e.ino = c.Fuse(view, ino);
   e.generation = 1;
   e.attr_timeout = e.entry_timeout = cacheable ? c.Timeout(view) : kTimeout;
-  if (Status st = StatNode(c, e.ino, {view, ino}, &e.attr); !st.ok()) return ReplyError(req, st);
+  if (Status st = StatNode(c, e.ino, {view, ino}, &e.attr); !st.ok()) return ReplyStatus(req, st);
   if (e.entry_timeout > 0 && !c.Remember(view, dir, name)) e.entry_timeout = e.attr_timeout = 0;
   fuse_reply_entry(req, &e);
 }
@@ -497,18 +490,18 @@ void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
       if (info.ok() && info->state == "active" && bname != "main" && bname != here &&
           (parent == FUSE_ROOT_ID || info->parent == here)) {
         auto v = c.ViewOf(bname);
-        if (!v.ok()) return ReplyError(req, v.status());
+        if (!v.ok()) return ReplyStatus(req, v.status());
         return ReplyEntry(req, *v, c.Reader(*v)->root(), parent, nm);
       }
       // Not a branch now, but may become one: never cached as absent.
       auto ino = c.Reader(p->view)->lookup(p->ino, nm);
-      if (!ino.ok()) return ReplyError(req, ino.status());
+      if (!ino.ok()) return ReplyStatus(req, ino.status());
       return ReplyEntry(req, p->view, *ino, parent, nm, false);
     }
   }
   auto ino = c.Reader(p->view)->lookup(p->ino, nm);
   if (!ino.ok() && ino.status().errno_value() == ENOENT) return ReplyAbsent(req, p->view, parent, nm);
-  if (!ino.ok()) return ReplyError(req, ino.status());
+  if (!ino.ok()) return ReplyStatus(req, ino.status());
   ReplyEntry(req, p->view, *ino, parent, nm);
 }
 
@@ -526,7 +519,7 @@ void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   auto n = NodeOrReply(req, ino);
   if (!n) return;
   struct stat st;
-  if (Status s = StatNode(c, ino, *n, &st); !s.ok()) return ReplyError(req, s);
+  if (Status s = StatNode(c, ino, *n, &st); !s.ok()) return ReplyStatus(req, s);
   fuse_reply_attr(req, &st, AttrTimeout(c, ino, *n));
 }
 
@@ -536,7 +529,7 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
   if (!n) return;
   if (n->ino != kCtlIno) {
     auto w = c.Writer(n->view);
-    if (!w.ok()) return ReplyError(req, w.status());
+    if (!w.ok()) return ReplyStatus(req, w.status());
     Branch& b = **w;
     Status st;
     if (to_set & FUSE_SET_ATTR_MODE) st = b.chmod(n->ino, attr->st_mode);
@@ -552,10 +545,10 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
       else if (to_set & FUSE_SET_ATTR_MTIME) ts[1] = attr->st_mtim;
       st = b.utimens(n->ino, ts);
     }
-    if (!st.ok()) return ReplyError(req, st);
+    if (!st.ok()) return ReplyStatus(req, st);
   }
   struct stat out;
-  if (Status s = StatNode(c, ino, *n, &out); !s.ok()) return ReplyError(req, s);
+  if (Status s = StatNode(c, ino, *n, &out); !s.ok()) return ReplyStatus(req, s);
   fuse_reply_attr(req, &out, AttrTimeout(c, ino, *n));
 }
 
@@ -565,7 +558,7 @@ void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
   if (!n) return;
   if (n->ino == kCtlIno) return (void)fuse_reply_err(req, EINVAL);
   auto t = c.Reader(n->view)->readlink(n->ino);
-  if (!t.ok()) return ReplyError(req, t.status());
+  if (!t.ok()) return ReplyStatus(req, t.status());
   fuse_reply_readlink(req, t->c_str());
 }
 
@@ -584,7 +577,7 @@ std::optional<DirOp> WritableDir(fuse_req_t req, fuse_ino_t parent) {
   }
   auto w = c.Writer(p->view);
   if (!w.ok()) {
-    ReplyError(req, w.status());
+    ReplyStatus(req, w.status());
     return std::nullopt;
   }
   return DirOp{*w, *p};
@@ -601,7 +594,7 @@ void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, d
   if (Reserved(Ctx(req), d->dir, name)) return (void)fuse_reply_err(req, EEXIST);
   const fuse_ctx* who = fuse_req_ctx(req);
   auto r = d->w->mknod(d->dir.ino, name, mode, major(rdev), minor(rdev), who->uid, who->gid);
-  if (!r.ok()) return ReplyError(req, r.status());
+  if (!r.ok()) return ReplyStatus(req, r.status());
   ReplyEntry(req, d->dir.view, *r, parent, name);
 }
 
@@ -611,7 +604,7 @@ void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
   if (Reserved(Ctx(req), d->dir, name)) return (void)fuse_reply_err(req, EEXIST);
   const fuse_ctx* who = fuse_req_ctx(req);
   auto r = d->w->mkdir(d->dir.ino, name, mode, who->uid, who->gid);
-  if (!r.ok()) return ReplyError(req, r.status());
+  if (!r.ok()) return ReplyStatus(req, r.status());
   ReplyEntry(req, d->dir.view, *r, parent, name);
 }
 
@@ -621,7 +614,7 @@ void OpSymlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char
   if (Reserved(Ctx(req), d->dir, name)) return (void)fuse_reply_err(req, EEXIST);
   const fuse_ctx* who = fuse_req_ctx(req);
   auto r = d->w->symlink(d->dir.ino, name, target, who->uid, who->gid);
-  if (!r.ok()) return ReplyError(req, r.status());
+  if (!r.ok()) return ReplyStatus(req, r.status());
   ReplyEntry(req, d->dir.view, *r, parent, name);
 }
 
@@ -633,7 +626,7 @@ void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* ne
   if (!d) return;
   if (n->view != d->dir.view || n->ino == kCtlIno) return (void)fuse_reply_err(req, EXDEV);
   if (Reserved(c, d->dir, newname)) return (void)fuse_reply_err(req, EEXIST);
-  if (Status st = d->w->link(n->ino, d->dir.ino, newname); !st.ok()) return ReplyError(req, st);
+  if (Status st = d->w->link(n->ino, d->dir.ino, newname); !st.ok()) return ReplyStatus(req, st);
   ReplyEntry(req, n->view, n->ino, newparent, newname);
 }
 
@@ -708,14 +701,14 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
     }
     return x;
   }();
-  if (!r.ok()) return ReplyError(req, r.status());
+  if (!r.ok()) return ReplyStatus(req, r.status());
   fuse_entry_param e{};
   e.ino = made;
   e.generation = 1;
   e.attr_timeout = e.entry_timeout = c.Timeout(d->dir.view);
   if (Status st = StatNode(c, e.ino, {d->dir.view, *r}, &e.attr); !st.ok()) {
     ReleaseHandle(c, made);
-    return ReplyError(req, st);
+    return ReplyStatus(req, st);
   }
   if (tmpfile) e.entry_timeout = 0;
   if (e.entry_timeout > 0 && !c.Remember(d->dir.view, parent, name)) e.entry_timeout = e.attr_timeout = 0;
@@ -745,14 +738,14 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   } undo{c, ino};
   if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
     auto w = c.Writer(n->view);
-    if (!w.ok()) return ReplyError(req, w.status());
+    if (!w.ok()) return ReplyStatus(req, w.status());
     // FUSE_CAP_ATOMIC_O_TRUNC (libfuse's default): O_TRUNC comes here.
     if (fi->flags & O_TRUNC) {
-      if (Status st = (*w)->truncate(n->ino, 0); !st.ok()) return ReplyError(req, st);
+      if (Status st = (*w)->truncate(n->ino, 0); !st.ok()) return ReplyStatus(req, st);
     }
   }
   auto a = c.Reader(n->view)->stat(n->ino);
-  if (!a.ok()) return ReplyError(req, a.status());
+  if (!a.ok()) return ReplyStatus(req, a.status());
   if (S_ISDIR(a->mode)) return (void)fuse_reply_err(req, EISDIR);
   // Pages change only through us in a leased view (header comment); in
   // others, only when the view's version moved since the last open.
@@ -772,7 +765,7 @@ void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_in
   size_t got = 0;
   while (got < size) {
     auto data = b->read(n->ino, static_cast<uint64_t>(off) + got, size - got);
-    if (!data.ok()) return ReplyError(req, data.status());
+    if (!data.ok()) return ReplyStatus(req, data.status());
     if (data->empty()) break;
     ProbeTail(*data);
     iov.push_back({const_cast<std::byte*>(data->data()), data->size()});
@@ -804,26 +797,26 @@ Credentials CallerOf(fuse_req_t req) {
 // (uring.h), and its reply cannot leave the thread.
 void EndBranchThenReply(Context& c, fuse_req_t req, uint32_t view, bool commit, std::function<void()> reply) {
   const std::string name = c.ViewName(view);
-  if (name == "main") return ReplyError(req, Status::InvalidArgument("main cannot be committed or aborted"));
+  if (name == "main") return ReplyStatus(req, Status::InvalidArgument("main cannot be committed or aborted"));
   auto info = c.store->Info(name);
   // Control is for whoever may write the branch's root (and, to commit, the
   // parent's): the control file itself is open to all.
   // A control file of an ended branch must not end a later one of the name.
   if (info.ok() && info->id != c.Reader(view)->id())
-    return ReplyError(req, Status::Stale(name + ": the branch ended"));
+    return ReplyStatus(req, Status::Stale(name + ": the branch ended"));
   const Credentials who = CallerOf(req);
   const std::string what = std::string(commit ? "commit '" : "abort '") + name + "'";
-  if (Status st = MayWriteRoot(*c.Reader(view), who, what); !st.ok()) return ReplyError(req, st);
+  if (Status st = MayWriteRoot(*c.Reader(view), who, what); !st.ok()) return ReplyStatus(req, st);
   if (commit && info.ok() && !info->parent.empty()) {
     auto pv = c.ViewOf(info->parent);
-    if (!pv.ok()) return ReplyError(req, pv.status());
+    if (!pv.ok()) return ReplyStatus(req, pv.status());
     if (Status st = MayWriteRoot(*c.Reader(*pv), who, what + " into '" + info->parent + "'"); !st.ok())
-      return ReplyError(req, st);
+      return ReplyStatus(req, st);
   }
   Status st = commit ? c.store->Commit(name) : c.store->Abort(name);
   if (!st.ok()) {
     LogProblem((commit ? "commit " : "abort ") + name + ": " + st.message());
-    return ReplyError(req, st);
+    return ReplyStatus(req, st);
   }
   fuse_session* se = c.se.load();
   if (se == nullptr) return reply();
@@ -1020,10 +1013,10 @@ void OpWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t
     return EndBranchThenReply(c, req, n->view, cmd == "commit", [req, size] { fuse_reply_write(req, size); });
   }
   auto w = c.Writer(n->view);
-  if (!w.ok()) return ReplyError(req, w.status());
+  if (!w.ok()) return ReplyStatus(req, w.status());
   Status st = (*w)->write(n->ino, static_cast<uint64_t>(off),
                           {reinterpret_cast<const std::byte*>(buf), size});
-  if (!st.ok()) return ReplyError(req, st);
+  if (!st.ok()) return ReplyStatus(req, st);
   fuse_reply_write(req, size);
 }
 
@@ -1060,10 +1053,10 @@ void OpFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t l
   if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE)) return (void)fuse_reply_err(req, EOPNOTSUPP);
   if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE)) return (void)fuse_reply_err(req, EOPNOTSUPP);
   auto w = c.Writer(n->view);
-  if (!w.ok()) return ReplyError(req, w.status());
+  if (!w.ok()) return ReplyStatus(req, w.status());
   Branch& b = **w;
   auto a = b.stat(n->ino);
-  if (!a.ok()) return ReplyError(req, a.status());
+  if (!a.ok()) return ReplyStatus(req, a.status());
   if (S_ISDIR(a->mode)) return (void)fuse_reply_err(req, EISDIR);
   if (!S_ISREG(a->mode)) return (void)fuse_reply_err(req, ENODEV);
   const uint64_t off = static_cast<uint64_t>(offset), end = off + static_cast<uint64_t>(length);
@@ -1101,7 +1094,7 @@ void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void* arg, fuse_f
     const std::string parent = c.ViewName(n->view);
     if (Status st = MayWriteRoot(*c.Reader(n->view), CallerOf(req), "create a branch of '" + parent + "'");
         !st.ok())
-      return ReplyError(req, st);
+      return ReplyStatus(req, st);
     if (!NameBufferWritable(req, arg)) return (void)fuse_reply_err(req, EFAULT);
     static std::mutex rng_mu;
     static std::mt19937_64 rng{std::random_device{}()};
@@ -1124,9 +1117,9 @@ void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void* arg, fuse_f
       // views: close the idle views (their slots become reclaimable) and
       // try again.
       if (made.status().errno_value() == ENOSPC && (c.CloseIdleEndedViews() > 0 || ++full < 3)) continue;
-      if (made.status().errno_value() != EEXIST) return ReplyError(req, made.status());
+      if (made.status().errno_value() != EEXIST) return ReplyStatus(req, made.status());
     }
-    return ReplyError(req, last);
+    return ReplyStatus(req, last);
   }
   if (cmd == kIocCommit || cmd == kIocAbort) {
     return EndBranchThenReply(c, req, n->view, cmd == kIocCommit, [req] { fuse_reply_ioctl(req, 0, nullptr, 0); });
@@ -1171,7 +1164,7 @@ void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if (n->ino == kCtlIno) return (void)fuse_reply_err(req, ENOTDIR);
   auto b = c.Reader(n->view);
   auto d = b->opendir(n->ino);
-  if (!d.ok()) return ReplyError(req, d.status());
+  if (!d.ok()) return ReplyStatus(req, d.status());
   auto list = std::make_unique<Listing>();
   auto up = b->lookup(n->ino, "..");
   list->Add({".", n->ino, S_IFDIR}, n->view);
@@ -1194,7 +1187,7 @@ void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   }
   for (;;) {
     auto e = (*d)->next();
-    if (!e.ok()) return ReplyError(req, e.status());
+    if (!e.ok()) return ReplyStatus(req, e.status());
     if (!*e) break;
     if (branch_names.count((*e)->name)) continue;  // a real "@x" is hidden by branch x, as in lookup
     list->Add(std::move(**e), n->view);
@@ -1256,10 +1249,8 @@ void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   if (n->ino == kCtlIno) return (void)fuse_reply_err(req, ENODATA);
   auto b = c.Reader(n->view);  // held while the reply copies its span
   auto v = b->getxattr(n->ino, name);
-  if (!v.ok()) return ReplyError(req, v.status());
-  if (size == 0) return (void)fuse_reply_xattr(req, v->size());
-  if (size < v->size()) return (void)fuse_reply_err(req, ERANGE);
-  fuse_reply_buf(req, reinterpret_cast<const char*>(v->data()), v->size());
+  if (!v.ok()) return ReplyStatus(req, v.status());
+  ReplyXattr(req, *v, size);
 }
 
 void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
@@ -1272,11 +1263,9 @@ void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
       names.append(nm);
       names.push_back('\0');
     });
-    if (!st.ok()) return ReplyError(req, st);
+    if (!st.ok()) return ReplyStatus(req, st);
   }
-  if (size == 0) return (void)fuse_reply_xattr(req, names.size());
-  if (size < names.size()) return (void)fuse_reply_err(req, ERANGE);
-  fuse_reply_buf(req, names.data(), names.size());
+  ReplyXattr(req, names, size);
 }
 
 void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
@@ -1285,7 +1274,7 @@ void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* va
   if (!n) return;
   if (n->ino == kCtlIno) return (void)fuse_reply_err(req, EPERM);
   auto w = c.Writer(n->view);
-  if (!w.ok()) return ReplyError(req, w.status());
+  if (!w.ok()) return ReplyStatus(req, w.status());
   fuse_reply_err(req, (*w)->setxattr(n->ino, name, {reinterpret_cast<const std::byte*>(value), size},
                                      static_cast<uint32_t>(flags))
                           .errno_value());
@@ -1297,7 +1286,7 @@ void OpRemovexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
   if (!n) return;
   if (n->ino == kCtlIno) return (void)fuse_reply_err(req, ENODATA);
   auto w = c.Writer(n->view);
-  if (!w.ok()) return ReplyError(req, w.status());
+  if (!w.ok()) return ReplyStatus(req, w.status());
   fuse_reply_err(req, (*w)->removexattr(n->ino, name).errno_value());
 }
 

@@ -27,6 +27,7 @@
 #include "format/overlay_xattrs.h"
 #include "fuse/passthrough.h"
 #include "fuse/region_guard.h"
+#include "fuse/replies.h"
 #include "fuse/stat_readers.h"
 #include "fuse/transport.h"
 
@@ -154,22 +155,12 @@ void FillStat(const Context& c, const Attr& a, struct stat* st) {
   st->st_ctim = st->st_mtim;
 }
 
-void ReplyError(fuse_req_t req, const Status& s) {
-  int err = s.errno_value();
-  if (s.IsCorruption()) {
-    // Once the region is gone its zero pages read as corruption: the guard
-    // already said what happened.
-    if (!RegionLost()) LogProblem(s.message());
-    err = EIO;
-  }
-  fuse_reply_err(req, err ? err : EIO);
-}
 
 bool FillEntry(fuse_req_t req, Ino ino, fuse_entry_param* e) {
   Context& c = Ctx(req);
   auto a = c.image->stat(ino);
   if (!a.ok()) {
-    ReplyError(req, a.status());
+    ReplyStatus(req, a.status());
     return false;
   }
   std::memset(e, 0, sizeof *e);
@@ -230,7 +221,7 @@ void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
       fuse_reply_entry(req, &e);
       return;
     }
-    return ReplyError(req, ino.status());
+    return ReplyStatus(req, ino.status());
   }
   fuse_entry_param e;
   if (!FillEntry(req, *ino, &e)) return;
@@ -241,7 +232,7 @@ void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
 void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   Context& c = Ctx(req);
   auto a = c.image->stat(ToImage(c, ino));
-  if (!a.ok()) return ReplyError(req, a.status());
+  if (!a.ok()) return ReplyStatus(req, a.status());
   struct stat st;
   FillStat(c, *a, &st);
   fuse_reply_attr(req, &st, kForever);
@@ -250,7 +241,7 @@ void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
 void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
   Context& c = Ctx(req);
   auto t = c.image->readlink(ToImage(c, ino));
-  if (!t.ok()) return ReplyError(req, t.status());
+  if (!t.ok()) return ReplyStatus(req, t.status());
   fuse_reply_readlink(req, std::string(*t).c_str());
 }
 
@@ -267,7 +258,7 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) return (void)fuse_reply_err(req, EROFS);
   const Ino image_ino = ToImage(c, ino);
   auto a = c.image->stat(image_ino);
-  if (!a.ok()) return ReplyError(req, a.status());
+  if (!a.ok()) return ReplyStatus(req, a.status());
   if (S_ISDIR(a->mode)) return (void)fuse_reply_err(req, EISDIR);
   if (c.image->info().objects && S_ISREG(a->mode) && a->size > 0) {
     if (c.passthrough) {
@@ -318,7 +309,7 @@ void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_in
   }
   // Zero-copy on our side: the reply points straight into the mapping.
   auto data = c.image->read(ToImage(c, ino), static_cast<uint64_t>(off), size);
-  if (!data.ok()) return ReplyError(req, data.status());
+  if (!data.ok()) return ReplyStatus(req, data.status());
   ProbeTail(*data);
   fuse_reply_buf(req, reinterpret_cast<const char*>(data->data()), data->size());
 }
@@ -328,7 +319,7 @@ void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Context& c = Ctx(req);
   if (c.no_opendir) return (void)fuse_reply_err(req, ENOSYS);
   auto d = c.image->opendir(ToImage(c, ino));
-  if (!d.ok()) return ReplyError(req, d.status());
+  if (!d.ok()) return ReplyStatus(req, d.status());
   fi->cache_readdir = 1;
   fi->keep_cache = 1;
   fuse_reply_open(req, fi);
@@ -338,9 +329,9 @@ void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus
   Context& c = Ctx(req);
   const Ino dir = ToImage(c, ino);
   auto d = c.image->opendir(dir);
-  if (!d.ok()) return ReplyError(req, d.status());
+  if (!d.ok()) return ReplyStatus(req, d.status());
   auto parent = c.image->parent(dir);
-  if (!parent.ok()) return ReplyError(req, parent.status());
+  if (!parent.ok()) return ReplyStatus(req, parent.status());
   // Not zeroed: the kernel asks for the reader's getdents buffer (32 KiB
   // or more) and most replies fill a few hundred bytes; clearing it cost
   // more than building the entries.
@@ -356,7 +347,7 @@ void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus
       e.attr.st_mode = S_IFDIR;
     } else {
       auto ent = d->entry(i - 2);
-      if (!ent.ok()) return ReplyError(req, ent.status());
+      if (!ent.ok()) return ReplyStatus(req, ent.status());
       name = std::string(ent->name);
       if (plus && (all_attrs || S_ISDIR(ent->mode))) {
         if (!FillEntry(req, ent->ino, &e)) return;
@@ -409,11 +400,7 @@ void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   Context& c = Ctx(req);
   // -d: libfuse logs the opcode, not which attribute was asked for.
   if (c.options.debug) std::fprintf(stderr, "   getxattr %s\n", name);
-  if (auto v = OverlayXattr(c, ToImage(c, ino), name)) {
-    if (size == 0) return (void)fuse_reply_xattr(req, v->size());
-    if (size < v->size()) return (void)fuse_reply_err(req, ERANGE);
-    return (void)fuse_reply_buf(req, v->data(), v->size());
-  }
+  if (auto v = OverlayXattr(c, ToImage(c, ino), name)) return ReplyXattr(req, *v, size);
   if (c.no_xattrs) return (void)fuse_reply_err(req, ENOSYS);
   if (XattrUnsupported(c, name)) return (void)fuse_reply_err(req, EOPNOTSUPP);
   // As an OverlayFS layer the tree's own trusted.overlay.* are escaped, so
@@ -424,10 +411,8 @@ void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
     if (tree_name.empty()) return (void)fuse_reply_err(req, ENODATA);
   }
   auto v = c.image->getxattr(ToImage(c, ino), tree_name);
-  if (!v.ok()) return ReplyError(req, v.status());
-  if (size == 0) return (void)fuse_reply_xattr(req, v->size());
-  if (size < v->size()) return (void)fuse_reply_err(req, ERANGE);
-  fuse_reply_buf(req, reinterpret_cast<const char*>(v->data()), v->size());
+  if (!v.ok()) return ReplyStatus(req, v.status());
+  ReplyXattr(req, *v, size);
 }
 
 void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
@@ -442,12 +427,10 @@ void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
     names.append(c.overlay_lower ? format::EscapeOverlayXattr(n) : std::string(n));
     names.push_back('\0');
   });
-  if (!st.ok()) return ReplyError(req, st);
+  if (!st.ok()) return ReplyStatus(req, st);
   for (std::string_view n : {kOverlayMetacopy, kOverlayRedirect})
     if (OverlayXattr(c, ToImage(c, ino), n)) names.append(n).push_back('\0');
-  if (size == 0) return (void)fuse_reply_xattr(req, names.size());
-  if (size < names.size()) return (void)fuse_reply_err(req, ERANGE);
-  fuse_reply_buf(req, names.data(), names.size());
+  ReplyXattr(req, names, size);
 }
 
 const fuse_lowlevel_ops kOps = [] {
