@@ -27,6 +27,7 @@
 #include <string_view>
 #include <vector>
 
+#include "daxfs/export.h"
 #include "daxfs/builder.h"
 #include "daxfs/fs_view.h"
 #include "daxfs/image.h"
@@ -80,7 +81,7 @@ struct GcResult {
 class BranchStore;
 
 // Who asks (a mount passes its caller's; tools pass their own).
-struct Credentials {
+struct DAXFS_EXPORT Credentials {
   uint32_t uid = 0;
   uint32_t gid = 0;
   std::vector<uint32_t> groups;  // supplementary groups
@@ -94,7 +95,7 @@ struct Credentials {
 enum class BranchControl { kCreateChild, kCommit, kAbort };
 // Whether `who` may write and search the root directory of `view`. `what`
 // names the operation in the EACCES message.
-Status MayWriteRoot(const FsView& view, const Credentials& who, const std::string& what);
+DAXFS_EXPORT Status MayWriteRoot(const FsView& view, const Credentials& who, const std::string& what);
 
 // The control file of the branchfs protocol at every branch root of a
 // mount; no real entry may take this name at a branch root.
@@ -104,7 +105,7 @@ inline constexpr char kBranchControlName[] = ".branchfs_ctl";
 // the branch, including commits of its children by other processes, checked
 // with one atomic load per call. Write methods need a writable handle
 // (OpenBranch(name, true)); they fail with EROFS otherwise. Thread-safe.
-class Branch : public FsView {
+class DAXFS_EXPORT Branch : public FsView {
  public:
   ~Branch() override;
 
@@ -193,7 +194,7 @@ class Branch : public FsView {
   std::unique_ptr<Impl> impl_;
 };
 
-class BranchStore : public std::enable_shared_from_this<BranchStore> {
+class DAXFS_EXPORT BranchStore : public std::enable_shared_from_this<BranchStore> {
  public:
   ~BranchStore();
 
@@ -275,10 +276,11 @@ struct ExportStats {
   uint64_t inodes = 0;
   uint64_t image_size = 0;
 };
-Result<ExportStats> ExportView(const FsView& view, const std::string& output, bool compact = true);
+DAXFS_EXPORT Result<ExportStats> ExportView(const FsView& view, const std::string& output,
+                                           bool compact = true);
 // The same with every build option (an object-store image, a label, ...);
 // the source of file data is the view.
-Result<BuildStats> ExportView(const FsView& view, const std::string& output,
-                              const BuildOptions& options);
+DAXFS_EXPORT Result<BuildStats> ExportView(const FsView& view, const std::string& output,
+                                           const BuildOptions& options);
 
 }  // namespace daxfs

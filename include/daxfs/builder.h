@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "daxfs/export.h"
 #include "daxfs/status.h"
 
 namespace daxfs {
@@ -93,18 +94,18 @@ struct BuildStats {
 
 // Builds `output` from the directory tree at `source_dir`. On failure no
 // file is left at `output` (the image is written to a temporary and renamed).
-Result<BuildStats> BuildFromDirectory(const std::string& source_dir, const std::string& output,
-                                      const BuildOptions& options);
+DAXFS_EXPORT Result<BuildStats> BuildFromDirectory(const std::string& source_dir, const std::string& output,
+                                                   const BuildOptions& options);
 // Builds from a tar archive (any format and compression libarchive reads).
-Result<BuildStats> BuildFromTar(const std::string& tar_path, const std::string& output,
-                                const BuildOptions& options);
+DAXFS_EXPORT Result<BuildStats> BuildFromTar(const std::string& tar_path, const std::string& output,
+                                             const BuildOptions& options);
 // Builds the root filesystem of a container image: `ref` is
 // oci:DIR[:REF], oci-archive:FILE[:REF] or docker-archive:FILE[:REPO:TAG].
 // Every blob is checked against its digest before anything is written;
 // layers are applied in order with their whiteouts; the image's config is
 // recorded (ImageInfo::container_config).
-Result<BuildStats> BuildFromContainerImage(const std::string& ref, const std::string& output,
-                                           const BuildOptions& options);
+DAXFS_EXPORT Result<BuildStats> BuildFromContainerImage(const std::string& ref, const std::string& output,
+                                                        const BuildOptions& options);
 // One image per layer instead (containerd's EROFS snapshotter model): layer
 // i of `ref` as DIR/<its digest's hex>.img, whiteouts stored as OverlayFS
 // whiteouts, so that OverlayFS stacks the layer images (lowerdir=top:...:
@@ -116,10 +117,10 @@ struct LayerImage {
   bool reused = false;  // it was in DIR already
   BuildStats stats;     // when built now
 };
-Result<std::vector<LayerImage>> BuildLayerImages(const std::string& ref, const std::string& dir,
-                                                 const BuildOptions& options);
+DAXFS_EXPORT Result<std::vector<LayerImage>> BuildLayerImages(const std::string& ref, const std::string& dir,
+                                                              const BuildOptions& options);
 // Whether `source` is a container image reference (oci:, oci-archive:,
 // docker-archive:).
-bool IsContainerImageRef(const std::string& source);
+DAXFS_EXPORT bool IsContainerImageRef(const std::string& source);
 
 }  // namespace daxfs

@@ -5,6 +5,7 @@
 #include <functional>
 #include <string>
 
+#include "daxfs/export.h"
 #include "daxfs/fs_view.h"
 #include "daxfs/image.h"
 
@@ -29,7 +30,7 @@ struct CheckResult {
 // Walks the whole image: checksums, every directory entry, every inode, link
 // counts, reachability, name order, overlapping extents, xattrs. Never fails
 // on a bad image; the problems are counted and reported.
-CheckResult CheckImage(const Image& image, const CheckOptions& options);
+DAXFS_EXPORT CheckResult CheckImage(const Image& image, const CheckOptions& options);
 
 // The tree-level checks for any FsView (a branch, main, an image): every
 // directory entry (valid name, strict name order, found again by lookup,
@@ -37,7 +38,7 @@ CheckResult CheckImage(const Image& image, const CheckOptions& options);
 // symlink targets, xattrs, and with verify_data every regular file read to
 // its end. A branch has no checksums or extents to check; its log is
 // verified by BranchStore::Check. inodes_reached counts distinct inodes.
-CheckResult CheckView(const FsView& view, const CheckOptions& options);
+DAXFS_EXPORT CheckResult CheckView(const FsView& view, const CheckOptions& options);
 
 // Whether two views describe the same tree (an image's daxfs view and its
 // EROFS view): the same names, file types, modes, owners, link counts,
@@ -49,9 +50,10 @@ CheckResult CheckView(const FsView& view, const CheckOptions& options);
 // superblock and root inode against their checksum (kExtErofsChecksum),
 // then CompareViews of the daxfs and EROFS views. No EROFS superblock: an
 // empty result.
-CheckResult CheckErofsView(const std::shared_ptr<const Image>& image, const CheckOptions& options);
+DAXFS_EXPORT CheckResult CheckErofsView(const std::shared_ptr<const Image>& image,
+                                        const CheckOptions& options);
 
-CheckResult CompareViews(const FsView& a, const FsView& b, const CheckOptions& options,
-                         const std::string& a_name, const std::string& b_name);
+DAXFS_EXPORT CheckResult CompareViews(const FsView& a, const FsView& b, const CheckOptions& options,
+                                      const std::string& a_name, const std::string& b_name);
 
 }  // namespace daxfs

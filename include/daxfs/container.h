@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "daxfs/export.h"
 #include "daxfs/status.h"
 
 namespace daxfs {
@@ -23,6 +24,6 @@ struct ContainerConfig {
 };
 
 // Parses ImageInfo::container_config (the OCI image config JSON).
-Result<ContainerConfig> ParseContainerConfig(std::string_view json);
+DAXFS_EXPORT Result<ContainerConfig> ParseContainerConfig(std::string_view json);
 
 }  // namespace daxfs

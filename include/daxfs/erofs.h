@@ -13,17 +13,19 @@
 #include <memory>
 #include <span>
 
+#include "daxfs/export.h"
 #include "daxfs/fs_view.h"
 #include "daxfs/status.h"
 
 namespace daxfs {
 
 // Whether `bytes` start with an EROFS superblock (magic at byte 1024).
-bool HasErofsSuperblock(std::span<const std::byte> bytes);
+DAXFS_EXPORT bool HasErofsSuperblock(std::span<const std::byte> bytes);
 
 // The EROFS tree in `bytes` (kept alive by `owner`). FsView inode numbers
 // are nid + 1.
-Result<std::shared_ptr<const FsView>> OpenErofsView(std::span<const std::byte> bytes,
-                                                    std::shared_ptr<const void> owner, std::string name);
+DAXFS_EXPORT Result<std::shared_ptr<const FsView>> OpenErofsView(std::span<const std::byte> bytes,
+                                                                 std::shared_ptr<const void> owner,
+                                                                 std::string name);
 
 }  // namespace daxfs

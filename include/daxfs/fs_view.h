@@ -24,6 +24,7 @@
 #include <string>
 #include <string_view>
 
+#include "daxfs/export.h"
 #include "daxfs/image.h"
 #include "daxfs/status.h"
 
@@ -45,14 +46,14 @@ struct FsDirEntry {
 };
 
 // Iterates one directory's entries in name order ("." and ".." excluded).
-class DirCursor {
+class DAXFS_EXPORT DirCursor {
  public:
   virtual ~DirCursor() = default;
   // The next entry, or nullopt at the end.
   virtual Result<std::optional<FsDirEntry>> next() = 0;
 };
 
-class FsView {
+class DAXFS_EXPORT FsView {
  public:
   virtual ~FsView() = default;
 
@@ -78,9 +79,9 @@ class FsView {
 };
 
 // A page of zeros that read() returns for holes (4 KiB, 4 KiB aligned).
-std::span<const std::byte> ZeroPage();
+DAXFS_EXPORT std::span<const std::byte> ZeroPage();
 
 // The FsView of a read-only image (keeps the image alive).
-std::shared_ptr<const FsView> MakeImageView(std::shared_ptr<const Image> image);
+DAXFS_EXPORT std::shared_ptr<const FsView> MakeImageView(std::shared_ptr<const Image> image);
 
 }  // namespace daxfs

@@ -33,6 +33,7 @@
 #include <string_view>
 #include <vector>
 
+#include "daxfs/export.h"
 #include "daxfs/format.h"
 #include "daxfs/region.h"
 #include "daxfs/status.h"
@@ -109,7 +110,7 @@ struct PinnedData {
 
 class Directory;
 
-class Image {
+class DAXFS_EXPORT Image {
  public:
   // Opens the image at the start of `region`.
   static Result<std::shared_ptr<const Image>> Open(std::shared_ptr<Region> region,
@@ -212,7 +213,7 @@ class Image {
 };
 
 // A view of one directory's entries, valid while its Image lives.
-class Directory {
+class DAXFS_EXPORT Directory {
  public:
   Ino ino() const { return ino_; }
   size_t size() const { return count_; }
@@ -242,9 +243,9 @@ class Directory {
 };
 
 // The image's feature bits as names ("sorted-dirs inode-ext ... compact-dirs").
-std::string FeatureNames(const ImageInfo& info);
+DAXFS_EXPORT std::string FeatureNames(const ImageInfo& info);
 
 // Returns "file", "dir", "symlink", "chardev", ... for a st_mode.
-const char* FileTypeName(uint32_t mode);
+DAXFS_EXPORT const char* FileTypeName(uint32_t mode);
 
 }  // namespace daxfs

@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <span>
 
+#include "daxfs/export.h"
 #include "daxfs/image.h"
 #include "daxfs/region.h"
 #include "daxfs/status.h"
@@ -29,14 +30,14 @@ enum class PrefetchMode {
 };
 
 // Prefetches the pages holding `range`, which must lie within region.bytes().
-Status Prefetch(const Region& region, std::span<const std::byte> range,
-                PrefetchMode mode = PrefetchMode::kPopulate);
+DAXFS_EXPORT Status Prefetch(const Region& region, std::span<const std::byte> range,
+                             PrefetchMode mode = PrefetchMode::kPopulate);
 
 // Prefetches a regular file's data (whole file).
-Status Prefetch(const Image& image, Ino ino, PrefetchMode mode = PrefetchMode::kPopulate);
+DAXFS_EXPORT Status Prefetch(const Image& image, Ino ino, PrefetchMode mode = PrefetchMode::kPopulate);
 // Part of an object-store file's mapping (Image::pin); `range` must lie in
 // data.bytes.
-Status Prefetch(const PinnedData& data, std::span<const std::byte> range,
-                PrefetchMode mode = PrefetchMode::kPopulate);
+DAXFS_EXPORT Status Prefetch(const PinnedData& data, std::span<const std::byte> range,
+                             PrefetchMode mode = PrefetchMode::kPopulate);
 
 }  // namespace daxfs

@@ -13,13 +13,14 @@
 #include <span>
 #include <string>
 
+#include "daxfs/export.h"
 #include "daxfs/status.h"
 
 namespace daxfs {
 
 enum class Access { kReadOnly, kReadWrite };
 
-class Region {
+class DAXFS_EXPORT Region {
  public:
   virtual ~Region() = default;
   Region(const Region&) = delete;

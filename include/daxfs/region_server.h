@@ -7,6 +7,7 @@
 #include <functional>
 #include <string>
 
+#include "daxfs/export.h"
 #include "daxfs/region.h"
 
 namespace daxfs {
@@ -14,8 +15,8 @@ namespace daxfs {
 // Serves `region` (which must have an fd) on `socket_path` until `stop` is
 // set. The socket file is created (replacing a stale one) and removed on
 // return. `on_client` is told about each connection.
-Status ServeRegion(const Region& region, const std::string& socket_path,
-                   const std::atomic<bool>& stop,
-                   const std::function<void(int client_pid)>& on_client = nullptr);
+DAXFS_EXPORT Status ServeRegion(const Region& region, const std::string& socket_path,
+                                const std::atomic<bool>& stop,
+                                const std::function<void(int client_pid)>& on_client = nullptr);
 
 }  // namespace daxfs

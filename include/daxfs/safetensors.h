@@ -37,6 +37,7 @@
 #include <utility>
 #include <vector>
 
+#include "daxfs/export.h"
 #include "daxfs/image.h"
 #include "daxfs/status.h"
 
@@ -49,11 +50,11 @@ enum class DType : uint8_t {
 };
 
 // "F32", "BF16", ... as written in headers.
-std::string_view DTypeName(DType dtype);
+DAXFS_EXPORT std::string_view DTypeName(DType dtype);
 // Bits per element (4 for F4, 6 for the F6 types, 8 x bytes otherwise).
 uint32_t DTypeBits(DType dtype);
 // The dtype named `name`, if the format defines it.
-std::optional<DType> ParseDType(std::string_view name);
+DAXFS_EXPORT std::optional<DType> ParseDType(std::string_view name);
 
 struct Tensor {
   std::string name;
@@ -66,7 +67,7 @@ struct Tensor {
   std::span<const std::byte> data;  // [file_offset, file_offset + end - begin)
 };
 
-struct Header {
+struct DAXFS_EXPORT Header {
   uint64_t header_length = 0;  // N
   uint64_t data_offset = 0;    // 8 + N
   std::vector<Tensor> tensors; // in header order
@@ -84,11 +85,11 @@ struct ParseOptions {
 };
 
 // Parses the safetensors file whose bytes are `file`.
-Result<Header> Parse(std::span<const std::byte> file, const ParseOptions& options = {});
+DAXFS_EXPORT Result<Header> Parse(std::span<const std::byte> file, const ParseOptions& options = {});
 
 // Parses the regular file at `path` inside `image`; spans point into the
 // image's mapping.
-Result<Header> ParseFile(const Image& image, std::string_view path,
-                         const ParseOptions& options = {});
+DAXFS_EXPORT Result<Header> ParseFile(const Image& image, std::string_view path,
+                                      const ParseOptions& options = {});
 
 }  // namespace daxfs::safetensors

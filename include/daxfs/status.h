@@ -11,9 +11,11 @@
 #include <utility>
 #include <variant>
 
+#include "daxfs/export.h"
+
 namespace daxfs {
 
-class Status {
+class DAXFS_EXPORT Status {
  public:
   enum class Code : int {
     kOk = 0,

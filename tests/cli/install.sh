@@ -33,4 +33,22 @@ g++ -std=c++20 -o "$W/pc_consumer" "$SRC/tests/install/consumer/main.cc" $(pkg-c
   fail "building with pkg-config --cflags --libs daxfs"
 [ "$(LD_LIBRARY_PATH=$lib "$W/pc_consumer" "$W/img" /d/f)" = "$(cat "$W/src/d/f")" ] ||
   fail "the pkg-config program read other bytes"
+# Exports, both ways: every function of the public headers links from the
+# shared library, and of daxfs's own names the library exports only those
+# include/daxfs marks DAXFS_EXPORT (instances of std:: templates are
+# exported weak, as from any C++ library).
+# shellcheck disable=SC2046
+g++ -std=c++20 -Wall -Wextra -Werror -o "$W/api_exports" "$SRC/tests/install/api_exports.cc" \
+  $(pkg-config --cflags --libs daxfs) > "$IO/out" 2>&1 || fail "a public function is not exported: $(cat "$IO/out")"
+LD_LIBRARY_PATH=$lib "$W/api_exports" > "$IO/out" || fail "api_exports: $(cat "$IO/out")"
+sed -n 's/.*\(class\|struct\) DAXFS_EXPORT \([A-Za-z_0-9]*\).*/\2/p; s/^DAXFS_EXPORT [^(]*[^A-Za-z_0-9(]\([A-Za-z_0-9]*\)(.*/\1/p' \
+  "$P"/include/daxfs/*.h | sort -u > "$W/api"
+[ "$(wc -l < "$W/api")" -ge 30 ] || fail "found only $(wc -l < "$W/api") DAXFS_EXPORT names in the headers"
+nm -DC --defined-only "$lib/libdaxfs.so" | cut -d' ' -f3- |
+  sed 's/^\(typeinfo name for\|typeinfo for\|vtable for\|VTT for\|guard variable for\) //' |
+  sed -n 's/^daxfs::\(safetensors::\)\{0,1\}\([A-Za-z_0-9]*\).*/\2/p' | sort -u > "$W/exported"
+extra=$(comm -13 "$W/api" "$W/exported")
+[ -z "$extra" ] || fail "libdaxfs.so exports internal names: $extra"
+missing=$(comm -23 "$W/api" "$W/exported")
+[ -z "$missing" ] || fail "libdaxfs.so does not export: $missing"
 echo PASS
