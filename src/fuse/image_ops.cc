@@ -13,6 +13,7 @@
 #include <sys/sysmacros.h>
 #include <syslog.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include <algorithm>
 #include <atomic>
@@ -42,6 +43,7 @@ struct Context {
   std::shared_ptr<const Image> image;
   MountOptions options;
   Ino root = 1;
+  uint32_t generation = 1;  // of every node id: ImageGeneration
   bool no_opendir = false;  // the kernel accepts ENOSYS for OPENDIR
   // The image has no xattr area: nothing to find, so GETXATTR and LISTXATTR
   // answer ENOSYS and the kernel stops asking for the whole connection.
@@ -165,7 +167,7 @@ bool FillEntry(fuse_req_t req, Ino ino, fuse_entry_param* e) {
   }
   std::memset(e, 0, sizeof *e);
   e->ino = ToFuse(c, ino);
-  e->generation = 1;
+  e->generation = c.generation;
   e->attr_timeout = kForever;
   e->entry_timeout = kForever;
   FillStat(c, *a, &e->attr);
@@ -212,6 +214,21 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
 
 void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Context& c = Ctx(req);
+  const std::string_view nm = name;
+  if (nm == "." || nm == "..") {
+    // Only the kernel's export operations ask these, for a node id taken
+    // from a file handle (NFS, open_by_handle_at, OverlayFS decoding its
+    // lower layer's handles): "." of a file of any type, ".." of a
+    // directory. A node id this image does not have (a handle from
+    // another image) is stale, not damage.
+    const Ino ino = ToImage(c, parent);
+    if (ino == 0 || ino > c.image->info().inode_count) return (void)fuse_reply_err(req, ESTALE);
+    if (nm == ".") {
+      fuse_entry_param e;
+      if (FillEntry(req, ino, &e)) fuse_reply_entry(req, &e);
+      return;
+    }
+  }
   auto ino = c.image->lookup(ToImage(c, parent), name);
   if (!ino.ok()) {
     if (ino.status().IsNotFound()) {
@@ -451,6 +468,22 @@ const fuse_lowlevel_ops kOps = [] {
   return ops;
 }();
 
+// File handles carry a node id and this generation (the kernel checks
+// both): a hash of the superblock and the inode table, so that a handle
+// from another image (one mounted here before, or exported by NFS) is
+// stale instead of naming whatever has its inode number here, and one from
+// an identical rebuild (mkdaxfs is reproducible) still opens its file.
+uint32_t ImageGeneration(const Image& image) {
+  const auto bytes = image.region().bytes();
+  const auto& info = image.info();
+  const uint64_t table = uint64_t{info.inode_count} * format::kInodeSize;
+  uint64_t h = XXH3_64bits(bytes.data(), std::min<size_t>(bytes.size(), format::kBlockSize));
+  if (info.inode_table_end <= bytes.size() && table <= info.inode_table_end)
+    h = XXH3_64bits_withSeed(bytes.data() + info.inode_table_end - table, table, h);
+  const auto g = static_cast<uint32_t>(h ^ (h >> 32));
+  return g != 0 ? g : 1;
+}
+
 }  // namespace
 
 int Serve(std::shared_ptr<const Image> image, const MountOptions& options) {
@@ -458,6 +491,7 @@ int Serve(std::shared_ptr<const Image> image, const MountOptions& options) {
   ctx.image = std::move(image);
   ctx.options = options;
   ctx.root = ctx.image->root();
+  ctx.generation = ImageGeneration(*ctx.image);
   ctx.overlay_lower = options.overlay_lower;
   if (ctx.overlay_lower && !ctx.image->info().objects) {
     LogProblem(options.image + ": overlay_lower needs an object-store image (mkdaxfs --objects)");
