@@ -45,8 +45,9 @@ struct Context {
   Ino root = 1;
   uint32_t generation = 1;  // of every node id: ImageGeneration
   bool no_opendir = false;  // the kernel accepts ENOSYS for OPENDIR
-  // The image has no xattr area: nothing to find, so GETXATTR and LISTXATTR
-  // answer ENOSYS and the kernel stops asking for the whole connection.
+  // The image has no xattr area: nothing to find, so GETXATTR answers
+  // ENOSYS (the kernel stops asking for the whole connection) and
+  // LISTXATTR an empty list (OpGetxattr says why).
   bool no_xattrs = false;
   // Every xattr name some inode carries (names_known: the area could be
   // walked), to answer probes for names no inode has (XattrUnsupported).
@@ -278,29 +279,38 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if (!a.ok()) return ReplyStatus(req, a.status());
   if (S_ISDIR(a->mode)) return (void)fuse_reply_err(req, EISDIR);
   if (c.image->info().objects && S_ISREG(a->mode) && a->size > 0) {
+    auto passthrough = [&](int32_t id) {
+      fi->fh = kPassthroughFh;
+      fi->noflush = 1;
+      ReplyOpenPassthrough(req, fi, id);
+    };
     if (c.passthrough) {
-      auto id = c.backings.Acquire(*c.image, image_ino, DeviceFd());
-      if (id.ok()) {
-        fi->fh = kPassthroughFh;
-        fi->noflush = 1;
-        return ReplyOpenPassthrough(req, fi, *id);
-      }
-      const int err = id.status().errno_value();
-      // The kernel refused passthrough itself: serve through the daemon from
-      // now on. Anything else (a bad object, no memory) fails this open only.
-      if (err != EPERM && err != EOPNOTSUPP && err != ENOTTY && err != EINVAL)
-        return ReplyObjectError(req, id.status());
+      bool refused = false;
+      auto id = c.backings.Acquire(*c.image, image_ino, DeviceFd(), &refused);
+      if (id.ok()) return passthrough(*id);
+      // A bad object fails this open only (EIO).
+      if (!refused) return ReplyObjectError(req, id.status());
+      // The kernel refused the backing file itself: serve through the daemon
+      // from now on (the object was verified before the kernel was asked).
       if (c.passthrough.exchange(false)) SayPassthroughLost(id.status().message());
     } else {
       // A missing or damaged object fails the open (EIO), as it does with
-      // passthrough, instead of the first read.
+      // passthrough, instead of the first read (with cache=kernel, OPEN
+      // goes off after this open: later files fail at their first read).
       auto fd = c.image->open_object(image_ino);
       if (!fd.ok()) return ReplyObjectError(req, fd.status());
       close(*fd);
     }
+    // Passthrough went off while this inode is open through it: it stays
+    // there (the kernel refuses a cached open of an inode in passthrough
+    // mode, ETXTBSY).
+    if (auto id = c.backings.Reuse(image_ino)) return passthrough(*id);
   }
-  // ENOSYS turns OPEN off for the whole mount: not while passthrough needs it.
-  if (c.options.cache == CacheMode::kKernel && !c.passthrough) return (void)fuse_reply_err(req, ENOSYS);
+  // ENOSYS turns OPEN off for the whole mount: not while passthrough needs
+  // it, nor while files opened through it are open (their inodes' opens
+  // must keep coming here).
+  if (c.options.cache == CacheMode::kKernel && !c.passthrough && c.backings.Empty())
+    return (void)fuse_reply_err(req, ENOSYS);
   if (ServedDirect(c, *a)) fi->direct_io = 1;
   else fi->keep_cache = 1;
   fi->noflush = 1;

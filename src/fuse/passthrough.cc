@@ -30,7 +30,8 @@ std::string Backings::MissingPrivilege() {
   return "";
 }
 
-Result<int32_t> Backings::Acquire(const Image& image, Ino ino, int device_fd) {
+Result<int32_t> Backings::Acquire(const Image& image, Ino ino, int device_fd, bool* kernel_refused) {
+  *kernel_refused = false;
   // Every open checks the object against its digest (outside the lock: a
   // large file's hash must not hold up other opens). The hash runs again
   // only when the object file changed (inode, size or ctime) since it was
@@ -57,9 +58,25 @@ Result<int32_t> Backings::Acquire(const Image& image, Ino ino, int device_fd) {
   const int id = ioctl(device_fd, kBackingOpen, &map);
   const int err = errno;
   close(fd);  // the kernel holds its own reference
-  if (id < 0) return Status::IOError("FUSE_DEV_IOC_BACKING_OPEN", err);
+  if (id < 0) {
+    *kernel_refused = true;
+    return Status::IOError("FUSE_DEV_IOC_BACKING_OPEN", err);
+  }
   by_ino_[ino] = Entry{id, 1};
   return id;
+}
+
+std::optional<int32_t> Backings::Reuse(Ino ino) {
+  std::lock_guard lock(mu_);
+  auto it = by_ino_.find(ino);
+  if (it == by_ino_.end()) return std::nullopt;
+  ++it->second.opens;
+  return it->second.id;
+}
+
+bool Backings::Empty() {
+  std::lock_guard lock(mu_);
+  return by_ino_.empty();
 }
 
 void Backings::Release(Ino ino, int device_fd) {

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -27,9 +28,14 @@ class Backings {
 
   // The backing id for regular file `ino` (size > 0), registering its
   // verified object on first use. An object that is missing or damaged
-  // gives the image's error; a refused ioctl gives Status::Permission or
-  // the ioctl's errno.
-  Result<int32_t> Acquire(const Image& image, Ino ino, int device_fd);
+  // gives the image's error; when the kernel refuses the backing file
+  // (no privilege, no passthrough, the object's filesystem stacked too
+  // deep: ELOOP), *kernel_refused is set and the status has its errno.
+  Result<int32_t> Acquire(const Image& image, Ino ino, int device_fd, bool* kernel_refused);
+  // The backing id `ino` already has (counted as one more open), if any.
+  std::optional<int32_t> Reuse(Ino ino);
+  // Whether no inode has a backing file now.
+  bool Empty();
   // One open of `ino` ended.
   void Release(Ino ino, int device_fd);
 
