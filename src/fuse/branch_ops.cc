@@ -474,6 +474,20 @@ void OpInit(void*, fuse_conn_info* conn) {
   conn->max_readahead = 1u << 20;
 }
 
+// The branch that `name` in directory `dir` (node `d`) shows, if it is one:
+// at the mount root every active branch as @NAME, at a branch's root its
+// children. Such a name hides a real entry of that name.
+std::optional<BranchInfo> BranchAt(Context& c, fuse_ino_t dir, const Node& d, std::string_view name) {
+  if (name.size() < 2 || name[0] != '@' || !IsViewRoot(c, d)) return std::nullopt;
+  const std::string bname(name.substr(1));
+  auto info = c.store->Info(bname);
+  const std::string here = c.ViewName(d.view);
+  if (info.ok() && info->state == "active" && bname != "main" && bname != here &&
+      (dir == FUSE_ROOT_ID || info->parent == here))
+    return *info;
+  return std::nullopt;
+}
+
 void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Context& c = Ctx(req);
   auto p = NodeOrReply(req, parent);
@@ -483,13 +497,8 @@ void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   if (IsViewRoot(c, *p)) {
     if (nm == kCtlName) return ReplyEntry(req, p->view, kCtlIno, parent, nm);
     if (nm.size() > 1 && nm[0] == '@') {
-      const std::string bname(nm.substr(1));
-      auto info = c.store->Info(bname);
-      const std::string here = c.ViewName(p->view);
-      // At the mount root every branch; at a branch's root its children.
-      if (info.ok() && info->state == "active" && bname != "main" && bname != here &&
-          (parent == FUSE_ROOT_ID || info->parent == here)) {
-        auto v = c.ViewOf(bname);
+      if (auto info = BranchAt(c, parent, *p, nm)) {
+        auto v = c.ViewOf(info->name);
         if (!v.ok()) return ReplyStatus(req, v.status());
         return ReplyEntry(req, *v, c.Reader(*v)->root(), parent, nm);
       }
@@ -642,6 +651,8 @@ void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   auto d = WritableDir(req, parent);
   if (!d) return;
   if (Reserved(c, d->dir, name)) return (void)fuse_reply_err(req, EPERM);
+  // A branch shown here is no entry of this directory (as a mount point).
+  if (BranchAt(c, parent, d->dir, name)) return (void)fuse_reply_err(req, EBUSY);
   int err;
   {
     std::lock_guard orphans(c.orphan_mu);
@@ -654,6 +665,7 @@ void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Context& c = Ctx(req);
   auto d = WritableDir(req, parent);
   if (!d) return;
+  if (BranchAt(c, parent, d->dir, name)) return (void)fuse_reply_err(req, EBUSY);
   int err;
   {
     std::lock_guard orphans(c.orphan_mu);
@@ -672,6 +684,8 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
   if (nd->view != d->dir.view || nd->ino == kCtlIno) return (void)fuse_reply_err(req, EXDEV);
   if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return (void)fuse_reply_err(req, EINVAL);
   if (Reserved(c, d->dir, name) || Reserved(c, *nd, newname)) return (void)fuse_reply_err(req, EPERM);
+  if (BranchAt(c, parent, d->dir, name) || BranchAt(c, newparent, *nd, newname))
+    return (void)fuse_reply_err(req, EBUSY);
   int err;
   {
     std::lock_guard orphans(c.orphan_mu);
@@ -1151,29 +1165,27 @@ void OpFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
 struct Listing {
   std::vector<FsDirEntry> entries;
   std::vector<uint32_t> views;
+  bool read = false;  // a READDIR came: offset 0 again is a rewinddir
   void Add(FsDirEntry e, uint32_t view) {
     entries.push_back(std::move(e));
     views.push_back(view);
   }
 };
 
-void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  Context& c = Ctx(req);
-  auto n = NodeOrReply(req, ino);
-  if (!n) return;
-  if (n->ino == kCtlIno) return (void)fuse_reply_err(req, ENOTDIR);
-  auto b = c.Reader(n->view);
-  auto d = b->opendir(n->ino);
-  if (!d.ok()) return ReplyStatus(req, d.status());
-  auto list = std::make_unique<Listing>();
-  auto up = b->lookup(n->ino, "..");
-  list->Add({".", n->ino, S_IFDIR}, n->view);
-  list->Add({"..", up.ok() ? *up : n->ino, S_IFDIR}, n->view);
+// The entries of directory `ino` (node `n`) now, into `list`.
+Status FillListing(Context& c, fuse_ino_t ino, const Node& n, Listing* list) {
+  auto b = c.Reader(n.view);
+  DAXFS_ASSIGN_OR_RETURN(auto d, b->opendir(n.ino));
+  list->entries.clear();
+  list->views.clear();
+  auto up = b->lookup(n.ino, "..");
+  list->Add({".", n.ino, S_IFDIR}, n.view);
+  list->Add({"..", up.ok() ? *up : n.ino, S_IFDIR}, n.view);
   std::set<std::string> branch_names;
-  if (c.options.listing == "listed" && IsViewRoot(c, *n)) {
+  if (c.options.listing == "listed" && IsViewRoot(c, n)) {
     // As branchfs does: the branches reachable here as @NAME (at the mount
     // root every active branch, at a branch root its children).
-    const std::string here = c.ViewName(n->view);
+    const std::string here = c.ViewName(n.view);
     if (auto all = c.store->List(); all.ok()) {
       for (const BranchInfo& bi : *all) {
         if (bi.state != "active" || bi.name == "main" || bi.name == here) continue;
@@ -1186,14 +1198,27 @@ void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     }
   }
   for (;;) {
-    auto e = (*d)->next();
-    if (!e.ok()) return ReplyStatus(req, e.status());
-    if (!*e) break;
-    if (branch_names.count((*e)->name)) continue;  // a real "@x" is hidden by branch x, as in lookup
-    list->Add(std::move(**e), n->view);
+    DAXFS_ASSIGN_OR_RETURN(auto e, d->next());
+    if (!e) break;
+    if (branch_names.count(e->name)) continue;  // a real "@x" is hidden by branch x, as in lookup
+    list->Add(std::move(*e), n.view);
+  }
+  return Status::OK();
+}
+
+void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Context& c = Ctx(req);
+  auto n = NodeOrReply(req, ino);
+  if (!n) return;
+  if (n->ino == kCtlIno) return (void)fuse_reply_err(req, ENOTDIR);
+  // Counted first: an rmdir racing this opendir then keeps the directory.
+  c.Opened(ino);
+  auto list = std::make_unique<Listing>();
+  if (Status st = FillListing(c, ino, *n, list.get()); !st.ok()) {
+    ReleaseHandle(c, ino);
+    return ReplyStatus(req, st);
   }
   fi->fh = reinterpret_cast<uint64_t>(list.release());
-  c.Opened(ino);
   if (fuse_reply_open(req, fi) != 0) {
     delete reinterpret_cast<Listing*>(fi->fh);
     ReleaseHandle(c, ino);
@@ -1204,7 +1229,13 @@ void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file
   Context& c = Ctx(req);
   auto n = NodeOrReply(req, ino);
   if (!n) return;
-  const auto& list = *reinterpret_cast<Listing*>(fi->fh);
+  auto& list = *reinterpret_cast<Listing*>(fi->fh);
+  // rewinddir (a read from offset 0 after the first) shows the directory
+  // as it is now, as POSIX asks and tmpfs does.
+  if (off == 0 && list.read) {
+    if (Status st = FillListing(c, ino, *n, &list); !st.ok()) return ReplyStatus(req, st);
+  }
+  list.read = true;
   std::vector<char> buf(size);
   size_t used = 0;
   for (size_t i = static_cast<size_t>(off); i < list.entries.size(); ++i) {

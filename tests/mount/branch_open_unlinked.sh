@@ -72,6 +72,27 @@ for call in (os.stat, os.lstat):
         call("t" * 256)
     except OSError as e:
         out.append(("long", e.errno))
+# rewinddir shows the directory as it is now
+class Dirent(ctypes.Structure):
+    _fields_ = [("d_ino", ctypes.c_uint64), ("d_off", ctypes.c_int64), ("d_reclen", ctypes.c_ushort),
+                ("d_type", ctypes.c_ubyte), ("d_name", ctypes.c_char * 256)]
+libc.opendir.restype = ctypes.c_void_p
+libc.readdir.restype = ctypes.POINTER(Dirent)
+libc.readdir.argtypes = libc.rewinddir.argtypes = libc.closedir.argtypes = [ctypes.c_void_p]
+def names(d):
+    got = []
+    while True:
+        e = libc.readdir(d)
+        if not e:
+            return sorted(got)
+        got.append(e.contents.d_name.decode())
+open("r1", "w").close(); open("r2", "w").close()
+d = libc.opendir(b".")
+before = names(d)
+os.unlink("r1"); open("r3", "w").close()
+libc.rewinddir(d)
+out.append(("rewinddir", before, names(d)))
+libc.closedir(d)
 out.append(sorted(os.listdir(".")))
 for n in os.listdir("."):
     os.unlink(n)
@@ -89,6 +110,21 @@ grep -q "'tmpfile', 0" "$WORK/want" || fail "the reference run did not make an O
 "$DAXFS" branch check "$WORK/region" -q || fail "check after the scenario"
 echo commit > "$WORK/m/@b/.branchfs_ctl"
 "$DAXFS" branch check "$WORK/region" -q || fail "check after commit"
+
+# A branch shown as @NAME is not an entry of the directory showing it: it
+# cannot be removed or renamed there (EBUSY, as a mount point), and the
+# real entry of that name it hides stays as it was.
+"$DAXFS" branch create "$WORK/region" hp -q
+mkdir "$WORK/m/@hp/@hc"; echo hidden > "$WORK/m/@hp/@hc/file"
+"$DAXFS" branch create "$WORK/region" hc --parent hp -q
+for op in "rmdir $WORK/m/@hp/@hc" "mv $WORK/m/@hp/@hc $WORK/m/@hp/moved" "mv $WORK/m/@hp/.branchfs_ctl $WORK/m/@hp/@hc"; do
+  err=$($op 2>&1) && fail "$op succeeded on a branch"
+  case $err in *"Device or resource busy"*|*"Operation not permitted"*) ;; *) fail "$op: $err" ;; esac
+done
+touch "$WORK/m/@hp/@hc/in-c" || fail "branch c is not writable through @hp/@hc"
+echo abort > "$WORK/m/@hp/@hc/.branchfs_ctl"
+[ "$(cat "$WORK/m/@hp/@hc/file")" = hidden ] || fail "the real @hc under the branch changed"
+echo abort > "$WORK/m/@hp/.branchfs_ctl"
 
 # Names over 255 bytes: ENAMETOOLONG in main and in an image mount too.
 long=$(printf 't%.0s' $(seq 256))
