@@ -294,9 +294,12 @@ struct Context {
       if (!v->closed) out.emplace_back(v->name, v->reader->id());
     return out;
   }
-  // Closes the Branch objects of an ended view (its calls answer ESTALE).
-  // Names the kernel still caches go with it (once its name is forgotten,
-  // nothing else would drop them).
+  // Closes the Branch objects of an ended view (its calls answer ESTALE),
+  // unless a request still holds one (checked under `mu`, which every
+  // request takes to get one): a read replies from spans of the branch's
+  // pages, which online reclamation may free once the view is closed; such
+  // a view is closed at a later poll. Names the kernel still caches go with
+  // it (once its name is forgotten, nothing else would drop them).
   void CloseView(const std::string& view_name, uint64_t id) {
     std::shared_ptr<Branch> r, w;
     {
@@ -307,6 +310,7 @@ struct Context {
         auto it = view_ids.find(view_name);
         if (it == view_ids.end() || views[it->second]->reader->id() != id) return;
         View& v = *views[it->second];
+        if (v.reader.use_count() > 1 || (v.writer && v.writer.use_count() > 1)) return;
         r = v.reader;
         w = v.writer;
         v.closed = true;
@@ -988,8 +992,8 @@ class Watcher {
         fuse_lowlevel_notify_inval_inode(se, i, 0, 0);
       }
     }
-    // Views of ended branches are closed a poll after the end was seen
-    // (requests that were reading them have replied by then), so online
+    // Views of ended branches are closed a poll after the end was seen, or
+    // later while requests still use them (CloseView), so online
     // reclamation may free them: a mount keeps no ended branch alive.
     // (Checked again now: a branch made after the snapshot was taken is
     // not in it, and must not be taken for one that ended.)
