@@ -88,6 +88,9 @@ struct View {
   // (directory, name) of every entry the kernel may cache with a positive
   // timeout (kLeasedTimeout), to invalidate when a commit changes the view.
   std::set<std::pair<fuse_ino_t, std::string>> cached_names;
+  // Held while the writer lease is taken (not `mu`: that can wait for
+  // another holder's lease to expire, and every request takes `mu`).
+  std::mutex opening;
 };
 
 using Names = std::vector<std::pair<fuse_ino_t, std::string>>;
@@ -104,6 +107,7 @@ struct Context {
   std::mutex mu;
   std::vector<std::unique_ptr<View>> views;
   std::map<std::string, uint32_t, std::less<>> view_ids;
+  std::mutex opening_views;  // held while ViewOf opens a branch (not `mu`)
   std::vector<Node> nodes;  // fuse ino - 1
   std::map<std::pair<uint32_t, Ino>, fuse_ino_t> node_ids;
   // For views this mount does not write: the view's version at the last
@@ -174,17 +178,36 @@ struct Context {
     return same;
   }
 
-  Result<uint32_t> ViewOf(const std::string& name) {
-    std::lock_guard lock(mu);
-    if (auto it = view_ids.find(name); it != view_ids.end()) return it->second;
+  // The view of branch `name`. With `branch_id` (not 0), the branch that
+  // has the name now: a view of an earlier branch of that name (ended, and
+  // closed by the watcher a poll later) is not it, and a new view is made.
+  Result<uint32_t> ViewOf(const std::string& name, uint64_t branch_id = 0) {
+    auto existing = [&]() -> std::optional<uint32_t> {  // under `mu`
+      auto it = view_ids.find(name);
+      if (it == view_ids.end()) return std::nullopt;
+      if (branch_id == 0 || views[it->second]->reader->id() == branch_id) return it->second;
+      view_ids.erase(it);
+      return std::nullopt;
+    };
+    {
+      std::lock_guard lock(mu);
+      if (auto v = existing()) return *v;
+    }
+    // Opening replays the branch's log: under `opening_views`, not `mu`.
+    std::lock_guard opening(opening_views);
+    {
+      std::lock_guard lock(mu);
+      if (auto v = existing()) return *v;  // opened by another request meanwhile
+    }
     DAXFS_ASSIGN_OR_RETURN(auto b, store->OpenBranch(name, false));
     auto v = std::make_unique<View>();
     v->name = name;
     v->reader = std::move(b);
     v->writable = name != "main" || options.main_mode == "writable";
+    std::lock_guard lock(mu);
     views.push_back(std::move(v));
     const auto id = static_cast<uint32_t>(views.size() - 1);
-    view_ids.emplace(name, id);
+    view_ids[name] = id;
     return id;
   }
   fuse_ino_t Fuse(uint32_t view, Ino ino) {
@@ -210,15 +233,31 @@ struct Context {
     return views[id]->writer ? views[id]->writer : views[id]->reader;
   }
   Result<std::shared_ptr<Branch>> Writer(uint32_t id) {
-    std::shared_ptr<Branch> w;
-    std::string name;
+    View* view;
     {
       std::lock_guard lock(mu);
       View& v = *views[id];
       if (v.closed) return Status::Stale(v.name + ": the branch ended");
       if (!v.writable) return Status::FromErrno(EROFS, v.name + " is read-only");
       if (v.writer) return v.writer;
-      DAXFS_ASSIGN_OR_RETURN(auto opened, store->OpenBranch(v.name, true));
+      view = &v;  // views are never freed while the mount lives
+    }
+    // Taking the lease may wait for another holder's to expire: one request
+    // of this view waits for it, the rest of the mount goes on.
+    std::lock_guard opening(view->opening);
+    std::string name;
+    {
+      std::lock_guard lock(mu);
+      if (view->closed) return Status::Stale(view->name + ": the branch ended");
+      if (view->writer) return view->writer;  // taken by another request meanwhile
+      name = view->name;
+    }
+    DAXFS_ASSIGN_OR_RETURN(std::shared_ptr<Branch> opened, store->OpenBranch(name, true));
+    std::shared_ptr<Branch> w;
+    {
+      std::lock_guard lock(mu);
+      View& v = *view;
+      if (v.closed) return Status::Stale(v.name + ": the branch ended");
       // The name may now belong to a later branch: this view is of the old one.
       if (opened->id() != v.reader->id()) return Status::Stale(v.name + ": the branch ended");
       // Orphans left by a writer that died (their handles died with it),
@@ -234,7 +273,6 @@ struct Context {
       }
       v.writer = std::move(opened);
       w = v.writer;
-      name = v.name;
     }
     // From now on the kernel caches this view's attributes and pages
     // (Timeout, keep_cache): forget what it has from before the lease, when
@@ -242,7 +280,7 @@ struct Context {
     // locks, so safe inside a request); a changed mtime or size then drops
     // the pages (FUSE_AUTO_INVAL_DATA).
     if (fuse_session* s = se.load()) {
-      for (fuse_ino_t i : NodesOf(name)) fuse_lowlevel_notify_inval_inode(s, i, -1, 0);
+      for (fuse_ino_t i : NodesOfView(id)) fuse_lowlevel_notify_inval_inode(s, i, -1, 0);
     }
     return w;
   }
@@ -307,9 +345,9 @@ struct Context {
       Names names;
       {
         std::lock_guard lock(mu);
-        auto it = view_ids.find(view_name);
-        if (it == view_ids.end() || views[it->second]->reader->id() != id) return;
-        View& v = *views[it->second];
+        View* found = FindView(view_name, id);
+        if (found == nullptr) return;
+        View& v = *found;
         if (v.reader.use_count() > 1 || (v.writer && v.writer.use_count() > 1)) return;
         r = v.reader;
         w = v.writer;
@@ -317,7 +355,7 @@ struct Context {
         names.assign(v.cached_names.begin(), v.cached_names.end());
         v.cached_names.clear();
         // A branch made later under the same name gets a view of its own.
-        view_ids.erase(it);
+        ForgetName(v);
       }
       PostInvalidations(std::move(names));
     }
@@ -344,12 +382,12 @@ struct Context {
       {
         std::lock_guard lock(mu);
         for (const auto& [name, id] : candidates) {
-          auto it = view_ids.find(name);
-          if (it == view_ids.end()) continue;
-          View& v = *views[it->second];
-          if (v.reader->id() != id || v.reader.use_count() > 1 || (v.writer && v.writer.use_count() > 1)) continue;
+          View* found = FindView(name, id);
+          if (found == nullptr) continue;
+          View& v = *found;
+          if (v.reader.use_count() > 1 || (v.writer && v.writer.use_count() > 1)) continue;
           v.closed = true;
-          view_ids.erase(it);
+          ForgetName(v);
           names.insert(names.end(), v.cached_names.begin(), v.cached_names.end());
           v.cached_names.clear();
           to_close.push_back(v.reader);
@@ -360,6 +398,26 @@ struct Context {
     }
     for (auto& b : to_close) b->close();
     return to_close.size();
+  }
+  // The open view of branch `id` named `view_name` (under `mu`): not
+  // necessarily the one the name leads to now (ViewOf).
+  View* FindView(const std::string& view_name, uint64_t id) {
+    for (auto& v : views)
+      if (!v->closed && v->name == view_name && v->reader->id() == id) return v.get();
+    return nullptr;
+  }
+  // The name leads no longer to `v` (under `mu`).
+  void ForgetName(const View& v) {
+    auto it = view_ids.find(v.name);
+    if (it != view_ids.end() && views[it->second].get() == &v) view_ids.erase(it);
+  }
+  // Every FUSE inode of view `id`.
+  std::vector<fuse_ino_t> NodesOfView(uint32_t id) {
+    std::lock_guard lock(mu);
+    std::vector<fuse_ino_t> out;
+    for (size_t i = 0; i < nodes.size(); ++i)
+      if (nodes[i].view == id) out.push_back(i + 1);
+    return out;
   }
   // Every FUSE inode of `view_name`.
   std::vector<fuse_ino_t> NodesOf(const std::string& view_name) {
@@ -502,7 +560,7 @@ void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     if (nm == kCtlName) return ReplyEntry(req, p->view, kCtlIno, parent, nm);
     if (nm.size() > 1 && nm[0] == '@') {
       if (auto info = BranchAt(c, parent, *p, nm)) {
-        auto v = c.ViewOf(info->name);
+        auto v = c.ViewOf(info->name, info->id);
         if (!v.ok()) return ReplyStatus(req, v.status());
         return ReplyEntry(req, *v, c.Reader(*v)->root(), parent, nm);
       }
@@ -1110,6 +1168,13 @@ void OpIoctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void* arg, fuse_f
   if (cmd == kIocCreate) {
     if (out_bufsz < kNameBuf) return (void)fuse_reply_err(req, EINVAL);
     const std::string parent = c.ViewName(n->view);
+    // A control file of an ended branch must not make children of a later
+    // one of the name.
+    if (parent != "main") {
+      auto info = c.store->Info(parent);
+      if (!info.ok() || info->state != "active" || info->id != c.Reader(n->view)->id())
+        return ReplyStatus(req, Status::Stale(parent + ": the branch ended"));
+    }
     if (Status st = MayWriteRoot(*c.Reader(n->view), CallerOf(req), "create a branch of '" + parent + "'");
         !st.ok())
       return ReplyStatus(req, st);
@@ -1194,7 +1259,7 @@ Status FillListing(Context& c, fuse_ino_t ino, const Node& n, Listing* list) {
       for (const BranchInfo& bi : *all) {
         if (bi.state != "active" || bi.name == "main" || bi.name == here) continue;
         if (ino != FUSE_ROOT_ID && bi.parent != here) continue;
-        auto v = c.ViewOf(bi.name);
+        auto v = c.ViewOf(bi.name, bi.id);
         if (!v.ok()) continue;  // ended meanwhile
         branch_names.insert("@" + bi.name);
         list->Add({"@" + bi.name, c.Reader(*v)->root(), S_IFDIR}, *v);

@@ -82,6 +82,27 @@ try:
     fail("a file of the aborted branch is still readable")
 except OSError:
     pass
+
+# A name used again at once (abort, then create under the same name, as a
+# script with fixed names does): the mount shows the new branch, not the
+# ended one it viewed before (ESTALE), for reads, writes and CREATE.
+for cycle in range(3):
+    subprocess.run([daxfs, "branch", "create", region, "again"], check=True, stdout=subprocess.DEVNULL)
+    again = os.path.join(os.path.dirname(b), "@again")
+    with open(f"{again}/c{cycle}", "w") as f: f.write("x")
+    if cycle > 0 and f"c{cycle - 1}" in os.listdir(again):
+        fail(f"cycle {cycle}: a file of the ended branch of the name is visible")
+    if cycle < 2:
+        subprocess.run([daxfs, "branch", "abort", region, "again"], check=True, stdout=subprocess.DEVNULL)
+import fcntl
+fd = os.open(f"{again}/.branchfs_ctl", os.O_RDWR)
+buf = bytearray(128)
+fcntl.ioctl(fd, 0x80806200, buf)
+os.close(fd)
+child = buf.split(b"\0")[0].decode()
+info = subprocess.run([daxfs, "branch", "list", region], capture_output=True, text=True).stdout
+if not any(l.split()[:3] == [child, "active", "again"] for l in info.splitlines()):
+    fail(f"CREATE through the name used again: {child} is not a child of the new branch:\n{info}")
 print("ok")
 PY
 echo PASS
