@@ -95,6 +95,18 @@ struct View {
 
 using Names = std::vector<std::pair<fuse_ino_t, std::string>>;
 
+// Drops the kernel's entry `name` in `dir`: its next use asks us again.
+// `expire_only` for names of a view that goes on (a commit changed it):
+// the dentry stays hashed, so a directory still there keeps working as a
+// process's cwd (getcwd) and as a mount point; invalidation unhashes it.
+// Kernels before 6.2 have only invalidation.
+void DropEntry(fuse_session* se, fuse_ino_t dir, const std::string& name, bool expire_only) {
+  if (expire_only &&
+      fuse_lowlevel_notify_expire_entry(se, dir, name.data(), name.size(), FUSE_LL_EXPIRE_ONLY) != -ENOSYS)
+    return;
+  fuse_lowlevel_notify_inval_entry(se, dir, name.data(), name.size());
+}
+
 struct Node {
   uint32_t view = 0;
   Ino ino = 0;
@@ -135,13 +147,14 @@ struct Context {
   // caller hears "committed", /@NAME no longer resolves.
   std::mutex take_mu;
 
-  // Queues the invalidation of `names` (the caller holds take_mu).
-  void PostInvalidations(Names names) {
+  // Queues the invalidation of `names` (the caller holds take_mu);
+  // `expire_only`: of a view that goes on (DropEntry).
+  void PostInvalidations(Names names, bool expire_only = false) {
     fuse_session* s = se.load();
     if (names.empty() || s == nullptr) return;
     notifier.Post(
-        [s, names = std::move(names)] {
-          for (const auto& [dir, nm] : names) fuse_lowlevel_notify_inval_entry(s, dir, nm.data(), nm.size());
+        [s, names = std::move(names), expire_only] {
+          for (const auto& [dir, nm] : names) DropEntry(s, dir, nm, expire_only);
         },
         nullptr);
   }
@@ -927,7 +940,7 @@ void EndBranchThenReply(Context& c, fuse_req_t req, uint32_t view, bool commit, 
     if (!n.second.starts_with('@')) later.push_back(std::move(n));
   auto notify = [se, parent_names = std::move(parent_names), parent_attrs = std::move(parent_attrs),
                  names = std::move(names)] {
-    for (const auto& [dir, nm] : parent_names) fuse_lowlevel_notify_inval_entry(se, dir, nm.data(), nm.size());
+    for (const auto& [dir, nm] : parent_names) DropEntry(se, dir, nm, true);
     for (fuse_ino_t i : parent_attrs) fuse_lowlevel_notify_inval_inode(se, i, -1, 0);
     for (const auto& [dir, nm] : names)
       if (nm.starts_with('@')) fuse_lowlevel_notify_inval_entry(se, dir, nm.data(), nm.size());
@@ -1044,7 +1057,8 @@ class Watcher {
       if (!changed) continue;
       {
         std::lock_guard take(c_.take_mu);
-        c_.PostInvalidations(c_.TakeNames(name, is == now.end() || is->second.state != "active"));
+        const bool ended = is == now.end() || is->second.state != "active";
+        c_.PostInvalidations(c_.TakeNames(name, ended), !ended);
       }
       for (fuse_ino_t i : c_.NodesOf(name)) {
         fuse_lowlevel_notify_inval_inode(se, i, 0, 0);

@@ -3,7 +3,9 @@
 # into it through the mount shows at once (names looked up as absent,
 # changed contents of the same size, attributes); a commit into it from
 # another process is refused while the mount holds the lease; a branch
-# aborted from another process disappears from the mount within a poll.
+# aborted from another process disappears from the mount within a poll; a
+# name used again at once leads to the new branch; a cwd inside the branch
+# survives a child's commit.
 source "$(dirname "$0")/lib.bash" "$1"
 [ -x /usr/bin/python3 ] || skip "no /usr/bin/python3"
 make_branch_region "$WORK/region"
@@ -104,5 +106,36 @@ info = subprocess.run([daxfs, "branch", "list", region], capture_output=True, te
 if not any(l.split()[:3] == [child, "active", "again"] for l in info.splitlines()):
     fail(f"CREATE through the name used again: {child} is not a child of the new branch:\n{info}")
 print("ok")
+PY
+
+# A process whose cwd is in a leased branch keeps a working cwd when a
+# child commits into the branch (the branch's names are expired, not
+# invalidated: invalidation unhashed directories, and getcwd said ENOENT),
+# and sees the child's changes there at once.
+/usr/bin/python3 - "$WORK/m" <<'PY' || fail "cwd across a child's commit"
+import ctypes, fcntl, os, sys
+m = sys.argv[1]
+def create(d):
+    fd = os.open(d + "/.branchfs_ctl", os.O_RDWR)
+    buf = ctypes.create_string_buffer(128)
+    fcntl.ioctl(fd, 0x80806200, buf)
+    os.close(fd)
+    return buf.value.decode()
+a = f"{m}/@{create(m)}"
+os.makedirs(f"{a}/project/sub")
+open(f"{a}/project/f", "w").write("x")
+os.chdir(f"{a}/project/sub")
+before = os.getcwd()
+c = f"{a}/@{create(a)}"
+open(f"{c}/project/newfile", "w").write("y")
+os.rename(f"{c}/project/f", f"{c}/project/g")
+open(f"{c}/.branchfs_ctl", "w").write("commit")
+try:
+    after = os.getcwd()
+except OSError as e:
+    sys.exit(f"getcwd after the child's commit: {e}")
+if after != before: sys.exit(f"cwd {before} became {after}")
+if sorted(os.listdir("..")) != ["g", "newfile", "sub"]: sys.exit(f"the commit is not seen: {os.listdir('..')}")
+os.chdir("/")
 PY
 echo PASS
