@@ -426,10 +426,12 @@ BranchCommand AddBranchCommand(CLI::App& app) {
   auto* commit = br->add_subcommand("commit", "Merge a leaf branch into its parent atomically (exit 3 on a conflict)");
   region(commit);
   name(commit);
+  commit->add_flag("-q,--quiet", g.quiet, "No message (a commit says nothing when it succeeds)");
   cmds.emplace_back(commit, CmdCommit);
   auto* abort = br->add_subcommand("abort", "Discard a branch");
   region(abort);
   name(abort);
+  abort->add_flag("-q,--quiet", g.quiet, "No message (an abort says nothing when it succeeds)");
   cmds.emplace_back(abort, CmdAbort);
   auto* exp = br->add_subcommand("export", "Write a branch (or main) as a new read-only image");
   region(exp);
@@ -441,6 +443,7 @@ BranchCommand AddBranchCommand(CLI::App& app) {
   cmds.emplace_back(exp, CmdExport);
   auto* gc = br->add_subcommand("gc", "Reclaim ended branches online (with others attached: what no live process views); alone on the region also what dead writers leaked");
   region(gc);
+  gc->add_flag("-q,--quiet", g.quiet, "No summary");
   cmds.emplace_back(gc, CmdGc);
   auto* check = br->add_subcommand("check", "Verify the base image, the branch table, every live branch's log and the tree of main and of every active branch");
   region(check);
