@@ -870,9 +870,15 @@ Credentials CallerOf(fuse_req_t req) {
   who.uid = x->uid;
   who.gid = x->gid;
   if (who.uid != 0) {
-    gid_t list[256];
-    const int n = fuse_req_getgroups(req, 256, list);
-    for (int i = 0; i < std::min(n, 256); ++i) who.groups.push_back(list[i]);
+    // The count comes back even when the buffer is too small: then again
+    // with room for all (a user may have up to 65536 groups).
+    std::vector<gid_t> list(64);
+    int n = fuse_req_getgroups(req, static_cast<int>(list.size()), list.data());
+    if (n > static_cast<int>(list.size())) {
+      list.resize(static_cast<size_t>(n));
+      n = fuse_req_getgroups(req, n, list.data());
+    }
+    if (n > 0) who.groups.assign(list.begin(), list.begin() + std::min<size_t>(static_cast<size_t>(n), list.size()));
   }
   return who;
 }
