@@ -116,6 +116,10 @@ class DAXFS_EXPORT Branch : public FsView {
   // The branch's published log length: it changes whenever the branch's
   // contents do (a write, or a child committed into it). One atomic load.
   uint64_t version() const;
+  // version() less what was written through this object: it changes only
+  // when someone else changes the branch (a mount keeps what its kernel
+  // cached of its own writes to main).
+  uint64_t others_version() const;
 
   // FsView
   Ino root() const override;

@@ -34,6 +34,7 @@ struct Branch::Impl {
   mutable std::shared_mutex mu;
   mutable std::unique_ptr<Index> idx;
   mutable uint64_t applied = 0;
+  uint64_t own_bytes = 0;  // appended through this object (under `mu`)
 
   bf::Slot& sl() const { return m->slots[slot]; }
   std::string where() const { return m->where() + ": branch '" + name + "'"; }
@@ -114,6 +115,7 @@ struct Branch::Impl {
     DAXFS_RETURN_IF_ERROR(make(*idx, &r));
     const auto bytes = branch::Encode(r);
     DAXFS_ASSIGN_OR_RETURN(uint64_t pos, m->Append(slot, bytes));
+    own_bytes += bytes.size();
     // Apply what is in the log (names and values then point into the region).
     uint64_t chunk_pos = pos;
     Status st = m->ReadLog(slot, chunk_pos, pos + bytes.size(), [&](uint64_t, const Record& rec) {
@@ -165,6 +167,11 @@ const std::string& Branch::name() const { return impl_->name; }
 uint64_t Branch::id() const { return impl_->id; }
 bool Branch::writable() const { return impl_->writable; }
 uint64_t Branch::version() const { return branch::PublishedLenOf(impl_->sl()); }
+uint64_t Branch::others_version() const {
+  // Under the lock our own appends take: the two values belong together.
+  std::shared_lock l(impl_->mu);
+  return branch::PublishedLenOf(impl_->sl()) - impl_->own_bytes;
+}
 Ino Branch::root() const { return impl_->m->base->root(); }
 
 Result<FsAttr> Branch::stat(Ino ino) const {

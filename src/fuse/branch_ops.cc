@@ -21,7 +21,9 @@
 // mount also invalidates the pages of every inode of that view and of its
 // parent (mappings of an ended branch then fault with SIGBUS); commits and
 // aborts by other processes and mounts are found by the Watcher (a 100 ms
-// poll of the branch table), which does the same.
+// poll of the branch table), which does the same. Changes are counted
+// without this mount's own writes (Branch::others_version): what it wrote
+// to writable main its kernel has already, so they drop no pages.
 #define FUSE_USE_VERSION 314
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
@@ -182,7 +184,7 @@ struct Context {
   // Whether an open of `ino` in read-only view `id` may keep cached pages.
   bool PagesStillValid(fuse_ino_t ino, uint32_t id) {
     std::shared_ptr<Branch> r = Reader(id);
-    const uint64_t now = r->version();
+    const uint64_t now = r->others_version();  // this mount's own writes are in its cache
     std::lock_guard lock(mu);
     auto [it, fresh] = opened_at.emplace(ino, now);
     if (fresh) return false;
@@ -240,6 +242,13 @@ struct Context {
   std::string ViewName(uint32_t id) {
     std::lock_guard lock(mu);
     return views[id]->name;
+  }
+  // The reader of the view `view_name` leads to (null if none).
+  std::shared_ptr<Branch> ReaderOf(const std::string& view_name) {
+    std::lock_guard lock(mu);
+    auto it = view_ids.find(view_name);
+    if (it == view_ids.end()) return nullptr;
+    return views[it->second]->writer ? views[it->second]->writer : views[it->second]->reader;
   }
   std::shared_ptr<Branch> Reader(uint32_t id) {
     std::lock_guard lock(mu);
@@ -1017,6 +1026,7 @@ class Watcher {
 
   void Run() {
     std::map<std::string, Seen> last = Snapshot();
+    SampleOthers(c_.ViewNames());
     std::unique_lock lock(mu_);
     while (!cv_.wait_for(lock, period_, [this] { return stop_; })) {
       lock.unlock();
@@ -1046,7 +1056,9 @@ class Watcher {
       if (was.state == "active" && (it == now.end() || it->second.state == "committed"))
         committed_into.insert(was.parent);
     }
-    for (const auto& [name, writing] : c_.ViewNames()) {
+    const auto view_names = c_.ViewNames();
+    SampleOthers(view_names);
+    for (const auto& [name, writing] : view_names) {
       auto was = last.find(name);
       auto is = now.find(name);
       bool changed;
@@ -1058,7 +1070,11 @@ class Watcher {
       } else if (writing) {
         changed = committed_into.count(name) != 0;
       } else {
-        changed = was == last.end() || was->second.log_bytes != is->second.log_bytes;
+        // Changed by someone else: writes through this mount alone (to
+        // writable main) do not count, the kernel made them and its caches
+        // have them (dropping every page of main each poll made reading it
+        // slow while it was written).
+        changed = OthersChanged(name);
       }
       if (!changed) continue;
       {
@@ -1087,6 +1103,21 @@ class Watcher {
         closing_.emplace_back(name, id);
     }
   }
+  // Whether someone other than this mount changed view `name` since the
+  // last poll (Branch::others_version, sampled for every view each poll:
+  // a change shows at the first sample after it, once).
+  bool OthersChanged(const std::string& name) {
+    auto was = others_.find(name);
+    auto is = others_now_.find(name);
+    return was == others_.end() || is == others_now_.end() || was->second != is->second;
+  }
+  void SampleOthers(const std::vector<std::pair<std::string, bool>>& views) {
+    others_ = std::move(others_now_);
+    others_now_.clear();
+    for (const auto& [name, writing] : views)
+      if (std::shared_ptr<Branch> b = c_.ReaderOf(name)) others_now_[name] = b->others_version();
+  }
+  std::map<std::string, uint64_t> others_, others_now_;  // others_version() at the last poll and now
   std::vector<std::pair<std::string, uint64_t>> closing_;  // (name, branch id) to close next poll
   uint64_t polls_ = 0;
 
