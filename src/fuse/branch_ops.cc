@@ -779,6 +779,25 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
   fuse_reply_err(req, err);
 }
 
+// Whether `who` may open a file with attributes `a` for `flags`, by its
+// owner, group and other bits (uid 0 always may). ACLs are not consulted:
+// this refuses at most what the kernel would allow.
+bool MayOpen(const Credentials& who, const FsAttr& a, int flags) {
+  if (who.uid == 0) return true;
+  const int acc = flags & O_ACCMODE;
+  unsigned need = 0;
+  if (acc == O_RDONLY || acc == O_RDWR) need |= 4;
+  if (acc == O_WRONLY || acc == O_RDWR || (flags & O_TRUNC)) need |= 2;
+  unsigned bits = a.mode & 7;
+  if (who.uid == a.uid)
+    bits = (a.mode >> 6) & 7;
+  else if (who.gid == a.gid || std::find(who.groups.begin(), who.groups.end(), a.gid) != who.groups.end())
+    bits = (a.mode >> 3) & 7;
+  return (bits & need) == need;
+}
+
+Credentials CallerOf(fuse_req_t req);
+
 void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
   Context& c = Ctx(req);
   auto d = WritableDir(req, parent);
@@ -789,7 +808,7 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
   // into FUSE_CREATE; no real name can be "/").
   const bool tmpfile = std::string_view(name) == "/";
   fuse_ino_t made = 0;
-  auto r = [&]() -> Result<Ino> {
+  auto create = [&]() -> Result<Ino> {
     std::lock_guard orphans(c.orphan_mu);
     auto x = tmpfile ? d->w->tmpfile(d->dir.ino, mode, who->uid, who->gid)
                      : d->w->create(d->dir.ino, name, mode, who->uid, who->gid);
@@ -798,7 +817,31 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
       c.Opened(made);
     }
     return x;
-  }();
+  };
+  // O_CREAT without O_EXCL never says EEXIST: the name may have been made
+  // by another mount or process since the kernel looked it up (names of
+  // main, and of branches this mount does not write, are not cached), and
+  // then that file is opened, as by any local filesystem. The kernel takes
+  // the file for one it created and checks no permission: we do.
+  auto open_existing = [&]() -> Result<Ino> {
+    DAXFS_ASSIGN_OR_RETURN(Ino ino, d->w->lookup(d->dir.ino, name));
+    DAXFS_ASSIGN_OR_RETURN(FsAttr a, d->w->stat(ino));
+    if (S_ISDIR(a.mode)) return Status::IsDirectory(std::string(name) + ": is a directory");
+    if (!S_ISREG(a.mode)) return Status::Exists(std::string(name) + ": exists and is not a regular file");
+    if (!MayOpen(CallerOf(req), a, fi->flags)) return Status::Permission(std::string(name) + ": permission denied");
+    std::lock_guard orphans(c.orphan_mu);
+    if (fi->flags & O_TRUNC) DAXFS_RETURN_IF_ERROR(d->w->truncate(ino, 0));
+    made = c.Fuse(d->dir.view, ino);
+    c.Opened(made);
+    return ino;
+  };
+  auto r = create();
+  for (int tries = 0; !r.ok() && !tmpfile && !(fi->flags & O_EXCL) && tries < 3; ++tries) {
+    const int err = r.status().errno_value();
+    if (err == EEXIST) r = open_existing();
+    else if (err == ENOENT && tries > 0) r = create();  // removed again meanwhile
+    else break;
+  }
   if (!r.ok()) return ReplyStatus(req, r.status());
   fuse_entry_param e{};
   e.ino = made;
