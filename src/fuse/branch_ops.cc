@@ -28,6 +28,7 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <linux/fs.h>
+#include <malloc.h>
 #include <sys/stat.h>
 #include <linux/fuse.h>  // opcodes and fuse_ioctl_in, for the ring's offload test
 #include <sys/statvfs.h>
@@ -90,6 +91,7 @@ struct View {
   // (directory, name) of every entry the kernel may cache with a positive
   // timeout (kLeasedTimeout), to invalidate when a commit changes the view.
   std::set<std::pair<fuse_ino_t, std::string>> cached_names;
+  std::vector<fuse_ino_t> fnodes;  // the FUSE inodes handed out of this view
   // Held while the writer lease is taken (not `mu`: that can wait for
   // another holder's lease to expire, and every request takes `mu`).
   std::mutex opening;
@@ -119,10 +121,19 @@ struct Context {
   MountOptions options;
   std::atomic<fuse_session*> se{nullptr};
   std::mutex mu;
-  std::vector<std::unique_ptr<View>> views;
+  // Every view ever opened, by id. A closed view's entry is replaced by
+  // `retired` and its nodes are dropped (RetireView), so a mount that
+  // shows any number of branches over its life stays bounded in memory.
+  std::vector<std::shared_ptr<View>> views;
+  std::set<uint32_t> open_views;  // ids of the views not closed
+  std::shared_ptr<View> retired;  // stands for every closed view
+  uint64_t retirements = 0;       // views closed so far (under `mu`)
   std::map<std::string, uint32_t, std::less<>> view_ids;
   std::mutex opening_views;  // held while ViewOf opens a branch (not `mu`)
-  std::vector<Node> nodes;  // fuse ino - 1
+  // FUSE inode -> (view, engine inode). Numbers are handed out in order
+  // and never reused while the mount lives.
+  std::unordered_map<fuse_ino_t, Node> nodes;
+  fuse_ino_t next_fino = FUSE_ROOT_ID;
   std::map<std::pair<uint32_t, Ino>, fuse_ino_t> node_ids;
   // For views this mount does not write: the view's version at the last
   // open of each file. Unchanged at the next open, the kernel's pages of
@@ -215,7 +226,7 @@ struct Context {
       if (auto v = existing()) return *v;  // opened by another request meanwhile
     }
     DAXFS_ASSIGN_OR_RETURN(auto b, store->OpenBranch(name, false));
-    auto v = std::make_unique<View>();
+    auto v = std::make_shared<View>();
     v->name = name;
     v->reader = std::move(b);
     v->writable = name != "main" || options.main_mode == "writable";
@@ -223,21 +234,27 @@ struct Context {
     views.push_back(std::move(v));
     const auto id = static_cast<uint32_t>(views.size() - 1);
     view_ids[name] = id;
+    open_views.insert(id);
     return id;
   }
+  // The FUSE inode of (view, ino); 0 for a closed view (nothing of it is
+  // handed out again).
   fuse_ino_t Fuse(uint32_t view, Ino ino) {
     std::lock_guard lock(mu);
+    if (views[view]->closed) return 0;
     auto [it, fresh] = node_ids.emplace(std::make_pair(view, ino), 0);
     if (fresh) {
-      nodes.push_back({view, ino});
-      it->second = nodes.size();
+      it->second = next_fino++;
+      nodes.emplace(it->second, Node{view, ino});
+      views[view]->fnodes.push_back(it->second);
     }
     return it->second;
   }
   std::optional<Node> Get(fuse_ino_t fino) {
     std::lock_guard lock(mu);
-    if (fino == 0 || fino > nodes.size()) return std::nullopt;
-    return nodes[fino - 1];
+    auto it = nodes.find(fino);
+    if (it == nodes.end()) return std::nullopt;
+    return it->second;
   }
   std::string ViewName(uint32_t id) {
     std::lock_guard lock(mu);
@@ -255,14 +272,14 @@ struct Context {
     return views[id]->writer ? views[id]->writer : views[id]->reader;
   }
   Result<std::shared_ptr<Branch>> Writer(uint32_t id) {
-    View* view;
+    std::shared_ptr<View> view;  // held: a closed view's entry is replaced
     {
       std::lock_guard lock(mu);
       View& v = *views[id];
       if (v.closed) return Status::Stale(v.name + ": the branch ended");
       if (!v.writable) return Status::FromErrno(EROFS, v.name + " is read-only");
       if (v.writer) return v.writer;
-      view = &v;  // views are never freed while the mount lives
+      view = views[id];
     }
     // Taking the lease may wait for another holder's to expire: one request
     // of this view waits for it, the rest of the mount goes on.
@@ -342,16 +359,14 @@ struct Context {
   std::vector<std::pair<std::string, bool>> ViewNames() {
     std::lock_guard lock(mu);
     std::vector<std::pair<std::string, bool>> out;
-    for (const auto& v : views)
-      if (!v->closed) out.emplace_back(v->name, v->Exclusive());
+    for (uint32_t id : open_views) out.emplace_back(views[id]->name, views[id]->Exclusive());
     return out;
   }
   // The names and branch ids of the views not closed yet.
   std::vector<std::pair<std::string, uint64_t>> ViewIds() {
     std::lock_guard lock(mu);
     std::vector<std::pair<std::string, uint64_t>> out;
-    for (const auto& v : views)
-      if (!v->closed) out.emplace_back(v->name, v->reader->id());
+    for (uint32_t id : open_views) out.emplace_back(views[id]->name, views[id]->reader->id());
     return out;
   }
   // Closes the Branch objects of an ended view (its calls answer ESTALE),
@@ -367,17 +382,14 @@ struct Context {
       Names names;
       {
         std::lock_guard lock(mu);
-        View* found = FindView(view_name, id);
-        if (found == nullptr) return;
-        View& v = *found;
+        const auto found = FindView(view_name, id);
+        if (!found) return;
+        View& v = *views[*found];
         if (v.reader.use_count() > 1 || (v.writer && v.writer.use_count() > 1)) return;
         r = v.reader;
         w = v.writer;
-        v.closed = true;
         names.assign(v.cached_names.begin(), v.cached_names.end());
-        v.cached_names.clear();
-        // A branch made later under the same name gets a view of its own.
-        ForgetName(v);
+        RetireView(*found);
       }
       PostInvalidations(std::move(names));
     }
@@ -404,16 +416,14 @@ struct Context {
       {
         std::lock_guard lock(mu);
         for (const auto& [name, id] : candidates) {
-          View* found = FindView(name, id);
-          if (found == nullptr) continue;
-          View& v = *found;
+          const auto found = FindView(name, id);
+          if (!found) continue;
+          View& v = *views[*found];
           if (v.reader.use_count() > 1 || (v.writer && v.writer.use_count() > 1)) continue;
-          v.closed = true;
-          ForgetName(v);
           names.insert(names.end(), v.cached_names.begin(), v.cached_names.end());
-          v.cached_names.clear();
           to_close.push_back(v.reader);
           if (v.writer) to_close.push_back(v.writer);
+          RetireView(*found);
         }
       }
       PostInvalidations(std::move(names));
@@ -423,33 +433,53 @@ struct Context {
   }
   // The open view of branch `id` named `view_name` (under `mu`): not
   // necessarily the one the name leads to now (ViewOf).
-  View* FindView(const std::string& view_name, uint64_t id) {
-    for (auto& v : views)
-      if (!v->closed && v->name == view_name && v->reader->id() == id) return v.get();
-    return nullptr;
+  std::optional<uint32_t> FindView(const std::string& view_name, uint64_t id) {
+    for (uint32_t v : open_views)
+      if (views[v]->name == view_name && views[v]->reader->id() == id) return v;
+    return std::nullopt;
   }
-  // The name leads no longer to `v` (under `mu`).
-  void ForgetName(const View& v) {
-    auto it = view_ids.find(v.name);
-    if (it != view_ids.end() && views[it->second].get() == &v) view_ids.erase(it);
+  // Closes view `id` (under `mu`; the caller closes its Branch objects and
+  // drops the names the kernel caches): the name leads no longer to it (a
+  // branch made later under the name gets a view of its own), its nodes
+  // are forgotten (the kernel's calls on them answer ESTALE, as a closed
+  // branch's would), and the view is freed once no request holds it.
+  void RetireView(uint32_t id) {
+    std::shared_ptr<View> v = views[id];
+    v->closed = true;
+    v->cached_names.clear();
+    if (auto it = view_ids.find(v->name); it != view_ids.end() && it->second == id) view_ids.erase(it);
+    for (fuse_ino_t f : v->fnodes) {
+      if (auto n = nodes.find(f); n != nodes.end()) {
+        node_ids.erase({id, n->second.ino});
+        nodes.erase(n);
+      }
+      opened_at.erase(f);
+    }
+    open_views.erase(id);
+    ++retirements;
+    if (!retired) {
+      retired = std::make_shared<View>();
+      retired->name = "(ended)";
+      retired->reader = v->reader;  // closed by the caller: every call is ESTALE
+      retired->closed = retired->ended = true;
+    }
+    views[id] = retired;
+  }
+  uint64_t Retirements() {
+    std::lock_guard lock(mu);
+    return retirements;
   }
   // Every FUSE inode of view `id`.
   std::vector<fuse_ino_t> NodesOfView(uint32_t id) {
     std::lock_guard lock(mu);
-    std::vector<fuse_ino_t> out;
-    for (size_t i = 0; i < nodes.size(); ++i)
-      if (nodes[i].view == id) out.push_back(i + 1);
-    return out;
+    return views[id]->closed ? std::vector<fuse_ino_t>{} : views[id]->fnodes;
   }
   // Every FUSE inode of `view_name`.
   std::vector<fuse_ino_t> NodesOf(const std::string& view_name) {
     std::lock_guard lock(mu);
-    std::vector<fuse_ino_t> out;
     auto it = view_ids.find(view_name);
-    if (it == view_ids.end()) return out;
-    for (size_t i = 0; i < nodes.size(); ++i)
-      if (nodes[i].view == it->second) out.push_back(i + 1);
-    return out;
+    if (it == view_ids.end()) return {};
+    return views[it->second]->fnodes;
   }
 };
 
@@ -502,6 +532,7 @@ void ReplyEntry(fuse_req_t req, uint32_t view, Ino ino, fuse_ino_t dir, std::str
   Context& c = Ctx(req);
   fuse_entry_param e{};
   e.ino = c.Fuse(view, ino);
+  if (e.ino == 0) return (void)fuse_reply_err(req, ESTALE);  // the view closed meanwhile
   e.generation = 1;
   e.attr_timeout = e.entry_timeout = cacheable ? c.Timeout(view) : kTimeout;
   if (Status st = StatNode(c, e.ino, {view, ino}, &e.attr); !st.ok()) return ReplyStatus(req, st);
@@ -814,7 +845,7 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
                      : d->w->create(d->dir.ino, name, mode, who->uid, who->gid);
     if (x.ok()) {
       made = c.Fuse(d->dir.view, *x);
-      c.Opened(made);
+      if (made != 0) c.Opened(made);
     }
     return x;
   };
@@ -832,7 +863,7 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
     std::lock_guard orphans(c.orphan_mu);
     if (fi->flags & O_TRUNC) DAXFS_RETURN_IF_ERROR(d->w->truncate(ino, 0));
     made = c.Fuse(d->dir.view, ino);
-    c.Opened(made);
+    if (made != 0) c.Opened(made);
     return ino;
   };
   auto r = create();
@@ -843,6 +874,7 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
     else break;
   }
   if (!r.ok()) return ReplyStatus(req, r.status());
+  if (made == 0) return (void)fuse_reply_err(req, ESTALE);  // the view closed meanwhile
   fuse_entry_param e{};
   e.ino = made;
   e.generation = 1;
@@ -945,6 +977,7 @@ Credentials CallerOf(fuse_req_t req) {
 void EndBranchThenReply(Context& c, fuse_req_t req, uint32_t view, bool commit, std::function<void()> reply) {
   const std::string name = c.ViewName(view);
   if (name == "main") return ReplyStatus(req, Status::InvalidArgument("main cannot be committed or aborted"));
+  const uint64_t branch_id = c.Reader(view)->id();
   auto info = c.store->Info(name);
   // Control is for whoever may write the branch's root (and, to commit, the
   // parent's): the control file itself is open to all.
@@ -1022,9 +1055,15 @@ void EndBranchThenReply(Context& c, fuse_req_t req, uint32_t view, bool commit, 
     // this thread, which the ring's shutdown joins, forever.
     if (ran.wait_for(std::chrono::seconds(10)) != std::future_status::ready)
       LogProblem("end of branch " + name + ": its kernel invalidations did not finish in 10 s; replying anyway");
-    return reply();
+    reply();
+  } else {
+    c.notifier.Post(std::move(notify), std::move(reply));
+    take.unlock();
   }
-  c.notifier.Post(std::move(notify), std::move(reply));
+  // The ended branch's view goes now (if no request holds it), not at the
+  // watcher's next poll: a mount ending branches fast keeps few views, and
+  // each holds an index of its branch.
+  c.CloseView(name, branch_id);
 }
 
 // Watches the published state of the region and drops what the kernel
@@ -1083,6 +1122,17 @@ class Watcher {
         for (const auto& [name, seen] : now) ended += seen.state != "active";
         if (++polls_ % 10 == 0 && ended > 0 && now.size() > format::branch::kSlotCount / 2)
           (void)c_.store->ReclaimEnded();  // at most once a second: it checks the control block
+        // What closed views held (their branches' indexes, freed in many
+        // small pieces that malloc would keep) goes back to the system, at
+        // most once a second: the daemon's memory follows the branches it
+        // shows now, not all it ever showed.
+        if (polls_ % 10 == 0) {
+          const uint64_t r = c_.Retirements();
+          if (r != trimmed_at_) {
+            malloc_trim(0);
+            trimmed_at_ = r;
+          }
+        }
         last = std::move(now);
       }
       lock.lock();
@@ -1163,6 +1213,7 @@ class Watcher {
   std::map<std::string, uint64_t> others_, others_now_;  // others_version() at the last poll and now
   std::vector<std::pair<std::string, uint64_t>> closing_;  // (name, branch id) to close next poll
   uint64_t polls_ = 0;
+  uint64_t trimmed_at_ = 0;  // Context::retirements at the last malloc_trim
 
   Context& c_;
   std::chrono::milliseconds period_;
