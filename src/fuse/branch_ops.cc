@@ -119,6 +119,7 @@ struct Node {
 struct Context {
   std::shared_ptr<BranchStore> store;
   MountOptions options;
+  std::string root_name;  // the branch at the mount root ("main" or -o branch=NAME)
   std::atomic<fuse_session*> se{nullptr};
   std::mutex mu;
   // Every view ever opened, by id. A closed view's entry is replaced by
@@ -597,7 +598,9 @@ std::optional<BranchInfo> BranchAt(Context& c, fuse_ino_t dir, const Node& d, st
   const std::string bname(name.substr(1));
   auto info = c.store->Info(bname);
   const std::string here = c.ViewName(d.view);
-  if (info.ok() && info->state == "active" && bname != "main" && bname != here &&
+  // The mount root's own branch is not shown again below it (with -o
+  // branch=B, /@A/@B would be the root directory a second time).
+  if (info.ok() && info->state == "active" && bname != "main" && bname != here && bname != c.root_name &&
       (dir == FUSE_ROOT_ID || info->parent == here))
     return *info;
   return std::nullopt;
@@ -1402,7 +1405,7 @@ Status FillListing(Context& c, fuse_ino_t ino, const Node& n, Listing* list) {
     const std::string here = c.ViewName(n.view);
     if (auto all = c.store->List(); all.ok()) {
       for (const BranchInfo& bi : *all) {
-        if (bi.state != "active" || bi.name == "main" || bi.name == here) continue;
+        if (bi.state != "active" || bi.name == "main" || bi.name == here || bi.name == c.root_name) continue;
         if (ino != FUSE_ROOT_ID && bi.parent != here) continue;
         auto v = c.ViewOf(bi.name, bi.id);
         if (!v.ok()) continue;  // ended meanwhile
@@ -1577,6 +1580,7 @@ int ServeBranches(std::shared_ptr<BranchStore> store, const MountOptions& option
   ctx.store = std::move(store);
   ctx.options = options;
   const std::string root_name = options.branch.empty() ? "main" : options.branch;
+  ctx.root_name = root_name;
   if (root_name != "main") {
     auto info = ctx.store->Info(root_name);
     if (!info.ok() || info->state != "active") {

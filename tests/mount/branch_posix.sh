@@ -70,4 +70,12 @@ diff -u "$WORK/want" "$WORK/got" || fail "/@work differs from tmpfs"
 echo commit > "$WORK/m/@work/.branchfs_ctl"
 describe "$WORK/m" > "$WORK/got"
 diff -u "$WORK/want" "$WORK/got" || fail "main after the commit differs from tmpfs"
+
+# -o branch=B with B a child of A: B is the root, and is not shown again
+# as /@A/@B (the root directory a second time: the kernel refuses the loop).
+"$DAXFS" branch create "$WORK/region" outer -q
+"$DAXFS" branch create "$WORK/region" inner --parent outer -q
+mount_image "$WORK/region" "$WORK/inner" -o branch=inner
+[ -d "$WORK/inner/@outer" ] || fail "-o branch=inner: /@outer is not shown"
+[ ! -e "$WORK/inner/@outer/@inner" ] || fail "-o branch=inner: the root is shown again as /@outer/@inner"
 echo "PASS"
