@@ -96,31 +96,14 @@ for cycle in range(3):
         fail(f"cycle {cycle}: a file of the ended branch of the name is visible")
     if cycle < 2:
         subprocess.run([daxfs, "branch", "abort", region, "again"], check=True, stdout=subprocess.DEVNULL)
-import fcntl
-fd = os.open(f"{again}/.branchfs_ctl", os.O_RDWR)
-buf = bytearray(128)
-fcntl.ioctl(fd, 0x80806200, buf)
-os.close(fd)
-child = buf.split(b"\0")[0].decode()
+child = create(again)
 info = subprocess.run([daxfs, "branch", "list", region], capture_output=True, text=True).stdout
 if not any(l.split()[:3] == [child, "active", "again"] for l in info.splitlines()):
     fail(f"CREATE through the name used again: {child} is not a child of the new branch:\n{info}")
-print("ok")
-PY
-
 # A process whose cwd is in a leased branch keeps a working cwd when a
 # child commits into the branch (the branch's names are expired, not
 # invalidated: invalidation unhashed directories, and getcwd said ENOENT),
 # and sees the child's changes there at once.
-/usr/bin/python3 - "$WORK/m" <<'PY' || fail "cwd across a child's commit"
-import ctypes, fcntl, os, sys
-m = sys.argv[1]
-def create(d):
-    fd = os.open(d + "/.branchfs_ctl", os.O_RDWR)
-    buf = ctypes.create_string_buffer(128)
-    fcntl.ioctl(fd, 0x80806200, buf)
-    os.close(fd)
-    return buf.value.decode()
 a = f"{m}/@{create(m)}"
 os.makedirs(f"{a}/project/sub")
 open(f"{a}/project/f", "w").write("x")
@@ -133,9 +116,10 @@ open(f"{c}/.branchfs_ctl", "w").write("commit")
 try:
     after = os.getcwd()
 except OSError as e:
-    sys.exit(f"getcwd after the child's commit: {e}")
-if after != before: sys.exit(f"cwd {before} became {after}")
-if sorted(os.listdir("..")) != ["g", "newfile", "sub"]: sys.exit(f"the commit is not seen: {os.listdir('..')}")
+    fail(f"getcwd after the child's commit: {e}")
+if after != before: fail(f"cwd {before} became {after}")
+if sorted(os.listdir("..")) != ["g", "newfile", "sub"]: fail(f"the commit is not seen: {os.listdir('..')}")
 os.chdir("/")
+print("ok")
 PY
 echo PASS
